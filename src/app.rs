@@ -1,0 +1,200 @@
+//! Wiring: the store, the cloud, the provisioner and the router, built the
+//! same way for `serve`, `demo` and the tests.
+
+use crate::cloud::Cloud;
+use crate::cloud::simulated::{SimulatedCloud, Timings};
+use crate::config::{Backend, Config, ConfigError};
+use crate::github::Github;
+use crate::provision::{self, Provisioner};
+use crate::store::Store;
+use crate::web::{self, AppState, LoginMode};
+use anyhow::Context;
+use secrecy::SecretString;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
+use url::Url;
+
+/// How many floating IPs the simulated cloud's pool holds.
+const SIMULATED_FLOATING_IPS: usize = 64;
+
+/// Who logs people in.
+pub enum Login {
+    Github,
+    Demo,
+}
+
+pub struct Options {
+    pub login: Login,
+    /// Use this cloud instead of the one the configuration names (tests).
+    pub cloud: Option<Arc<dyn Cloud>>,
+    /// Run the provisioner's driver in the background (tests may step it).
+    pub drive_in_background: bool,
+    /// Derive `server.public_url` from the address actually bound (demo,
+    /// tests: the port may be 0).
+    pub public_url_from_bind: bool,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    drive_in_background: bool,
+}
+
+/// The cloud the configuration names.
+pub fn cloud_from_config(config: &Config) -> Arc<dyn Cloud> {
+    match config.cloud.backend {
+        Backend::Simulated => Arc::new(SimulatedCloud::new(
+            Timings::from_config(&config.simulator),
+            SIMULATED_FLOATING_IPS,
+        )),
+    }
+}
+
+/// The provisioner for `config`, for commands that need no web server.
+pub async fn provisioner(config: &Config) -> anyhow::Result<Provisioner> {
+    let store = Store::connect(&config.database.url).await?;
+    Ok(Provisioner::new(store, cloud_from_config(config), settings(config)))
+}
+
+fn settings(config: &Config) -> provision::Settings {
+    provision::Settings {
+        public_url: config.server.public_url.clone(),
+        cloud: config.cloud.clone(),
+        launch: config.launch.clone(),
+        poll_interval: Duration::from_millis(config.provision.poll_interval_ms),
+        concurrency: config.provision.concurrency,
+    }
+}
+
+impl Application {
+    pub async fn build(mut config: Config, options: Options) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.server.bind).await.with_context(|| {
+            format!(
+                "cannot listen on {} (server.bind): is another program using that port? \
+                 Pick another port, or 0 for any free one",
+                config.server.bind
+            )
+        })?;
+        let bound = listener.local_addr()?;
+        if options.public_url_from_bind {
+            config.server.public_url = Url::parse(&format!("http://{bound}/"))?;
+        }
+        let secrets = config.secrets()?;
+        let login_mode = match options.login {
+            Login::Demo => LoginMode::Demo,
+            Login::Github => {
+                if config.github.client_id.trim().is_empty() || secrets.github_client_secret.is_none() {
+                    return Err(ConfigError {
+                        key: "github.client_id".into(),
+                        problem: "GitHub login needs an OAuth app's client id and client secret".into(),
+                        fix: format!(
+                            "create an OAuth app on GitHub with the callback URL {}, then set \
+                             github.client_id and STACKBINDER_GITHUB__CLIENT_SECRET (or github.client_secret_file)",
+                            config.server.public_url.join("login/callback")?
+                        ),
+                    }
+                    .into());
+                }
+                LoginMode::Github(Github::new(
+                    &config.github,
+                    secrets.github_client_secret.as_ref(),
+                    &config.server.public_url,
+                ))
+            }
+        };
+        let store = Store::connect(&config.database.url).await?;
+        SqliteStore::new(store.pool().clone())
+            .migrate()
+            .await
+            .context("cannot create the session table")?;
+        let cloud = options.cloud.unwrap_or_else(|| cloud_from_config(&config));
+        let provisioner = Provisioner::new(store.clone(), cloud, settings(&config));
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            provisioner,
+            login_mode,
+            registration_secret: secrets.registration_secret.map(Arc::new),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            drive_in_background: options.drive_in_background,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn public_url(&self) -> &Url {
+        &self.state.config.server.public_url
+    }
+
+    pub fn provisioner(&self) -> Provisioner {
+        self.state.provisioner.clone()
+    }
+
+    pub fn registration_secret(&self) -> Option<Arc<SecretString>> {
+        self.state.registration_secret.clone()
+    }
+
+    /// Serve until `shutdown` completes, then stop the driver after its
+    /// current step and close the open event streams.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = self.state.shutdown.clone();
+        let driver = self
+            .drive_in_background
+            .then(|| tokio::spawn(self.state.provisioner.clone().run_until_stopped(stop.clone())));
+        let sessions = SqliteStore::new(self.state.store.pool().clone());
+        let session_cleanup =
+            tokio::spawn(sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)));
+        let router = web::router(self.state);
+        let on_signal = stop.clone();
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = on_signal.cancelled() => {}
+                }
+                on_signal.cancel();
+            })
+            .await
+            .context("the HTTP server failed")?;
+        stop.cancel();
+        session_cleanup.abort();
+        if let Some(driver) = driver {
+            let _ = driver.await;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

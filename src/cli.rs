@@ -1,0 +1,377 @@
+//! The command line: `serve`, `demo`, `users`, `vm`. Every command goes
+//! through the same store and provisioner as the web pages.
+
+use crate::app::{self, Application, Login as LoginChoice, Options};
+use crate::config::{Backend, Config, ConfigError};
+use crate::domain::{LaunchParams, Login, VmId, VmState};
+use crate::provision::{ProvisionError, Provisioner};
+use crate::store::{AllowOutcome, Store, VmRecord};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "stackbinder", version, about = "Binder-style on-demand Jupyter VMs on OpenStack")]
+pub struct Cli {
+    /// Configuration file (default: built-in defaults and STACKBINDER_* variables).
+    #[arg(long, global = true, env = "STACKBINDER_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the web server and the provisioner.
+    Serve,
+    /// Run everything on 127.0.0.1 with a simulated cloud and a demo login.
+    Demo(DemoArgs),
+    /// Manage the allowlist.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Look at and manage VMs.
+    #[command(subcommand)]
+    Vm(VmCommand),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Where to listen (loopback only); default: server.bind.
+    #[arg(long, value_name = "HOST:PORT")]
+    bind: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Registered users and pending invitations.
+    List,
+    /// Allow GitHub logins (they are registered at their next login).
+    Add {
+        #[arg(required = true)]
+        logins: Vec<String>,
+    },
+    /// Take a login off the allowlist and delete their VM.
+    Remove { login: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum VmCommand {
+    /// VMs that are not deleted (with --all: every VM ever).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// One VM with its recent events, by owner login or VM id.
+    Show { who: String },
+    /// Launch a VM for a registered user; the running server boots it.
+    Start {
+        #[arg(long)]
+        user: String,
+        /// https git URL (default: launch.default_repo).
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+        /// Path to open in Jupyter.
+        #[arg(long)]
+        path: Option<String>,
+        /// Wait until the VM is ready or has failed.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Delete a VM with its volume and address, by owner login or VM id.
+    Delete {
+        who: String,
+        /// Wait until everything is gone.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+impl Cli {
+    pub async fn run(self) -> ExitCode {
+        match self.dispatch().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                match e.downcast_ref::<ConfigError>() {
+                    Some(config) => eprintln!("error: {config}"),
+                    None => eprintln!("error: {e:#}"),
+                }
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn dispatch(self) -> anyhow::Result<()> {
+        let config_path = self.config.as_deref();
+        match self.command {
+            Command::Serve => serve(Config::load(config_path)?).await,
+            Command::Demo(args) => demo(Config::load(config_path)?, args).await,
+            Command::Users(cmd) => users(Config::load(config_path)?, cmd).await,
+            Command::Vm(cmd) => vm(Config::load(config_path)?, cmd).await,
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(
+        config,
+        Options {
+            login: LoginChoice::Github,
+            cloud: None,
+            drive_in_background: true,
+            public_url_from_bind: false,
+        },
+    )
+    .await?;
+    tracing::info!(address = %app.address(), public_url = %app.public_url(), "stackbinder serving");
+    app.run_until_stopped(app::shutdown_signal()).await
+}
+
+async fn demo(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
+    if let Some(bind) = args.bind {
+        config.server.bind = bind;
+    }
+    if !config.server.bind.ip().is_loopback() {
+        return Err(ConfigError {
+            key: "server.bind".into(),
+            problem: format!("the demo listens on loopback only, and {} is not", config.server.bind),
+            fix: "use 127.0.0.1:PORT (the demo login lets anyone in)".into(),
+        }
+        .into());
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("stackbinder-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory for the demo database")?;
+    config.database.url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    config.cloud.backend = Backend::Simulated;
+    config.cloud.floating_ip_pool.get_or_insert_with(|| "public".into());
+    config.registration.secret_file = None;
+    config.registration.secret = Some(SecretString::from(crate::secret::generate()));
+    let app = Application::build(
+        config,
+        Options {
+            login: LoginChoice::Demo,
+            cloud: None,
+            drive_in_background: true,
+            public_url_from_bind: true,
+        },
+    )
+    .await?;
+    let url = app.public_url().clone();
+    let secret = app.registration_secret().expect("the demo sets a registration secret");
+    println!("stackbinder demo (simulated cloud, demo login, temporary database)");
+    println!();
+    println!("  open:              {url}");
+    println!("  registration link: {}register/{}", url, secret.expose_secret());
+    println!();
+    println!("Log in with any name, open the registration link, then launch. Ctrl-C stops the demo.");
+    let result = app.run_until_stopped(app::shutdown_signal()).await;
+    drop(dir);
+    result
+}
+
+async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
+    let provisioner = app::provisioner(&config).await?;
+    let store = provisioner.store();
+    match cmd {
+        UsersCommand::List => {
+            let users = store.list_users().await?;
+            let invites = store.list_invites().await?;
+            println!("{:<40} {:>12}  {:<26} registered via", "LOGIN", "GITHUB ID", "REGISTERED");
+            for u in users.iter().filter(|u| u.is_registered()) {
+                println!(
+                    "{:<40} {:>12}  {:<26} {}",
+                    u.login,
+                    u.github_id,
+                    u.registered_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
+                    u.registered_via.as_deref().unwrap_or("")
+                );
+            }
+            for i in &invites {
+                println!(
+                    "{:<40} {:>12}  {:<26} invited by {} (not logged in yet)",
+                    i.login,
+                    "-",
+                    i.invited_at.format("%Y-%m-%d %H:%M UTC"),
+                    i.invited_by
+                );
+            }
+            let unregistered = users.iter().filter(|u| !u.is_registered()).count();
+            println!(
+                "\n{} registered, {} invited, {} logged in without registering",
+                users.len() - unregistered,
+                invites.len(),
+                unregistered
+            );
+        }
+        UsersCommand::Add { logins } => {
+            for raw in logins {
+                let login = Login::parse(&raw).map_err(|e| anyhow::anyhow!("{raw:?}: {e}"))?;
+                match store.allow_login(&login, "cli").await? {
+                    AllowOutcome::Registered => println!("{login}: registered"),
+                    AllowOutcome::AlreadyRegistered => println!("{login}: already registered"),
+                    AllowOutcome::Invited => println!("{login}: invited; registered at their first login"),
+                }
+            }
+        }
+        UsersCommand::Remove { login } => {
+            let login = Login::parse(&login).map_err(|e| anyhow::anyhow!("{login:?}: {e}"))?;
+            let (user, uninvited) = store.revoke_login(&login).await?;
+            match user {
+                Some(user) => {
+                    println!("{login}: removed from the allowlist");
+                    if let Some(vm) = store.live_vm_of(user.github_id).await? {
+                        provisioner.delete(&vm, "its owner was removed from the allowlist").await?;
+                        println!("{login}: their VM {} is being deleted", vm.id);
+                    }
+                }
+                None if uninvited => println!("{login}: invitation withdrawn"),
+                None => bail!("{login} is neither a user nor invited"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn vm(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
+    let provisioner = app::provisioner(&config).await?;
+    let store = provisioner.store();
+    match cmd {
+        VmCommand::List { all } => {
+            let vms = store.list_vms(all).await?;
+            println!("{:<36}  {:<20} {:<10} {:<9} {:<17} REPOSITORY", "ID", "OWNER", "STATE", "PROGRESS", "CREATED");
+            for vm in &vms {
+                println!(
+                    "{:<36}  {:<20} {:<10} {:<9} {:<17} {}",
+                    vm.id,
+                    vm.owner_login,
+                    vm.state,
+                    vm.progress.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    vm.created_at.format("%Y-%m-%d %H:%M"),
+                    vm.repo
+                );
+            }
+            println!("\n{} VM(s)", vms.len());
+        }
+        VmCommand::Show { who } => {
+            let vm = find_vm(store, &who).await?;
+            print_vm(store, &vm).await?;
+        }
+        VmCommand::Start { user, repo, git_ref, path, wait } => {
+            let login = Login::parse(&user).map_err(|e| anyhow::anyhow!("{user:?}: {e}"))?;
+            let Some(user) = store.user_by_login(&login).await?.filter(|u| u.is_registered()) else {
+                bail!("{login} is not a registered user (they must log in once after `users add`)");
+            };
+            let params = LaunchParams {
+                giturl: repo,
+                git_ref,
+                urlpath: path,
+                ..LaunchParams::default()
+            };
+            let request = params
+                .validate(&config.launch.default_repo)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let vm = match provisioner.launch(&user, &request).await {
+                Ok(vm) => {
+                    println!("launch {} recorded: {} at {} for {}", vm.id, vm.repo, vm.git_ref, vm.owner_login);
+                    println!("the running stackbinder server boots it; follow with `stackbinder vm show {login}`");
+                    vm
+                }
+                Err(ProvisionError::AlreadyHasVm(vm)) => {
+                    bail!("{login} already has VM {} ({}); delete it first", vm.id, vm.state)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if wait {
+                let end = wait_for(store, vm.id, &[VmState::Ready, VmState::Failed, VmState::Deleted]).await?;
+                print_vm(store, &end).await?;
+                if end.state != VmState::Ready {
+                    bail!("the VM did not become ready");
+                }
+            }
+        }
+        VmCommand::Delete { who, wait } => {
+            let vm = find_vm(store, &who).await?;
+            if provisioner.delete(&vm, "deleted with the command line").await? {
+                println!("VM {} of {} is being deleted", vm.id, vm.owner_login);
+            } else {
+                println!("VM {} is already {}", vm.id, vm.state);
+            }
+            if wait {
+                wait_for(store, vm.id, &[VmState::Deleted]).await?;
+                println!("VM {} deleted: server, volumes and floating IP are gone", vm.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A VM by id, or the live (else latest) VM of a login.
+async fn find_vm(store: &Store, who: &str) -> anyhow::Result<VmRecord> {
+    if let Ok(id) = who.parse::<VmId>() {
+        return store.vm(id).await?.with_context(|| format!("no VM with id {id}"));
+    }
+    let login = Login::parse(who).map_err(|e| anyhow::anyhow!("{who:?} is neither a VM id nor a login: {e}"))?;
+    let user = store
+        .user_by_login(&login)
+        .await?
+        .with_context(|| format!("no user {login}"))?;
+    if let Some(vm) = store.live_vm_of(user.github_id).await? {
+        return Ok(vm);
+    }
+    store
+        .list_vms_of(user.github_id)
+        .await?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{login} has no VM"))
+}
+
+async fn print_vm(store: &Store, vm: &VmRecord) -> anyhow::Result<()> {
+    println!("VM {}", vm.id);
+    println!("  owner       {} (GitHub id {})", vm.owner_login, vm.owner_id);
+    println!("  server      {} {}", vm.name, vm.server_id.as_deref().unwrap_or("(not created)"));
+    println!("  repository  {} at {}", vm.repo, vm.git_ref);
+    println!("  opens       /{}", vm.url_path);
+    println!(
+        "  state       {}{}",
+        vm.state,
+        vm.progress.map(|p| format!(" / {p}")).unwrap_or_default()
+    );
+    if let Some(address) = vm.public_address() {
+        println!("  address     {address}");
+    }
+    if Provisioner::jupyter_url(vm).is_some() {
+        println!("  jupyter     ready (the link with its token is on the owner's status page)");
+    }
+    if let Some(error) = &vm.last_error {
+        println!("  last error  {error}");
+    }
+    println!("  created     {}", vm.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    println!("  events:");
+    for e in store.recent_events(vm.id, 15).await? {
+        println!("    {} {:<7} {}", e.at.format("%H:%M:%S"), format!("{:?}", e.kind).to_lowercase(), e.message);
+    }
+    Ok(())
+}
+
+async fn wait_for(store: &Store, id: VmId, states: &[VmState]) -> anyhow::Result<VmRecord> {
+    let mut last = None;
+    loop {
+        let vm = store.vm(id).await?.context("the VM disappeared from the store")?;
+        if last != Some((vm.state, vm.progress)) {
+            println!("  … {}{}", vm.state, vm.progress.map(|p| format!(" / {p}")).unwrap_or_default());
+            last = Some((vm.state, vm.progress));
+        }
+        if states.contains(&vm.state) {
+            return Ok(vm);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,124 @@
+//! The only door to a cloud. The provisioner speaks to this trait; the
+//! simulated cloud implements it in-process for the demo and the tests.
+
+pub mod simulated;
+mod simulated_vm;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Metadata keys that mark what stackbinder created (DESIGN: tagging).
+pub const META_OWNER: &str = "stackbinder_owner";
+pub const META_LOGIN: &str = "stackbinder_login";
+pub const META_REPO: &str = "stackbinder_repo";
+pub const META_VM: &str = "stackbinder_vm";
+
+/// Everything needed to boot one user's server.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSpec {
+    pub name: String,
+    pub image: String,
+    pub flavor: String,
+    /// Boot from a new volume of this size, made from `image`.
+    pub volume_size_gb: u32,
+    pub delete_volume_on_termination: bool,
+    pub key_name: Option<String>,
+    pub security_groups: Vec<String>,
+    pub network: Option<String>,
+    #[serde(skip)]
+    pub user_data: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Our own small view of Nova's server status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ServerStatus {
+    Build,
+    Active,
+    Error,
+    Stopped,
+    Deleting,
+    Other(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    pub id: String,
+    pub name: String,
+    pub status: ServerStatus,
+    /// Nova's `fault.message` when the server is in ERROR.
+    pub fault: Option<String>,
+    /// Fixed (project network) addresses.
+    pub addresses: Vec<String>,
+    /// Volumes attached to the server (the boot volume first).
+    pub volume_ids: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FloatingIp {
+    pub id: String,
+    pub address: String,
+}
+
+/// Everything in the cloud that carries stackbinder's tags.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Owned {
+    pub servers: Vec<Server>,
+    pub volume_ids: Vec<String>,
+    pub floating_ips: Vec<FloatingIp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    #[error("the cloud is unreachable or failing: {0}")]
+    Unavailable(String),
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    #[error("the cloud is out of floating IPs: {0}")]
+    NoFloatingIps(String),
+    #[error("the volume is still in use")]
+    VolumeBusy,
+    #[error("the cloud refused the request: {0}")]
+    Rejected(String),
+}
+
+impl CloudError {
+    /// Worth trying again later (as opposed to a request that will never work).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::VolumeBusy)
+    }
+}
+
+pub type CloudResult<T> = Result<T, CloudError>;
+
+#[async_trait]
+pub trait Cloud: Send + Sync {
+    /// Which backend this is, for logs and `/healthz`.
+    fn kind(&self) -> &'static str;
+
+    async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String>;
+
+    /// `None` once the server is gone.
+    async fn get_server(&self, id: &str) -> CloudResult<Option<Server>>;
+
+    /// The last `lines` lines of the serial console.
+    async fn console_output(&self, id: &str, lines: u32) -> CloudResult<String>;
+
+    /// Give the server a public address: reuse a free floating IP of the
+    /// project, else allocate one from the pool.
+    async fn attach_floating_ip(&self, server_id: &str) -> CloudResult<FloatingIp>;
+
+    /// Ask for deletion; gone means `get_server` returns `None`. Deleting a
+    /// server that is already gone is not an error.
+    async fn delete_server(&self, id: &str) -> CloudResult<()>;
+
+    /// Delete a volume; one that is already gone is not an error.
+    async fn delete_volume(&self, id: &str) -> CloudResult<()>;
+
+    /// Give a floating IP back to the pool; one already gone is not an error.
+    async fn release_floating_ip(&self, id: &str) -> CloudResult<()>;
+
+    async fn list_owned(&self) -> CloudResult<Owned>;
+}

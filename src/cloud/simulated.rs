@@ -1,0 +1,448 @@
+//! A cloud in this process that behaves like Nova, Cinder and Neutron as
+//! stackbinder sees them: servers go BUILD → ACTIVE after a delay (or ERROR
+//! with a fault, on demand), boot volumes come and go with their server,
+//! floating IPs come from a finite pool, and the console output grows.
+//! Once ACTIVE, a simulated VM runs the launch the way the real launch
+//! script does: it reports progress to stackbinder over HTTP and serves a
+//! small Jupyter stand-in on its own loopback address.
+
+use super::simulated_vm::{self, VmScript};
+use super::{
+    Cloud, CloudError, CloudResult, FloatingIp, META_VM, Owned, Server, ServerSpec, ServerStatus,
+};
+use crate::cloud_init;
+use crate::config::SimulatorConfig;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// Nova's limit on user data, base64-encoded.
+const MAX_USER_DATA_B64: usize = 65_535;
+
+/// Timings of the simulated cloud and VMs.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    pub boot: Duration,
+    pub clone: Duration,
+    pub build: Duration,
+    pub start: Duration,
+    pub delete: Duration,
+}
+
+impl Timings {
+    pub fn from_config(c: &SimulatorConfig) -> Self {
+        let d = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        Self {
+            boot: d(c.boot_seconds),
+            clone: d(c.clone_seconds),
+            build: d(c.build_seconds),
+            start: d(c.start_seconds),
+            delete: d(c.delete_seconds),
+        }
+    }
+
+    /// Fast enough for tests, slow enough to observe each state.
+    pub fn quick() -> Self {
+        let ms = Duration::from_millis;
+        Self {
+            boot: ms(150),
+            clone: ms(100),
+            build: ms(150),
+            start: ms(100),
+            delete: ms(150),
+        }
+    }
+}
+
+/// What the next launch should go through (tests and fault drills).
+#[derive(Debug, Clone)]
+pub enum Scenario {
+    /// The server goes to ERROR with this fault message instead of ACTIVE.
+    BootFault(String),
+    /// repo2docker fails: the VM reports `failed` after these log lines.
+    BuildFails(Vec<String>),
+    /// The server is created but the answer is lost (a timeout or a crash
+    /// between the cloud's yes and our record of it).
+    LoseCreateResponse,
+}
+
+/// An operation of the cloud API, for counting calls and injecting failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    CreateServer,
+    GetServer,
+    ConsoleOutput,
+    AttachFloatingIp,
+    DeleteServer,
+    DeleteVolume,
+    ReleaseFloatingIp,
+    ListOwned,
+}
+
+struct SimServer {
+    server: Server,
+    spec: ServerSpec,
+    delete_at: Option<Instant>,
+    console: Arc<Mutex<Vec<String>>>,
+    vm: Option<JoinHandle<()>>,
+    fip_listener: Option<JoinHandle<()>>,
+    floating_ip: Option<String>,
+    jupyter: Option<simulated_vm::Jupyter>,
+}
+
+#[derive(Default)]
+struct State {
+    servers: HashMap<String, SimServer>,
+    /// volume id → server id it is attached to (None: available).
+    volumes: BTreeMap<String, Option<String>>,
+    /// floating IP id → (address, server it is attached to).
+    floating_ips: BTreeMap<String, (String, Option<String>)>,
+    created: Vec<ServerSpec>,
+    calls: HashMap<Op, u64>,
+    failures: HashMap<Op, u32>,
+    scenarios: VecDeque<Scenario>,
+}
+
+/// Cheap to clone: clones share the same simulated cloud.
+#[derive(Clone)]
+pub struct SimulatedCloud {
+    state: Arc<Mutex<State>>,
+    timings: Timings,
+    floating_ip_capacity: usize,
+    http: reqwest::Client,
+}
+
+impl SimulatedCloud {
+    pub fn new(timings: Timings, floating_ip_capacity: usize) -> Self {
+        Self {
+            state: Arc::default(),
+            timings,
+            floating_ip_capacity,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("a plain HTTP client builds"),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("simulated cloud lock")
+    }
+
+    /// The next launch goes through `scenario` instead of succeeding.
+    pub fn push_scenario(&self, scenario: Scenario) {
+        self.lock().scenarios.push_back(scenario);
+    }
+
+    /// The next `times` calls of `op` fail as if the API were down.
+    pub fn fail_next(&self, op: Op, times: u32) {
+        self.lock().failures.insert(op, times);
+    }
+
+    /// How many times `op` was called.
+    pub fn calls(&self, op: Op) -> u64 {
+        self.lock().calls.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Every server spec the cloud accepted, in order.
+    pub fn created(&self) -> Vec<ServerSpec> {
+        self.lock().created.clone()
+    }
+
+    pub fn server_count(&self) -> usize {
+        self.reap();
+        self.lock().servers.len()
+    }
+
+    pub fn volume_count(&self) -> usize {
+        self.reap();
+        self.lock().volumes.len()
+    }
+
+    pub fn floating_ip_count(&self) -> usize {
+        self.lock().floating_ips.len()
+    }
+
+    /// Count a call and fail it if a failure was injected.
+    fn enter(&self, op: Op) -> CloudResult<()> {
+        let mut st = self.lock();
+        *st.calls.entry(op).or_default() += 1;
+        if let Some(left) = st.failures.get_mut(&op).filter(|n| **n > 0) {
+            *left -= 1;
+            return Err(CloudError::Unavailable(format!(
+                "simulated outage of {op:?} (503 Service Unavailable)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Finish deletions whose time has come, as Nova does in the background.
+    fn reap(&self) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let gone: Vec<String> = st
+            .servers
+            .iter()
+            .filter(|(_, s)| s.delete_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            let Some(sim) = st.servers.remove(&id) else { continue };
+            for handle in [sim.vm, sim.fip_listener].into_iter().flatten() {
+                handle.abort();
+            }
+            for (i, vol) in sim.server.volume_ids.iter().enumerate() {
+                if i == 0 && sim.spec.delete_volume_on_termination {
+                    st.volumes.remove(vol);
+                } else if let Some(attached) = st.volumes.get_mut(vol) {
+                    *attached = None;
+                }
+            }
+            for (_, attached) in st.floating_ips.values_mut() {
+                if attached.as_deref() == Some(id.as_str()) {
+                    *attached = None;
+                }
+            }
+        }
+    }
+
+    /// A loopback address of its own for each server and floating IP
+    /// (Linux routes all of 127.0.0.0/8 to the loopback interface), so each
+    /// VM's Jupyter can listen on the real Jupyter port. The counter is
+    /// shared by every simulated cloud in the process and starts at a random
+    /// point, so parallel tests and a running demo rarely meet.
+    fn next_address() -> Ipv4Addr {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+        let counter = NEXT.get_or_init(|| AtomicU32::new(rand::random::<u32>() % 0x00fd_0000));
+        let n = counter.fetch_add(1, Ordering::Relaxed) % 0x00fd_0000;
+        // 127.1.0.1 ... 127.253.255.254, skipping .0 and .255 host bytes.
+        let [_, b, c, d] = (0x0001_0000 + n).to_be_bytes();
+        Ipv4Addr::new(127, b, c, d.clamp(1, 254))
+    }
+
+    /// Boot: after the delay the server is ACTIVE (or ERROR) and its VM starts.
+    async fn boot(self, id: String, scenario: Option<Scenario>) {
+        tokio::time::sleep(self.timings.boot).await;
+        let started = {
+            let mut st = self.lock();
+            let Some(sim) = st.servers.get_mut(&id) else { return };
+            if sim.delete_at.is_some() {
+                return;
+            }
+            if let Some(Scenario::BootFault(fault)) = &scenario {
+                sim.server.status = ServerStatus::Error;
+                sim.server.fault = Some(fault.clone());
+                return;
+            }
+            // The VM's Jupyter exists before anyone can see the server
+            // ACTIVE, so a floating IP attached right away reaches it too.
+            let data = cloud_init::parse_launch_data(&sim.spec.user_data);
+            sim.jupyter = data.as_ref().map(simulated_vm::Jupyter::new);
+            sim.server.status = ServerStatus::Active;
+            let address = sim
+                .server
+                .addresses
+                .first()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(Ipv4Addr::LOCALHOST);
+            (data, sim.jupyter.clone(), address, sim.console.clone())
+        };
+        let (data, jupyter, address, console) = started;
+        push_console(&console, "[    0.000000] Linux version 6.8.0-simulated (stackbinder simulator)");
+        push_console(&console, "Cloud-init v. 24.4 running 'modules:final'");
+        let (Some(data), Some(jupyter)) = (data, jupyter) else {
+            push_console(&console, "stackbinder: no launch data in the user data; nothing to run");
+            return;
+        };
+        let script = match scenario {
+            Some(Scenario::BuildFails(lines)) => VmScript::BuildFails(lines),
+            _ => VmScript::Succeeds,
+        };
+        simulated_vm::run(self.http.clone(), data, address, jupyter, script, self.timings.clone(), console)
+            .await;
+    }
+}
+
+fn push_console(console: &Mutex<Vec<String>>, line: &str) {
+    console.lock().expect("console lock").push(line.to_owned());
+}
+
+#[async_trait]
+impl Cloud for SimulatedCloud {
+    fn kind(&self) -> &'static str {
+        "simulated"
+    }
+
+    async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String> {
+        self.enter(Op::CreateServer)?;
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&spec.user_data);
+        if encoded.len() > MAX_USER_DATA_B64 {
+            return Err(CloudError::Rejected(format!(
+                "user data is {} bytes base64-encoded, over Nova's limit of {MAX_USER_DATA_B64}",
+                encoded.len()
+            )));
+        }
+        if spec.name.is_empty() || spec.image.is_empty() || spec.flavor.is_empty() {
+            return Err(CloudError::Rejected("name, image and flavor are required".into()));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let volume = uuid::Uuid::new_v4().to_string();
+        let scenario = {
+            let mut st = self.lock();
+            let scenario = st.scenarios.pop_front();
+            let address = Self::next_address();
+            st.volumes.insert(volume.clone(), Some(id.clone()));
+            st.created.push(spec.clone());
+            st.servers.insert(
+                id.clone(),
+                SimServer {
+                    server: Server {
+                        id: id.clone(),
+                        name: spec.name.clone(),
+                        status: ServerStatus::Build,
+                        fault: None,
+                        addresses: vec![address.to_string()],
+                        volume_ids: vec![volume],
+                        metadata: spec.metadata.clone(),
+                    },
+                    spec: spec.clone(),
+                    delete_at: None,
+                    console: Arc::default(),
+                    vm: None,
+                    fip_listener: None,
+                    floating_ip: None,
+                    jupyter: None,
+                },
+            );
+            scenario
+        };
+        let lose_answer = matches!(scenario, Some(Scenario::LoseCreateResponse));
+        let handle = tokio::spawn(self.clone().boot(id.clone(), scenario));
+        if let Some(sim) = self.lock().servers.get_mut(&id) {
+            sim.vm = Some(handle);
+        }
+        if lose_answer {
+            return Err(CloudError::Unavailable(
+                "simulated timeout: the server was created but the answer was lost".into(),
+            ));
+        }
+        Ok(id)
+    }
+
+    async fn get_server(&self, id: &str) -> CloudResult<Option<Server>> {
+        self.enter(Op::GetServer)?;
+        self.reap();
+        Ok(self.lock().servers.get(id).map(|s| s.server.clone()))
+    }
+
+    async fn console_output(&self, id: &str, lines: u32) -> CloudResult<String> {
+        self.enter(Op::ConsoleOutput)?;
+        let console = self
+            .lock()
+            .servers
+            .get(id)
+            .map(|s| s.console.clone())
+            .ok_or_else(|| CloudError::Rejected(format!("no server {id}")))?;
+        let all = console.lock().expect("console lock");
+        let skip = all.len().saturating_sub(lines as usize);
+        Ok(all[skip..].join("\n"))
+    }
+
+    async fn attach_floating_ip(&self, server_id: &str) -> CloudResult<FloatingIp> {
+        self.enter(Op::AttachFloatingIp)?;
+        let capacity = self.floating_ip_capacity;
+        let mut st = self.lock();
+        if !st.servers.contains_key(server_id) {
+            return Err(CloudError::Rejected(format!("no server {server_id}")));
+        }
+        if let Some((id, (address, _))) = st
+            .floating_ips
+            .iter()
+            .find(|(_, (_, attached))| attached.as_deref() == Some(server_id))
+        {
+            return Ok(FloatingIp { id: id.clone(), address: address.clone() });
+        }
+        let free = st
+            .floating_ips
+            .iter()
+            .find(|(_, (_, attached))| attached.is_none())
+            .map(|(id, (address, _))| (id.clone(), address.clone()));
+        let (id, address) = match free {
+            Some(found) => found,
+            None if st.floating_ips.len() >= capacity => {
+                return Err(CloudError::NoFloatingIps(format!(
+                    "all {capacity} addresses of the pool are allocated"
+                )));
+            }
+            None => {
+                let address = Self::next_address().to_string();
+                (uuid::Uuid::new_v4().to_string(), address)
+            }
+        };
+        st.floating_ips.insert(id.clone(), (address.clone(), Some(server_id.to_owned())));
+        let sim = st.servers.get_mut(server_id).expect("checked above");
+        sim.floating_ip = Some(address.clone());
+        // The floating IP reaches the same Jupyter as the fixed address.
+        if let (Some(jupyter), Ok(ip)) = (sim.jupyter.clone(), address.parse::<Ipv4Addr>()) {
+            sim.fip_listener = Some(tokio::spawn(async move { jupyter.serve_on(ip).await }));
+        }
+        Ok(FloatingIp { id, address })
+    }
+
+    async fn delete_server(&self, id: &str) -> CloudResult<()> {
+        self.enter(Op::DeleteServer)?;
+        let delay = self.timings.delete;
+        if let Some(sim) = self.lock().servers.get_mut(id)
+            && sim.delete_at.is_none()
+        {
+            sim.delete_at = Some(Instant::now() + delay);
+            sim.server.status = ServerStatus::Deleting;
+        }
+        Ok(())
+    }
+
+    async fn delete_volume(&self, id: &str) -> CloudResult<()> {
+        self.enter(Op::DeleteVolume)?;
+        self.reap();
+        let mut st = self.lock();
+        match st.volumes.get(id) {
+            Some(Some(_)) => Err(CloudError::VolumeBusy),
+            Some(None) => {
+                st.volumes.remove(id);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn release_floating_ip(&self, id: &str) -> CloudResult<()> {
+        self.enter(Op::ReleaseFloatingIp)?;
+        self.lock().floating_ips.remove(id);
+        Ok(())
+    }
+
+    async fn list_owned(&self) -> CloudResult<Owned> {
+        self.enter(Op::ListOwned)?;
+        self.reap();
+        let st = self.lock();
+        Ok(Owned {
+            servers: st
+                .servers
+                .values()
+                .filter(|s| s.server.metadata.contains_key(META_VM))
+                .map(|s| s.server.clone())
+                .collect(),
+            volume_ids: st.volumes.keys().cloned().collect(),
+            floating_ips: st
+                .floating_ips
+                .iter()
+                .map(|(id, (address, _))| FloatingIp { id: id.clone(), address: address.clone() })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,122 @@
+//! User data for a user's VM: a cloud-config that writes the launch
+//! parameters as a JSON file and a fixed script that reads them. What the
+//! user typed reaches the VM only as JSON data, never as shell code.
+
+use crate::domain::{Progress, VmId};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Where the launch parameters land on the VM.
+pub const LAUNCH_DATA_PATH: &str = "/etc/stackbinder/launch.json";
+/// Where the launch script lands on the VM.
+pub const LAUNCH_SCRIPT_PATH: &str = "/usr/local/sbin/stackbinder-launch";
+const LAUNCH_SCRIPT: &str = include_str!("../cloud-init/launch.sh");
+
+/// Everything the launch script needs, written to `LAUNCH_DATA_PATH`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LaunchData {
+    pub vm_id: VmId,
+    pub repo: String,
+    pub git_ref: String,
+    pub url_path: String,
+    pub jupyter_port: u16,
+    pub jupyter_token: String,
+    pub callback_url: Url,
+    pub callback_secret: String,
+}
+
+/// One progress report from the VM to `POST /api/vm/callback`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallbackReport {
+    pub vm: VmId,
+    /// Increases with every report; older or repeated ones are ignored.
+    pub seq: i64,
+    pub phase: Option<Progress>,
+    /// The port Jupyter listens on, with `ready`.
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub log: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CloudConfig {
+    write_files: Vec<WriteFile>,
+    runcmd: Vec<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WriteFile {
+    path: String,
+    owner: String,
+    permissions: String,
+    content: String,
+}
+
+/// Render the user data for one VM.
+pub fn render_user_data(data: &LaunchData) -> String {
+    let config = CloudConfig {
+        write_files: vec![
+            WriteFile {
+                path: LAUNCH_DATA_PATH.into(),
+                owner: "root:root".into(),
+                permissions: "0600".into(),
+                content: serde_json::to_string_pretty(data).expect("launch data serializes"),
+            },
+            WriteFile {
+                path: LAUNCH_SCRIPT_PATH.into(),
+                owner: "root:root".into(),
+                permissions: "0755".into(),
+                content: LAUNCH_SCRIPT.into(),
+            },
+        ],
+        runcmd: vec![vec![LAUNCH_SCRIPT_PATH.into(), LAUNCH_DATA_PATH.into()]],
+    };
+    let yaml = serde_yaml_ng::to_string(&config).expect("cloud-config serializes");
+    format!("#cloud-config\n{yaml}")
+}
+
+/// Read the launch data back out of user data, as the VM does.
+pub fn parse_launch_data(user_data: &str) -> Option<LaunchData> {
+    let config: CloudConfig = serde_yaml_ng::from_str(user_data).ok()?;
+    let file = config.write_files.iter().find(|f| f.path == LAUNCH_DATA_PATH)?;
+    serde_json::from_str(&file.content).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hostile() -> LaunchData {
+        LaunchData {
+            vm_id: VmId::new(),
+            repo: "https://github.com/a/b'; reboot; echo '$(id)`x`\nruncmd:".into(),
+            git_ref: "--upload-pack=x".into(),
+            url_path: "lab\"\n- [rm, -rf, /]".into(),
+            jupyter_port: 8888,
+            jupyter_token: "tok".into(),
+            callback_url: Url::parse("http://127.0.0.1:8080/api/vm/callback").unwrap(),
+            callback_secret: "s3cret".into(),
+        }
+    }
+
+    #[test]
+    fn user_data_is_a_cloud_config_that_round_trips() {
+        let data = hostile();
+        let rendered = render_user_data(&data);
+        assert!(rendered.starts_with("#cloud-config\n"));
+        assert_eq!(parse_launch_data(&rendered), Some(data));
+    }
+
+    #[test]
+    fn hostile_values_cannot_add_commands() {
+        let rendered = render_user_data(&hostile());
+        let config: CloudConfig = serde_yaml_ng::from_str(&rendered).unwrap();
+        assert_eq!(config.runcmd, vec![vec![LAUNCH_SCRIPT_PATH.to_string(), LAUNCH_DATA_PATH.to_string()]]);
+        assert_eq!(config.write_files.len(), 2);
+    }
+
+    #[test]
+    fn user_data_stays_well_under_novas_limit() {
+        assert!(render_user_data(&hostile()).len() < 40_000);
+    }
+}

@@ -1,0 +1,490 @@
+//! Typed configuration: `config.toml`, then `STACKBINDER_<SECTION>__<KEY>`
+//! environment overrides; secrets from the value itself or from a file.
+//!
+//! Every problem is reported as the key, what is wrong with its value and how
+//! to fix it, because the person reading it is an operator at a terminal.
+
+use crate::domain::{Login, RepoSpec};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use url::Url;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub github: GithubConfig,
+    #[serde(default)]
+    pub registration: RegistrationConfig,
+    #[serde(default)]
+    pub cloud: CloudConfig,
+    #[serde(default)]
+    pub launch: LaunchConfig,
+    #[serde(default)]
+    pub provision: ProvisionConfig,
+    #[serde(default)]
+    pub simulator: SimulatorConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `host:port` to listen on; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// The URL users (and VMs) reach this server at.
+    pub public_url: Url,
+    /// A session ends after this long without a request.
+    pub session_idle_minutes: u32,
+    /// A session ends this long after login, however busy.
+    pub session_max_hours: u32,
+    /// A message shown on every page (maintenance, course news).
+    pub banner: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: Url::parse("http://127.0.0.1:8080").expect("valid URL"),
+            session_idle_minutes: 8 * 60,
+            session_max_hours: 24,
+            banner: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db`
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://stackbinder.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubConfig {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub client_secret_file: Option<PathBuf>,
+    pub authorize_url: Url,
+    pub token_url: Url,
+    pub api_url: Url,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            authorize_url: Url::parse("https://github.com/login/oauth/authorize").expect("valid"),
+            token_url: Url::parse("https://github.com/login/oauth/access_token").expect("valid"),
+            api_url: Url::parse("https://api.github.com").expect("valid"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// The secret in `/register/{secret}`.
+    pub secret: Option<SecretString>,
+    pub secret_file: Option<PathBuf>,
+    /// GitHub logins that are always allowed.
+    pub admins: Vec<Login>,
+}
+
+/// Which cloud stackbinder drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// An in-process cloud that behaves like Nova (demo and tests).
+    #[default]
+    Simulated,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudConfig {
+    pub backend: Backend,
+    /// Entry in clouds.yaml; empty means the `OS_*` environment.
+    pub cloud: String,
+    pub image: String,
+    pub flavor: String,
+    pub volume_size_gb: u32,
+    pub delete_volume_on_termination: bool,
+    pub key_name: Option<String>,
+    pub security_groups: Vec<String>,
+    pub network: Option<String>,
+    pub floating_ip_pool: Option<String>,
+    pub release_floating_ip: bool,
+    pub name_prefix: String,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Simulated,
+            cloud: String::new(),
+            image: "stackbinder-snapshot".into(),
+            flavor: "m1.large".into(),
+            volume_size_gb: 150,
+            delete_volume_on_termination: true,
+            key_name: None,
+            security_groups: vec!["ssh-whitelist".into(), "Open-top".into()],
+            network: None,
+            floating_ip_pool: None,
+            release_floating_ip: true,
+            name_prefix: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LaunchConfig {
+    /// Launched when a link has no `giturl`.
+    #[serde(deserialize_with = "repo_spec")]
+    pub default_repo: RepoSpec,
+    /// The port Jupyter listens on inside the VM.
+    pub jupyter_port: u16,
+    pub boot_timeout_seconds: u64,
+    pub clone_timeout_seconds: u64,
+    pub build_timeout_seconds: u64,
+    pub start_timeout_seconds: u64,
+}
+
+impl Default for LaunchConfig {
+    fn default() -> Self {
+        Self {
+            default_repo: RepoSpec::parse("https://github.com/binder-examples/requirements")
+                .expect("valid"),
+            jupyter_port: 8888,
+            boot_timeout_seconds: 600,
+            clone_timeout_seconds: 600,
+            build_timeout_seconds: 3600,
+            start_timeout_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisionConfig {
+    /// How often the background driver looks at unfinished VMs.
+    pub poll_interval_ms: u64,
+    /// How many VMs the driver moves forward at the same time.
+    pub concurrency: usize,
+}
+
+impl Default for ProvisionConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 2000,
+            concurrency: 8,
+        }
+    }
+}
+
+/// Timings of the simulated cloud (`cloud.backend = "simulated"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    pub boot_seconds: f64,
+    pub clone_seconds: f64,
+    pub build_seconds: f64,
+    pub start_seconds: f64,
+    pub delete_seconds: f64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            boot_seconds: 3.0,
+            clone_seconds: 2.0,
+            build_seconds: 6.0,
+            start_seconds: 2.0,
+            delete_seconds: 2.0,
+        }
+    }
+}
+
+fn repo_spec<'de, D: Deserializer<'de>>(d: D) -> Result<RepoSpec, D::Error> {
+    let raw = String::deserialize(d)?;
+    RepoSpec::parse(&raw).map_err(serde::de::Error::custom)
+}
+
+/// A configuration problem, said so an operator can fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "configuration key `{}`: {}\n  fix: {}",
+            self.key, self.problem, self.fix
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn new(key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Secrets resolved from their value or file, kept apart from `Config` so
+/// that the raw settings can be shown without them.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub github_client_secret: Option<SecretString>,
+    pub registration_secret: Option<SecretString>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets([redacted])")
+    }
+}
+
+impl Config {
+    /// Load `path` (if given) and the environment, then validate.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} does not exist", path.display()),
+                    "give the path of a config.toml (see config.toml in the repository)",
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Self::from_figment(figment.merge(Env::prefixed("STACKBINDER_").ignore(&["CONFIG"]).split("__")))
+    }
+
+    /// Defaults and the environment only (the demo needs no file).
+    pub fn defaults() -> Self {
+        Self::from_figment(Figment::new()).expect("the defaults are valid")
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(from_figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let public = &self.server.public_url;
+        if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
+            return Err(ConfigError::new(
+                "server.public_url",
+                format!("{public} is not an http(s) URL"),
+                "set it to the address users open, e.g. https://binder.example.org",
+            ));
+        }
+        if !self.database.url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "database.url",
+                format!("{:?} is not a SQLite URL", self.database.url),
+                "use sqlite://path/to/stackbinder.db",
+            ));
+        }
+        let prefix_ok = self
+            .cloud
+            .name_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !prefix_ok || self.cloud.name_prefix.len() > 20 {
+            return Err(ConfigError::new(
+                "cloud.name_prefix",
+                format!("{:?} is not usable in a server name", self.cloud.name_prefix),
+                "use up to 20 letters, digits, - or _ (e.g. \"binder-\")",
+            ));
+        }
+        if self.cloud.volume_size_gb == 0 {
+            return Err(ConfigError::new(
+                "cloud.volume_size_gb",
+                "0 GB cannot hold the image",
+                "set it to the boot volume size in GB, e.g. 150",
+            ));
+        }
+        if self.server.session_idle_minutes == 0 || self.server.session_max_hours == 0 {
+            return Err(ConfigError::new(
+                "server.session_idle_minutes",
+                "sessions must last at least a minute",
+                "use a positive number of minutes / hours",
+            ));
+        }
+        if self.provision.poll_interval_ms == 0 || self.provision.concurrency == 0 {
+            return Err(ConfigError::new(
+                "provision.poll_interval_ms",
+                "the poll interval and concurrency must be positive",
+                "use e.g. poll_interval_ms = 2000 and concurrency = 8",
+            ));
+        }
+        self.secrets().map(|_| ())
+    }
+
+    /// Read the secrets from their values or files.
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        Ok(Secrets {
+            github_client_secret: secret_from(
+                "github.client_secret",
+                &self.github.client_secret,
+                &self.github.client_secret_file,
+            )?,
+            registration_secret: secret_from(
+                "registration.secret",
+                &self.registration.secret,
+                &self.registration.secret_file,
+            )?,
+        })
+    }
+}
+
+fn secret_from(
+    key: &str,
+    value: &Option<SecretString>,
+    file: &Option<PathBuf>,
+) -> Result<Option<SecretString>, ConfigError> {
+    use secrecy::ExposeSecret;
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            key,
+            "both the value and the _file variant are set",
+            format!("keep only one of `{key}` and `{key}_file`"),
+        )),
+        (Some(v), None) if v.expose_secret().trim().is_empty() => Ok(None),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    &format!("{key}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                    "point it at a readable file that holds only the secret",
+                )
+            })?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(ConfigError::new(
+                    &format!("{key}_file"),
+                    format!("{} is empty", path.display()),
+                    "write the secret into the file",
+                ));
+            }
+            Ok(Some(SecretString::from(text.to_owned())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn from_figment_error(err: figment::Error) -> ConfigError {
+    let key = if err.path.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        err.path.join(".").to_lowercase()
+    };
+    let problem = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("`{field}` is not a known key"),
+        kind => kind.to_string(),
+    };
+    let fix = fix_for(&key, &err.kind);
+    ConfigError { key, problem, fix }
+}
+
+fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
+    if matches!(kind, figment::error::Kind::UnknownField(..)) {
+        return "check the spelling against the documented config.toml".into();
+    }
+    match key {
+        "server.bind" => "write host:port, e.g. \"127.0.0.1:8080\"".into(),
+        "server.public_url" | "github.authorize_url" | "github.token_url" | "github.api_url" => {
+            "write a full URL, e.g. \"https://binder.example.org\"".into()
+        }
+        "launch.default_repo" => {
+            "write an https git URL, e.g. \"https://github.com/binder-examples/requirements\"".into()
+        }
+        "cloud.backend" => "use \"simulated\"".into(),
+        "registration.admins" => "list GitHub logins, e.g. [\"octocat\"]".into(),
+        _ => "see the comment for this key in config.toml".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.cloud.volume_size_gb, 150);
+        assert_eq!(c.cloud.security_groups, ["ssh-whitelist", "Open-top"]);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_the_fix() {
+        let e = load_str("[server]\nbind = \"nonsense\"").unwrap_err();
+        assert_eq!(e.key, "server.bind");
+        assert!(e.fix.contains("host:port"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let e = load_str("[cloud]\nflavour = \"x\"").unwrap_err();
+        assert_eq!(e.key, "cloud.flavour");
+        assert!(e.problem.contains("not a known key"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_default_repo_explains_itself() {
+        let e = load_str("[launch]\ndefault_repo = \"git@github.com:a/b\"").unwrap_err();
+        assert_eq!(e.key, "launch.default_repo");
+    }
+
+    #[test]
+    fn a_secret_and_its_file_cannot_both_be_set() {
+        let e = load_str("[registration]\nsecret = \"abc\"\nsecret_file = \"/x\"").unwrap_err();
+        assert_eq!(e.key, "registration.secret");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let c = load_str("[registration]\nsecret = \"hunter2-hunter2\"").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{:?}", c.secrets().unwrap()).contains("hunter2"));
+    }
+}

@@ -1,0 +1,18 @@
+//! Validated types: once a value has one of these types it has been checked,
+//! so nothing past the web handlers ever sees an unchecked user string.
+
+mod git_ref;
+mod launch;
+mod login;
+mod repo_spec;
+mod url_path;
+mod vm_id;
+mod vm_state;
+
+pub use git_ref::GitRef;
+pub use launch::{LaunchParams, LaunchRequest};
+pub use login::{GithubId, Login};
+pub use repo_spec::RepoSpec;
+pub use url_path::UrlPath;
+pub use vm_id::VmId;
+pub use vm_state::{Progress, VmState};

@@ -1,0 +1,334 @@
+//! The background driver: one `step` looks at every unfinished VM and moves
+//! it forward by at most one cloud interaction, persisting the result. The
+//! loop around it only decides when to step again.
+
+use super::{Provisioner, jupyter_base};
+use crate::cloud::{CloudError, META_VM, Server, ServerStatus};
+use crate::domain::{Progress, VmState};
+use crate::secret;
+use crate::store::{EventKind, StoreError, VmRecord};
+use chrono::Utc;
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long a deletion may take before we say so in the event log (we keep
+/// trying: giving up would leak the server or its volume).
+const DELETE_WARN_AFTER: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+impl Provisioner {
+    /// Run the driver until `cancel` fires. A step in progress finishes first.
+    pub async fn run_until_stopped(self, cancel: CancellationToken) {
+        let interval = self.inner.settings.poll_interval;
+        loop {
+            if let Err(e) = self.step().await {
+                tracing::error!(error = %e, "provisioner step failed");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+        tracing::info!("provisioner stopped");
+    }
+
+    /// Move every unfinished VM forward once. Returns how many were looked at.
+    pub async fn step(&self) -> Result<usize, StoreError> {
+        let vms = self.inner.store.vms_needing_work().await?;
+        let count = vms.len();
+        futures_util::stream::iter(vms)
+            .for_each_concurrent(self.inner.settings.concurrency, |vm| self.drive(vm))
+            .await;
+        Ok(count)
+    }
+
+    #[tracing::instrument(name = "drive", skip_all, fields(vm = %vm.id, user = %vm.owner_login, state = %vm.state))]
+    async fn drive(&self, vm: VmRecord) {
+        let result = match vm.state {
+            VmState::Requested => self.start_creating(&vm).await,
+            VmState::Creating => self.create(&vm).await,
+            VmState::Booting => self.boot(&vm).await,
+            VmState::Building => self.build(&vm).await,
+            VmState::Deleting => self.remove(&vm).await,
+            VmState::Ready | VmState::Failed | VmState::Deleted => Ok(()),
+        };
+        match result {
+            Ok(()) => {
+                self.inner.last_errors.lock().expect("lock").remove(&vm.id);
+            }
+            Err(e) => self.note_error(&vm, &e).await,
+        }
+    }
+
+    /// A failed attempt: log it, tell the user once, retry at the next step;
+    /// a launch gives up when the phase's time is up.
+    async fn note_error(&self, vm: &VmRecord, error: &StepError) {
+        tracing::warn!(error = %error, "step failed; will retry");
+        let message = error.to_string();
+        let repeated = {
+            let mut last = self.inner.last_errors.lock().expect("lock");
+            last.insert(vm.id, message.clone()).as_deref() == Some(message.as_str())
+        };
+        if !repeated {
+            let _ = self
+                .inner
+                .store
+                .append_event(vm.id, EventKind::Warning, &format!("{message} (retrying)"))
+                .await;
+        }
+        if matches!(vm.state, VmState::Creating | VmState::Booting)
+            && self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds)
+        {
+            let phase = if vm.state == VmState::Creating { "creating" } else { "booting" };
+            self.fail(vm, &format!("failed while {phase}: {message}")).await;
+        }
+    }
+
+    async fn start_creating(&self, vm: &VmRecord) -> Result<(), StepError> {
+        if self
+            .inner
+            .store
+            .transition(vm.id, VmState::Requested, VmState::Creating, "asking the cloud for a server")
+            .await?
+        {
+            let vm = self.inner.store.vm(vm.id).await?.expect("the VM exists");
+            self.create(&vm).await?;
+        }
+        Ok(())
+    }
+
+    /// Create the server, or adopt the one an interrupted attempt created:
+    /// servers carry our VM id in their metadata, so none is made twice.
+    async fn create(&self, vm: &VmRecord) -> Result<(), StepError> {
+        let cloud = &self.inner.cloud;
+        let store = &self.inner.store;
+        if vm.server_id.is_none() {
+            match self.find_server(vm).await? {
+                Some(server) => {
+                    store.set_server_id(vm.id, &server.id).await?;
+                    store
+                        .append_event(vm.id, EventKind::State, "found the server an earlier attempt created")
+                        .await?;
+                }
+                None => {
+                    // The hash is stored before the secret leaves, so whatever
+                    // server results from this call can authenticate.
+                    let callback_secret = secret::generate();
+                    store.set_secret_hash(vm.id, &secret::hash(&callback_secret)).await?;
+                    let spec = self.server_spec(vm, &callback_secret);
+                    match cloud.create_server(&spec).await {
+                        Ok(id) => store.set_server_id(vm.id, &id).await?,
+                        Err(e) if !e.is_transient() => {
+                            self.fail(vm, &format!("the cloud refused to create your server: {e}"))
+                                .await;
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        store
+            .transition(vm.id, VmState::Creating, VmState::Booting, "the server exists and is booting")
+            .await?;
+        Ok(())
+    }
+
+    async fn find_server(&self, vm: &VmRecord) -> Result<Option<Server>, CloudError> {
+        let id = vm.id.to_string();
+        let owned = self.inner.cloud.list_owned().await?;
+        Ok(owned
+            .servers
+            .into_iter()
+            .find(|s| s.metadata.get(META_VM) == Some(&id)))
+    }
+
+    async fn boot(&self, vm: &VmRecord) -> Result<(), StepError> {
+        let store = &self.inner.store;
+        let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
+        let Some(server) = self.inner.cloud.get_server(server_id).await? else {
+            self.fail(vm, "failed while booting: the server disappeared from the cloud").await;
+            return Ok(());
+        };
+        if !server.volume_ids.is_empty() && server.volume_ids != vm.volume_ids.0 {
+            store.set_volume_ids(vm.id, &server.volume_ids).await?;
+        }
+        match server.status {
+            ServerStatus::Build => {
+                if self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds) {
+                    let secs = self.inner.settings.launch.boot_timeout_seconds;
+                    self.fail(vm, &format!("failed while booting: the server was not running after {secs} s"))
+                        .await;
+                }
+            }
+            ServerStatus::Active => {
+                if let Some(address) = server.addresses.first() {
+                    store.set_address(vm.id, address).await?;
+                }
+                self.attach_floating_ip(vm).await?;
+                store
+                    .transition(
+                        vm.id,
+                        VmState::Booting,
+                        VmState::Building,
+                        "the server is running; cloud-init starts the launch",
+                    )
+                    .await?;
+            }
+            ServerStatus::Error => {
+                let fault = server.fault.as_deref().unwrap_or("no reason given");
+                self.fail(vm, &format!("failed while booting: the cloud reports an error: {fault}"))
+                    .await;
+            }
+            other => {
+                self.fail(vm, &format!("failed while booting: the server is {other:?}")).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn attach_floating_ip(&self, vm: &VmRecord) -> Result<(), StepError> {
+        if self.inner.settings.cloud.floating_ip_pool.is_none() || vm.floating_ip.is_some() {
+            return Ok(());
+        }
+        let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
+        match self.inner.cloud.attach_floating_ip(server_id).await {
+            Ok(fip) => {
+                self.inner
+                    .store
+                    .set_floating_ip(vm.id, Some((&fip.address, &fip.id)))
+                    .await?;
+            }
+            Err(e @ (CloudError::NoFloatingIps(_) | CloudError::QuotaExceeded(_))) => {
+                self.inner
+                    .store
+                    .append_event(
+                        vm.id,
+                        EventKind::Warning,
+                        &format!("{e}: the VM is reachable only from inside the cloud"),
+                    )
+                    .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// While cloud-init works, the VM reports its phases; we watch the
+    /// clock of each phase and, at `ready`, check that Jupyter answers.
+    async fn build(&self, vm: &VmRecord) -> Result<(), StepError> {
+        let launch = &self.inner.settings.launch;
+        let (phase, limit) = match vm.progress {
+            None | Some(Progress::Cloning) => ("cloning", launch.clone_timeout_seconds),
+            Some(Progress::Building) => ("building", launch.build_timeout_seconds),
+            Some(Progress::Starting) | Some(Progress::Ready) => ("starting", launch.start_timeout_seconds),
+            Some(Progress::Failed) => {
+                let tail = self.inner.store.log_tail(vm.id, 1).await?;
+                let last = tail.last().map_or("no log line", |e| e.message.as_str());
+                let phase = "building";
+                self.fail(vm, &format!("failed while {phase}: the launch script reports: {last}"))
+                    .await;
+                return Ok(());
+            }
+        };
+        if vm.progress == Some(Progress::Ready) && self.jupyter_answers(vm).await {
+            let url = jupyter_base(vm).map(|u| u.to_string()).unwrap_or_default();
+            self.inner
+                .store
+                .transition(vm.id, VmState::Building, VmState::Ready, &format!("Jupyter answers at {url}"))
+                .await?;
+            return Ok(());
+        }
+        if self.timed_out(vm, limit) {
+            let reason = if vm.progress == Some(Progress::Ready) {
+                "the VM says Jupyter runs, but it does not answer"
+            } else {
+                "no progress from the VM"
+            };
+            self.fail(vm, &format!("failed while {phase}: timed out after {limit} s: {reason}"))
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn jupyter_answers(&self, vm: &VmRecord) -> bool {
+        let Some(url) = jupyter_base(vm).and_then(|u| u.join("api").ok()) else {
+            return false;
+        };
+        matches!(self.inner.http.get(url).send().await, Ok(r) if r.status().is_success())
+    }
+
+    /// Delete the server, wait until it is gone, then delete its volumes and
+    /// release its floating IP. Each call does what it can and returns.
+    async fn remove(&self, vm: &VmRecord) -> Result<(), StepError> {
+        let cloud = &self.inner.cloud;
+        let store = &self.inner.store;
+        let mut volumes = vm.volume_ids.0.clone();
+        let server_id = match &vm.server_id {
+            Some(id) => Some(id.clone()),
+            // A launch interrupted before its server id was recorded.
+            None => self.find_server(vm).await?.map(|s| s.id),
+        };
+        if let Some(server_id) = server_id {
+            if let Some(server) = cloud.get_server(&server_id).await? {
+                let mut changed = false;
+                for v in &server.volume_ids {
+                    if !volumes.contains(v) {
+                        volumes.push(v.clone());
+                        changed = true;
+                    }
+                }
+                if changed {
+                    store.set_volume_ids(vm.id, &volumes).await?;
+                }
+                if vm.server_id.is_none() {
+                    store.set_server_id(vm.id, &server_id).await?;
+                }
+                if server.status != ServerStatus::Deleting {
+                    cloud.delete_server(&server_id).await?;
+                }
+                if self.timed_out(vm, DELETE_WARN_AFTER.as_secs()) {
+                    return Err(CloudError::Unavailable(format!(
+                        "the server is still there after {} s",
+                        DELETE_WARN_AFTER.as_secs()
+                    ))
+                    .into());
+                }
+                return Ok(());
+            }
+        }
+        for volume in &volumes {
+            cloud.delete_volume(volume).await?;
+        }
+        if let Some(fip) = &vm.floating_ip_id
+            && self.inner.settings.cloud.release_floating_ip
+        {
+            cloud.release_floating_ip(fip).await?;
+        }
+        store
+            .transition(vm.id, VmState::Deleting, VmState::Deleted, "server, volumes and floating IP are gone")
+            .await?;
+        Ok(())
+    }
+
+    async fn fail(&self, vm: &VmRecord, message: &str) {
+        tracing::warn!(message, "launch failed");
+        if let Err(e) = self.inner.store.transition(vm.id, vm.state, VmState::Failed, message).await {
+            tracing::error!(error = %e, "could not record the failure");
+        }
+    }
+
+    fn timed_out(&self, vm: &VmRecord, limit_seconds: u64) -> bool {
+        let elapsed = Utc::now() - vm.phase_started_at;
+        elapsed.num_milliseconds() > (limit_seconds as i64).saturating_mul(1000)
+    }
+}

@@ -1,0 +1,206 @@
+//! The launch/delete state machine. Web handlers and the CLI only record
+//! what a user asked for; the driver (`driver.rs`) moves every unfinished VM
+//! forward, one persisted step at a time, so a restart resumes where it was.
+
+mod driver;
+
+use crate::cloud::{Cloud, CloudError, META_LOGIN, META_OWNER, META_REPO, META_VM, ServerSpec};
+use crate::cloud_init::{self, CallbackReport, LaunchData};
+use crate::config::{CloudConfig, LaunchConfig};
+use crate::domain::{LaunchRequest, VmId, VmState};
+use crate::secret;
+use crate::store::{CallbackOutcome, NewVm, Store, StoreError, User, VmRecord};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("you already have a VM")]
+    AlreadyHasVm(Box<VmRecord>),
+    #[error("unknown VM or wrong secret")]
+    Unauthorized,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+/// What the provisioner needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub public_url: Url,
+    pub cloud: CloudConfig,
+    pub launch: LaunchConfig,
+    pub poll_interval: Duration,
+    pub concurrency: usize,
+}
+
+#[derive(Clone)]
+pub struct Provisioner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    cloud: Arc<dyn Cloud>,
+    settings: Settings,
+    wake: Notify,
+    /// Readiness probes of the VMs' Jupyter.
+    http: reqwest::Client,
+    /// The last transient error reported per VM, so a cloud that is down
+    /// for an hour does not fill the event log with the same line.
+    last_errors: Mutex<HashMap<VmId, String>>,
+}
+
+impl Provisioner {
+    pub fn new(store: Store, cloud: Arc<dyn Cloud>, settings: Settings) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client builds");
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                cloud,
+                settings,
+                wake: Notify::new(),
+                http,
+                last_errors: Mutex::default(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn cloud(&self) -> &Arc<dyn Cloud> {
+        &self.inner.cloud
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Record a launch for `user` and wake the driver. A user who already has
+    /// a VM gets it back instead of a second one.
+    #[tracing::instrument(name = "launch", skip_all, fields(user = %user.login))]
+    pub async fn launch(&self, user: &User, request: &LaunchRequest) -> Result<VmRecord, ProvisionError> {
+        let name = format!("{}{}", self.inner.settings.cloud.name_prefix, user.login);
+        let token = secret::generate();
+        let inserted = self
+            .inner
+            .store
+            .insert_vm(NewVm {
+                owner: user.github_id,
+                name: &name,
+                request,
+                jupyter_token: &token,
+            })
+            .await;
+        match inserted {
+            Ok(vm) => {
+                tracing::info!(vm = %vm.id, repo = %request.repo, "launch recorded");
+                self.wake();
+                Ok(vm)
+            }
+            Err(StoreError::AlreadyHasVm) => match self.inner.store.live_vm_of(user.github_id).await? {
+                Some(vm) => Err(ProvisionError::AlreadyHasVm(Box::new(vm))),
+                // It was deleted between our insert and this read: try once more.
+                None => Box::pin(self.launch(user, request)).await,
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ask for the deletion of a VM; the driver does the work.
+    #[tracing::instrument(name = "delete", skip_all, fields(vm = %vm.id, user = %vm.owner_login))]
+    pub async fn delete(&self, vm: &VmRecord, why: &str) -> Result<bool, ProvisionError> {
+        let moved = self.inner.store.request_delete(vm.id, why).await?;
+        if moved {
+            tracing::info!(why, "deletion recorded");
+            self.wake();
+        }
+        Ok(moved)
+    }
+
+    /// A progress report from a VM, authenticated by its secret.
+    pub async fn report(&self, report: &CallbackReport, secret: &str) -> Result<CallbackOutcome, ProvisionError> {
+        let vm = self.inner.store.vm(report.vm).await?.ok_or(ProvisionError::Unauthorized)?;
+        let authentic = vm
+            .secret_hash
+            .as_deref()
+            .is_some_and(|stored| secret::matches_hash(secret, stored));
+        if !authentic {
+            return Err(ProvisionError::Unauthorized);
+        }
+        let log: Vec<String> = report.log.iter().rev().take(200).rev().cloned().collect();
+        let outcome = self
+            .inner
+            .store
+            .apply_callback(vm.id, report.seq, report.phase, report.port, &log)
+            .await?;
+        if outcome == CallbackOutcome::Applied {
+            self.wake();
+        }
+        Ok(outcome)
+    }
+
+    /// The Jupyter link of a ready VM, for its owner's eyes only.
+    pub fn jupyter_url(vm: &VmRecord) -> Option<Url> {
+        if vm.state != VmState::Ready {
+            return None;
+        }
+        let mut url = jupyter_base(vm)?.join(&vm.url_path).ok()?;
+        url.query_pairs_mut().append_pair("token", &vm.jupyter_token);
+        Some(url)
+    }
+
+    /// Wake the driver now instead of at its next tick.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    fn server_spec(&self, vm: &VmRecord, callback_secret: &str) -> ServerSpec {
+        let s = &self.inner.settings;
+        let data = LaunchData {
+            vm_id: vm.id,
+            repo: vm.repo.clone(),
+            git_ref: vm.git_ref.clone(),
+            url_path: vm.url_path.clone(),
+            jupyter_port: s.launch.jupyter_port,
+            jupyter_token: vm.jupyter_token.clone(),
+            callback_url: s.public_url.join("api/vm/callback").expect("a relative path joins"),
+            callback_secret: callback_secret.to_owned(),
+        };
+        let metadata = BTreeMap::from([
+            (META_OWNER.to_owned(), vm.owner_id.to_string()),
+            (META_LOGIN.to_owned(), vm.owner_login.clone()),
+            (META_REPO.to_owned(), vm.repo.clone()),
+            (META_VM.to_owned(), vm.id.to_string()),
+        ]);
+        ServerSpec {
+            name: vm.name.clone(),
+            image: s.cloud.image.clone(),
+            flavor: s.cloud.flavor.clone(),
+            volume_size_gb: s.cloud.volume_size_gb,
+            delete_volume_on_termination: s.cloud.delete_volume_on_termination,
+            key_name: s.cloud.key_name.clone(),
+            security_groups: s.cloud.security_groups.clone(),
+            network: s.cloud.network.clone(),
+            user_data: cloud_init::render_user_data(&data),
+            metadata,
+        }
+    }
+}
+
+/// `http://<address>:<port>/` of a VM's Jupyter, once both are known.
+fn jupyter_base(vm: &VmRecord) -> Option<Url> {
+    let ip: std::net::IpAddr = vm.public_address()?.parse().ok()?;
+    let addr = std::net::SocketAddr::new(ip, vm.port?);
+    Url::parse(&format!("http://{addr}/")).ok()
+}

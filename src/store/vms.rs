@@ -1,0 +1,300 @@
+use super::events::{EventKind, append};
+use super::{Result, Store, StoreError, is_unique_violation};
+use crate::domain::{GithubId, LaunchRequest, Progress, VmId, VmState};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct VmRecord {
+    pub id: VmId,
+    pub owner_id: GithubId,
+    pub owner_login: String,
+    pub name: String,
+    pub repo: String,
+    pub git_ref: String,
+    pub url_path: String,
+    pub state: VmState,
+    pub progress: Option<Progress>,
+    pub server_id: Option<String>,
+    pub address: Option<String>,
+    pub floating_ip: Option<String>,
+    pub floating_ip_id: Option<String>,
+    pub volume_ids: Json<Vec<String>>,
+    pub port: Option<u16>,
+    #[serde(skip)]
+    pub jupyter_token: String,
+    #[serde(skip)]
+    pub secret_hash: Option<Vec<u8>>,
+    pub last_seq: i64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub phase_started_at: DateTime<Utc>,
+    pub ready_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl VmRecord {
+    /// The address users reach the VM at: its floating IP, else its own.
+    pub fn public_address(&self) -> Option<&str> {
+        self.floating_ip.as_deref().or(self.address.as_deref())
+    }
+}
+
+pub struct NewVm<'a> {
+    pub owner: GithubId,
+    pub name: &'a str,
+    pub request: &'a LaunchRequest,
+    pub jupyter_token: &'a str,
+}
+
+/// What a progress report from a VM did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Applied,
+    /// An old or replayed report (sequence number not above the last one).
+    Stale,
+    /// The VM is not building any more (deleting, failed, ready...).
+    Refused,
+}
+
+const SELECT_VM: &str = "SELECT vms.*, users.login AS owner_login FROM vms JOIN users ON users.github_id = vms.owner_id";
+
+impl Store {
+    /// Record a launch. The partial unique index makes a second live VM for
+    /// the same owner impossible, however many requests race.
+    pub async fn insert_vm(&self, new: NewVm<'_>) -> Result<VmRecord> {
+        let id = VmId::new();
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO vms (id, owner_id, name, repo, git_ref, url_path, state, jupyter_token,
+                              created_at, updated_at, phase_started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'requested', ?7, ?8, ?8, ?8)",
+        )
+        .bind(id)
+        .bind(new.owner)
+        .bind(new.name)
+        .bind(new.request.repo.as_str())
+        .bind(new.request.git_ref.as_str())
+        .bind(new.request.url_path.as_str())
+        .bind(new.jupyter_token)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyHasVm),
+            other => other?,
+        };
+        let message = format!(
+            "launch requested: {} at {}{}",
+            new.request.repo,
+            new.request.git_ref,
+            if new.request.url_path.as_str().is_empty() {
+                String::new()
+            } else {
+                format!(", opening /{}", new.request.url_path)
+            }
+        );
+        append(&mut *tx, id, EventKind::State, &message).await?;
+        tx.commit().await?;
+        Ok(self.vm(id).await?.expect("the VM was just inserted"))
+    }
+
+    pub async fn vm(&self, id: VmId) -> Result<Option<VmRecord>> {
+        Ok(sqlx::query_as(&format!("{SELECT_VM} WHERE vms.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The owner's VM that is not deleted, if any.
+    pub async fn live_vm_of(&self, owner: GithubId) -> Result<Option<VmRecord>> {
+        Ok(sqlx::query_as(&format!("{SELECT_VM} WHERE vms.owner_id = ? AND vms.state <> 'deleted'"))
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// All VMs of an owner, newest first.
+    pub async fn list_vms_of(&self, owner: GithubId) -> Result<Vec<VmRecord>> {
+        Ok(sqlx::query_as(&format!("{SELECT_VM} WHERE vms.owner_id = ? ORDER BY vms.created_at DESC"))
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// VMs the provisioner still has to move forward, oldest first.
+    pub async fn vms_needing_work(&self) -> Result<Vec<VmRecord>> {
+        Ok(sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE vms.state IN ('requested', 'creating', 'booting', 'building', 'deleting')
+             ORDER BY vms.created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn list_vms(&self, include_deleted: bool) -> Result<Vec<VmRecord>> {
+        Ok(sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE ?1 OR vms.state <> 'deleted' ORDER BY vms.created_at DESC"
+        ))
+        .bind(include_deleted)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Move a VM from `from` to `to` if nobody moved it meanwhile; records
+    /// the event in the same transaction. Returns whether it moved.
+    pub async fn transition(&self, id: VmId, from: VmState, to: VmState, message: &str) -> Result<bool> {
+        let now = Utc::now();
+        let error = (to == VmState::Failed).then_some(message);
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE vms SET state = ?1, updated_at = ?2, phase_started_at = ?2,
+                    last_error = COALESCE(?3, last_error),
+                    ready_at = CASE WHEN ?1 = 'ready' THEN ?2 ELSE ready_at END,
+                    deleted_at = CASE WHEN ?1 = 'deleted' THEN ?2 ELSE deleted_at END
+             WHERE id = ?4 AND state = ?5",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(error)
+        .bind(id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if moved {
+            let kind = if to == VmState::Failed { EventKind::Error } else { EventKind::State };
+            append(&mut *tx, id, kind, &format!("{to}: {message}")).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Ask for deletion from any state but deleting/deleted.
+    pub async fn request_delete(&self, id: VmId, why: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE vms SET state = 'deleting', updated_at = ?1, phase_started_at = ?1
+             WHERE id = ?2 AND state NOT IN ('deleting', 'deleted')",
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if moved {
+            append(&mut *tx, id, EventKind::State, &format!("deleting: {why}")).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Store the hash of the VM's callback secret before the secret leaves
+    /// for the cloud, so a server found after a crash still authenticates.
+    pub async fn set_secret_hash(&self, id: VmId, hash: &[u8]) -> Result<()> {
+        self.update(id, "UPDATE vms SET secret_hash = ?1, updated_at = ?2 WHERE id = ?3", hash)
+            .await
+    }
+
+    pub async fn set_server_id(&self, id: VmId, server_id: &str) -> Result<()> {
+        self.update(id, "UPDATE vms SET server_id = ?1, updated_at = ?2 WHERE id = ?3", server_id)
+            .await
+    }
+
+    pub async fn set_address(&self, id: VmId, address: &str) -> Result<()> {
+        self.update(id, "UPDATE vms SET address = ?1, updated_at = ?2 WHERE id = ?3", address)
+            .await
+    }
+
+    pub async fn set_volume_ids(&self, id: VmId, volumes: &[String]) -> Result<()> {
+        let json = Json(volumes);
+        self.update(id, "UPDATE vms SET volume_ids = ?1, updated_at = ?2 WHERE id = ?3", json)
+            .await
+    }
+
+    pub async fn set_floating_ip(&self, id: VmId, fip: Option<(&str, &str)>) -> Result<()> {
+        sqlx::query("UPDATE vms SET floating_ip = ?1, floating_ip_id = ?2, updated_at = ?3 WHERE id = ?4")
+            .bind(fip.map(|f| f.0))
+            .bind(fip.map(|f| f.1))
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn update<'q, T>(&self, id: VmId, sql: &'q str, value: T) -> Result<()>
+    where
+        T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        sqlx::query(sql)
+            .bind(value)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Apply a progress report from the VM: only while it is building, only
+    /// forward, only if newer than the last one; log lines are appended.
+    pub async fn apply_callback(
+        &self,
+        id: VmId,
+        seq: i64,
+        progress: Option<Progress>,
+        port: Option<u16>,
+        log: &[String],
+    ) -> Result<CallbackOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<(VmState, Option<Progress>, i64)> =
+            sqlx::query_as("SELECT state, progress, last_seq FROM vms WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((state, current_progress, last_seq)) = current else {
+            return Ok(CallbackOutcome::Refused);
+        };
+        if !matches!(state, VmState::Booting | VmState::Building) {
+            return Ok(CallbackOutcome::Refused);
+        }
+        if seq <= last_seq {
+            return Ok(CallbackOutcome::Stale);
+        }
+        let now = Utc::now();
+        sqlx::query("UPDATE vms SET last_seq = ?1, updated_at = ?2 WHERE id = ?3")
+            .bind(seq)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for line in log {
+            append(&mut *tx, id, EventKind::Log, line).await?;
+        }
+        let forward = match (current_progress, progress) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(Progress::Failed), Some(_)) => false,
+            (Some(old), Some(new)) => new > old,
+        };
+        if let (true, Some(progress)) = (forward, progress) {
+            sqlx::query(
+                "UPDATE vms SET progress = ?1, phase_started_at = ?2, port = COALESCE(?3, port) WHERE id = ?4",
+            )
+            .bind(progress)
+            .bind(now)
+            .bind(port)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            append(&mut *tx, id, EventKind::State, &format!("the VM reports: {progress}")).await?;
+        }
+        tx.commit().await?;
+        Ok(CallbackOutcome::Applied)
+    }
+}

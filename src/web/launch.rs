@@ -1,0 +1,173 @@
+//! `GET /VM_start` shows what would be launched and asks to confirm;
+//! `POST /VM_start` launches. Binder-style `/v2/...` links lead to the same
+//! confirmation page, so a mybinder badge works by swapping the host.
+
+use super::layout::{Layout, render};
+use super::session::{CsrfForm, CsrfProtected, RegisteredUser};
+use super::status::VmView;
+use super::{AppState, WebError};
+use crate::domain::{LaunchParams, LaunchRequest, RepoSpec};
+use crate::provision::ProvisionError;
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/VM_start", get(confirm).post(launch))
+        .route("/v2/gh/{org}/{repo}", get(binder_gh_head))
+        .route("/v2/gh/{org}/{repo}/{*git_ref}", get(binder_gh))
+        .route("/v2/gl/{project}/{*git_ref}", get(binder_gl))
+        .route("/v2/git/{url}/{*git_ref}", get(binder_git))
+}
+
+#[derive(Template)]
+#[template(path = "launch.html")]
+struct ConfirmPage {
+    layout: Layout,
+    request: Option<LaunchRequest>,
+    error: Option<String>,
+    params: LaunchParams,
+    existing: Option<VmView>,
+    share_link: Option<String>,
+}
+
+/// A link anyone can open to launch the same thing.
+pub fn share_link(state: &AppState, request: &LaunchRequest) -> String {
+    let mut url = state
+        .config
+        .server
+        .public_url
+        .join("VM_start")
+        .expect("a relative path joins");
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("giturl", request.repo.as_str());
+        if request.git_ref.as_str() != "HEAD" {
+            q.append_pair("ref", request.git_ref.as_str());
+        }
+        if !request.url_path.as_str().is_empty() {
+            q.append_pair("urlpath", request.url_path.as_str());
+        }
+    }
+    url.into()
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    user: RegisteredUser,
+    Query(params): Query<LaunchParams>,
+) -> Result<Response, WebError> {
+    let existing = match state.store.live_vm_of(user.user.github_id).await? {
+        Some(vm) => Some(VmView::load(&state.store, &vm).await?),
+        None => None,
+    };
+    let validated = params.validate(&state.config.launch.default_repo);
+    let status = if validated.is_err() {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let share_link = validated.as_ref().ok().map(|r| share_link(&state, r));
+    let (request, error) = match validated {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e)),
+    };
+    let page = ConfirmPage {
+        layout: user.visitor.layout(&state, "Launch a VM"),
+        request,
+        error,
+        params,
+        existing,
+        share_link,
+    };
+    Ok((status, render(page)?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LaunchForm {
+    csrf: String,
+    #[serde(flatten)]
+    params: LaunchParams,
+}
+
+impl CsrfProtected for LaunchForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+async fn launch(
+    State(state): State<AppState>,
+    user: RegisteredUser,
+    CsrfForm(form): CsrfForm<LaunchForm>,
+) -> Result<Response, WebError> {
+    let request = match form.params.validate(&state.config.launch.default_repo) {
+        Ok(r) => r,
+        Err(message) => {
+            let page = ConfirmPage {
+                layout: user.visitor.layout(&state, "Launch a VM"),
+                request: None,
+                error: Some(message),
+                params: form.params,
+                existing: None,
+                share_link: None,
+            };
+            return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
+        }
+    };
+    match state.provisioner.launch(&user.user, &request).await {
+        // A double click or a second tab lands on the same VM.
+        Ok(_) | Err(ProvisionError::AlreadyHasVm(_)) => Ok(Redirect::to("/VM_status").into_response()),
+        Err(e) => Err(WebError::Internal(e.into())),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PathParams {
+    urlpath: Option<String>,
+    labpath: Option<String>,
+    filepath: Option<String>,
+}
+
+/// Redirect a Binder-style link to the confirmation page.
+fn to_confirmation(repo: Result<RepoSpec, String>, git_ref: &str, extra: PathParams) -> Result<Response, WebError> {
+    let repo = repo.map_err(WebError::BadRequest)?;
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("giturl", repo.as_str());
+    query.append_pair("ref", git_ref);
+    for (key, value) in [("urlpath", extra.urlpath), ("labpath", extra.labpath), ("filepath", extra.filepath)] {
+        if let Some(v) = value {
+            query.append_pair(key, &v);
+        }
+    }
+    Ok(Redirect::to(&format!("/VM_start?{}", query.finish())).into_response())
+}
+
+async fn binder_gh_head(Path((org, repo)): Path<(String, String)>, Query(extra): Query<PathParams>) -> Result<Response, WebError> {
+    to_confirmation(RepoSpec::github(&org, &repo), "HEAD", extra)
+}
+
+async fn binder_gh(
+    Path((org, repo, git_ref)): Path<(String, String, String)>,
+    Query(extra): Query<PathParams>,
+) -> Result<Response, WebError> {
+    to_confirmation(RepoSpec::github(&org, &repo), &git_ref, extra)
+}
+
+async fn binder_gl(
+    Path((project, git_ref)): Path<(String, String)>,
+    Query(extra): Query<PathParams>,
+) -> Result<Response, WebError> {
+    to_confirmation(RepoSpec::gitlab(&project), &git_ref, extra)
+}
+
+async fn binder_git(
+    Path((url, git_ref)): Path<(String, String)>,
+    Query(extra): Query<PathParams>,
+) -> Result<Response, WebError> {
+    to_confirmation(RepoSpec::parse(&url), &git_ref, extra)
+}

@@ -1,0 +1,89 @@
+//! HTTP: one module per page or flow. Handlers parse input into validated
+//! types, check who is asking, and hand the work to the provisioner.
+
+mod assets;
+mod auth;
+mod callback;
+mod delete;
+mod error;
+mod health;
+mod home;
+mod launch;
+mod layout;
+mod register;
+mod session;
+mod status;
+
+pub use error::WebError;
+pub use session::SESSION_COOKIE;
+
+use crate::config::Config;
+use crate::provision::Provisioner;
+use crate::store::Store;
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use secrecy::SecretString;
+use std::sync::Arc;
+use tower::ServiceBuilder;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// How people log in.
+#[derive(Clone)]
+pub enum LoginMode {
+    /// GitHub OAuth (`serve`).
+    Github(crate::github::Github),
+    /// A form that accepts any name (`demo` only; never offered by `serve`).
+    Demo,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub provisioner: Provisioner,
+    pub login_mode: LoginMode,
+    pub registration_secret: Option<Arc<SecretString>>,
+    /// Fires at shutdown, so long-lived event streams end.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// No inline script, no framing, no sniffing, and no referrer: a page
+/// URL can carry a Jupyter token or a registration secret.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The request span: method and path, with the registration secret cut
+/// out, and no query string (it is the user's business).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let path = request.uri().path();
+    let path = if path.starts_with("/register/") { "/register/[redacted]" } else { path };
+    tracing::info_span!("request", method = %request.method(), path)
+}
+
+pub fn router(state: AppState) -> Router {
+    let header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    Router::new()
+        .merge(home::router())
+        .merge(auth::router())
+        .merge(register::router())
+        .merge(launch::router())
+        .merge(status::router())
+        .merge(delete::router())
+        .merge(callback::router())
+        .merge(health::router())
+        .merge(assets::router())
+        .fallback(|| async { WebError::NotFound })
+        .layer(session::layer(&state))
+        .layer(
+            ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
+                .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(header(header::REFERRER_POLICY, "no-referrer"))
+                .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+        )
+        .with_state(state)
+}

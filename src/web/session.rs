@@ -1,0 +1,266 @@
+//! Sessions, who is asking, and CSRF. Handlers never touch session keys:
+//! they take a `Visitor`, a `RegisteredUser` or a `CsrfForm`.
+
+use super::layout::Layout;
+use super::{AppState, WebError};
+use crate::domain::GithubId;
+use crate::secret;
+use crate::store::User;
+use axum::extract::{Form, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::cookie::time::Duration as CookieDuration;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+pub const SESSION_COOKIE: &str = "stackbinder_session";
+const AUTH_KEY: &str = "auth.user";
+const CSRF_KEY: &str = "csrf.token";
+const NEXT_KEY: &str = "auth.next";
+const OAUTH_KEY: &str = "oauth.pending";
+
+/// What the GitHub callback must match: the `state` we sent and the PKCE
+/// verifier of the challenge we sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingOauth {
+    pub state: String,
+    pub pkce_verifier: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionAuth {
+    github_id: GithubId,
+    login_at: DateTime<Utc>,
+}
+
+pub fn layer(state: &AppState) -> SessionManagerLayer<SqliteStore> {
+    let store = SqliteStore::new(state.store.pool().clone());
+    let secure = state.config.server.public_url.scheme() == "https";
+    let idle = i64::from(state.config.server.session_idle_minutes);
+    SessionManagerLayer::new(store)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        // Lax, so the cookie comes along on the redirect back from GitHub.
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(CookieDuration::minutes(idle)))
+}
+
+/// Whoever sent the request: maybe logged in, always with a CSRF token.
+pub struct Visitor {
+    pub session: Session,
+    pub user: Option<User>,
+    pub csrf: String,
+}
+
+impl Visitor {
+    pub fn layout(&self, state: &AppState, title: &str) -> Layout {
+        Layout {
+            title: title.to_owned(),
+            login: self.user.as_ref().map(|u| u.login.clone()),
+            csrf: self.csrf.clone(),
+            banner: state.config.server.banner.clone(),
+        }
+    }
+
+    /// Log `user` in: a new session id (no fixation), a new CSRF token.
+    pub async fn log_in(&self, user: &User) -> Result<(), WebError> {
+        self.session.cycle_id().await?;
+        self.session
+            .insert(
+                AUTH_KEY,
+                SessionAuth {
+                    github_id: user.github_id,
+                    login_at: Utc::now(),
+                },
+            )
+            .await?;
+        self.session.insert(CSRF_KEY, secret::generate()).await?;
+        Ok(())
+    }
+
+    pub async fn log_out(&self) -> Result<(), WebError> {
+        self.session.flush().await?;
+        Ok(())
+    }
+
+    /// Remember where to go after login (only paths on this site).
+    pub async fn set_next(&self, next: &str) -> Result<(), WebError> {
+        self.session.insert(NEXT_KEY, safe_next(next)).await?;
+        Ok(())
+    }
+
+    pub async fn begin_oauth(&self, pending: PendingOauth) -> Result<(), WebError> {
+        self.session.insert(OAUTH_KEY, pending).await?;
+        Ok(())
+    }
+
+    /// The pending login, at most once: a replayed callback finds nothing.
+    pub async fn take_oauth(&self) -> Result<Option<PendingOauth>, WebError> {
+        Ok(self.session.remove(OAUTH_KEY).await?)
+    }
+
+    pub async fn take_next(&self) -> Result<String, WebError> {
+        let next: Option<String> = self.session.remove(NEXT_KEY).await?;
+        Ok(next.map_or_else(|| "/".to_owned(), |n| safe_next(&n)))
+    }
+}
+
+/// A local path, or `/`: never another host (`//evil`, `https://…`, `/\evil`).
+pub fn safe_next(next: &str) -> String {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    if local { next.to_owned() } else { "/".to_owned() }
+}
+
+impl<S> FromRequestParts<S> for Visitor
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let app = AppState::from_ref(state);
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, msg)| WebError::Internal(anyhow::anyhow!(msg)))?;
+        let csrf = match session.get::<String>(CSRF_KEY).await? {
+            Some(token) => token,
+            None => {
+                let token = secret::generate();
+                session.insert(CSRF_KEY, &token).await?;
+                token
+            }
+        };
+        let mut user = None;
+        if let Some(auth) = session.get::<SessionAuth>(AUTH_KEY).await? {
+            let max_age = Duration::hours(i64::from(app.config.server.session_max_hours));
+            if Utc::now() - auth.login_at > max_age {
+                session.flush().await?;
+            } else {
+                user = app.store.user(auth.github_id).await?;
+            }
+        }
+        Ok(Self { session, user, csrf })
+    }
+}
+
+/// A logged-in user on the allowlist, checked on every request (removing
+/// someone takes effect at once, not at their next login).
+pub struct RegisteredUser {
+    pub user: User,
+    pub visitor: Visitor,
+}
+
+impl<S> FromRequestParts<S> for RegisteredUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let visitor = Visitor::from_request_parts(parts, state).await?;
+        let Some(user) = visitor.user.clone() else {
+            let next = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned();
+            return Err(WebError::LoginRequired { next });
+        };
+        if !user.is_registered() {
+            return Err(WebError::NotRegistered { login: user.login });
+        }
+        Ok(Self { user, visitor })
+    }
+}
+
+/// `RegisteredUser` for JSON endpoints: failures answer in JSON.
+pub struct ApiUser(pub RegisteredUser);
+
+impl<S> FromRequestParts<S> for ApiUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        RegisteredUser::from_request_parts(parts, state)
+            .await
+            .map(Self)
+            .map_err(WebError::into_json)
+    }
+}
+
+/// A form that carries the session's CSRF token in its `csrf` field.
+pub trait CsrfProtected {
+    fn csrf(&self) -> &str;
+}
+
+/// A form, accepted only with the session's CSRF token.
+pub struct CsrfForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for CsrfForm<T>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+    T: DeserializeOwned + CsrfProtected + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|(_, msg)| WebError::Internal(anyhow::anyhow!(msg)).into_response())?;
+        let expected: Option<String> = session
+            .get(CSRF_KEY)
+            .await
+            .map_err(|e| WebError::from(e).into_response())?;
+        let req = Request::from_parts(parts, body);
+        let Form(form) = Form::<T>::from_request(req, state).await.map_err(|_| {
+            // A form without its token fails to parse; that is a CSRF failure too.
+            WebError::Csrf.into_response()
+        })?;
+        let valid = expected.is_some_and(|e| secret::equal(e.as_bytes(), form.csrf().as_bytes()));
+        if !valid {
+            return Err(WebError::Csrf.into_response());
+        }
+        Ok(Self(form))
+    }
+}
+
+/// A form with nothing but its CSRF token (logout, delete).
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    pub csrf: String,
+}
+
+impl CsrfProtected for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next("/VM_start?giturl=https%3A%2F%2Fx"), "/VM_start?giturl=https%3A%2F%2Fx");
+        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "evil", "/x\r\nSet-Cookie: a"] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+}

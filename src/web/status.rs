@@ -1,0 +1,235 @@
+//! `/VM_status` (the page), `/api/vm` (its data as JSON) and
+//! `/api/vm/events` (the same data, pushed, with heartbeats).
+
+use super::layout::{Layout, render};
+use super::session::{ApiUser, RegisteredUser};
+use super::{AppState, WebError};
+use crate::domain::{GithubId, Progress, VmState};
+use crate::provision::Provisioner;
+use crate::store::{EventKind, Store, VmRecord};
+use askama::Template;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use std::convert::Infallible;
+use std::time::Duration;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/VM_status", get(page))
+        .route("/api/vm", get(json))
+        .route("/api/vm/events", get(events))
+}
+
+/// The steps of a launch, in order, as the progress bar shows them.
+pub const STEPS: [(&str, &str); 7] = [
+    ("requested", "Queued"),
+    ("creating", "Server"),
+    ("booting", "Boot"),
+    ("cloning", "Clone"),
+    ("building", "Build"),
+    ("starting", "Start"),
+    ("ready", "Ready"),
+];
+
+/// A VM as its owner sees it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VmView {
+    pub id: String,
+    pub state: VmState,
+    pub progress: Option<Progress>,
+    /// Which of `STEPS` the VM is at.
+    pub step: &'static str,
+    pub percent: u8,
+    pub headline: String,
+    pub repo: String,
+    pub git_ref: String,
+    pub url_path: String,
+    pub name: String,
+    pub address: Option<String>,
+    pub jupyter_url: Option<String>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub log: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub can_delete: bool,
+    /// Nothing will change without the user doing something.
+    pub settled: bool,
+}
+
+impl VmView {
+    pub async fn load(store: &Store, vm: &VmRecord) -> Result<Self, WebError> {
+        let log = store.log_tail(vm.id, 40).await?;
+        let recent = store.recent_events(vm.id, 60).await?;
+        let warnings = recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Warning)
+            .map(|e| e.message.clone())
+            .rev()
+            .take(3)
+            .collect();
+        let (step, percent) = step_of(vm);
+        Ok(Self {
+            id: vm.id.to_string(),
+            state: vm.state,
+            progress: vm.progress,
+            step,
+            percent,
+            headline: headline(vm).to_owned(),
+            repo: vm.repo.clone(),
+            git_ref: vm.git_ref.clone(),
+            url_path: vm.url_path.clone(),
+            name: vm.name.clone(),
+            address: vm.public_address().map(str::to_owned),
+            jupyter_url: Provisioner::jupyter_url(vm).map(String::from),
+            error: (vm.state == VmState::Failed).then(|| vm.last_error.clone()).flatten(),
+            warnings,
+            log: log.into_iter().map(|e| e.message).collect(),
+            created_at: vm.created_at,
+            can_delete: vm.state.can_delete(),
+            settled: matches!(vm.state, VmState::Ready | VmState::Failed | VmState::Deleted),
+        })
+    }
+
+    /// Index of the current step, for the template's progress list.
+    pub fn step_index(&self) -> usize {
+        STEPS.iter().position(|(key, _)| *key == self.step).unwrap_or(0)
+    }
+}
+
+fn step_of(vm: &VmRecord) -> (&'static str, u8) {
+    match (vm.state, vm.progress) {
+        (VmState::Requested, _) => ("requested", 5),
+        (VmState::Creating, _) => ("creating", 12),
+        (VmState::Booting, _) => ("booting", 25),
+        (VmState::Building, None | Some(Progress::Cloning)) => ("cloning", 40),
+        (VmState::Building, Some(Progress::Building)) => ("building", 60),
+        (VmState::Building, Some(_)) => ("starting", 85),
+        (VmState::Ready, _) => ("ready", 100),
+        (VmState::Failed, p) => (
+            match p {
+                Some(Progress::Cloning) => "cloning",
+                Some(Progress::Building) | Some(Progress::Failed) => "building",
+                Some(Progress::Starting) | Some(Progress::Ready) => "starting",
+                None if vm.server_id.is_some() => "booting",
+                None => "creating",
+            },
+            100,
+        ),
+        (VmState::Deleting, _) => ("requested", 50),
+        (VmState::Deleted, _) => ("requested", 100),
+    }
+}
+
+fn headline(vm: &VmRecord) -> &'static str {
+    match (vm.state, vm.progress) {
+        (VmState::Requested, _) => "Your launch is queued",
+        (VmState::Creating, _) => "Asking the cloud for a server",
+        (VmState::Booting, _) => "The server is booting",
+        (VmState::Building, None) => "The server is up; the launch script is starting",
+        (VmState::Building, Some(Progress::Cloning)) => "Cloning the repository",
+        (VmState::Building, Some(Progress::Building)) => {
+            "Building the environment with repo2docker (this can take a while)"
+        }
+        (VmState::Building, Some(Progress::Starting)) => "Starting Jupyter",
+        (VmState::Building, Some(_)) => "Checking that Jupyter answers",
+        (VmState::Ready, _) => "Your Jupyter server is ready",
+        (VmState::Failed, _) => "The launch failed",
+        (VmState::Deleting, _) => "Deleting the server, its volume and its address",
+        (VmState::Deleted, _) => "Your VM has been deleted",
+    }
+}
+
+/// The VM the status page is about: the live one, else the last one.
+async fn current_vm(store: &Store, owner: GithubId) -> Result<Option<VmRecord>, WebError> {
+    if let Some(vm) = store.live_vm_of(owner).await? {
+        return Ok(Some(vm));
+    }
+    Ok(store
+        .list_vms_of(owner)
+        .await?
+        .into_iter()
+        .next())
+}
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage {
+    layout: Layout,
+    vm: VmView,
+    steps: &'static [(&'static str, &'static str)],
+}
+
+async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Response, WebError> {
+    let Some(vm) = current_vm(&state.store, user.user.github_id).await? else {
+        return Ok(axum::response::Redirect::to("/").into_response());
+    };
+    let vm = VmView::load(&state.store, &vm).await?;
+    Ok(render(StatusPage {
+        layout: user.visitor.layout(&state, "Your VM"),
+        vm,
+        steps: &STEPS,
+    })?
+    .into_response())
+}
+
+async fn json(State(state): State<AppState>, ApiUser(user): ApiUser) -> Response {
+    match current_vm(&state.store, user.user.github_id).await {
+        Ok(Some(vm)) => match VmView::load(&state.store, &vm).await {
+            Ok(view) => Json(view).into_response(),
+            Err(e) => e.into_json(),
+        },
+        Ok(None) => WebError::NotFound.into_json(),
+        Err(e) => e.into_json(),
+    }
+}
+
+/// How often the event stream looks for changes, and for how long it runs
+/// before the browser reconnects (EventSource does so on its own).
+const EVENTS_POLL: Duration = Duration::from_millis(700);
+const EVENTS_MAX: Duration = Duration::from_secs(30 * 60);
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+async fn events(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let owner = user.user.github_id;
+    let store = state.store.clone();
+    let stream = changes(store, owner).take_until(state.shutdown.clone().cancelled_owned());
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+}
+
+/// Send the VM's view whenever it changes.
+fn changes(store: Store, owner: GithubId) -> impl Stream<Item = Result<Event, Infallible>> {
+    let started = tokio::time::Instant::now();
+    futures_util::stream::unfold(None::<VmView>, move |last| {
+        let store = store.clone();
+        async move {
+            loop {
+                if started.elapsed() > EVENTS_MAX {
+                    return None;
+                }
+                let view = match current_vm(&store, owner).await {
+                    Ok(Some(vm)) => VmView::load(&store, &vm).await.ok(),
+                    _ => None,
+                };
+                if let Some(view) = view
+                    && last.as_ref() != Some(&view)
+                {
+                    let event = Event::default()
+                        .event("status")
+                        .json_data(&view)
+                        .unwrap_or_else(|_| Event::default().comment("unserializable"));
+                    return Some((Ok(event), Some(view)));
+                }
+                tokio::time::sleep(EVENTS_POLL).await;
+            }
+        }
+    })
+}
