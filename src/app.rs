@@ -59,7 +59,11 @@ pub fn cloud_from_config(config: &Config) -> Arc<dyn Cloud> {
 /// The provisioner for `config`, for commands that need no web server.
 pub async fn provisioner(config: &Config) -> anyhow::Result<Provisioner> {
     let store = Store::connect(&config.database.url).await?;
-    Ok(Provisioner::new(store, cloud_from_config(config), settings(config)))
+    Ok(Provisioner::new(
+        store,
+        cloud_from_config(config),
+        settings(config),
+    ))
 }
 
 fn settings(config: &Config) -> provision::Settings {
@@ -74,13 +78,15 @@ fn settings(config: &Config) -> provision::Settings {
 
 impl Application {
     pub async fn build(mut config: Config, options: Options) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.server.bind).await.with_context(|| {
-            format!(
-                "cannot listen on {} (server.bind): is another program using that port? \
+        let listener = TcpListener::bind(config.server.bind)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (server.bind): is another program using that port? \
                  Pick another port, or 0 for any free one",
-                config.server.bind
-            )
-        })?;
+                    config.server.bind
+                )
+            })?;
         let bound = listener.local_addr()?;
         if options.public_url_from_bind {
             config.server.public_url = Url::parse(&format!("http://{bound}/"))?;
@@ -89,7 +95,9 @@ impl Application {
         let login_mode = match options.login {
             Login::Demo => LoginMode::Demo,
             Login::Github => {
-                if config.github.client_id.trim().is_empty() || secrets.github_client_secret.is_none() {
+                if config.github.client_id.trim().is_empty()
+                    || secrets.github_client_secret.is_none()
+                {
                     return Err(ConfigError {
                         key: "github.client_id".into(),
                         problem: "GitHub login needs an OAuth app's client id and client secret".into(),
@@ -101,11 +109,11 @@ impl Application {
                     }
                     .into());
                 }
-                LoginMode::Github(Github::new(
+                LoginMode::Github(Box::new(Github::new(
                     &config.github,
                     secrets.github_client_secret.as_ref(),
                     &config.server.public_url,
-                ))
+                )))
             }
         };
         let store = Store::connect(&config.database.url).await?;
@@ -131,7 +139,9 @@ impl Application {
     }
 
     pub fn address(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn public_url(&self) -> &Url {
@@ -148,14 +158,23 @@ impl Application {
 
     /// Serve until `shutdown` completes, then stop the driver after its
     /// current step and close the open event streams.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let stop = self.state.shutdown.clone();
-        let driver = self
-            .drive_in_background
-            .then(|| tokio::spawn(self.state.provisioner.clone().run_until_stopped(stop.clone())));
+        let driver = self.drive_in_background.then(|| {
+            tokio::spawn(
+                self.state
+                    .provisioner
+                    .clone()
+                    .run_until_stopped(stop.clone()),
+            )
+        });
         let sessions = SqliteStore::new(self.state.store.pool().clone());
-        let session_cleanup =
-            tokio::spawn(sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)));
+        let session_cleanup = tokio::spawn(
+            sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)),
+        );
         let router = web::router(self.state);
         let on_signal = stop.clone();
         axum::serve(self.listener, router)

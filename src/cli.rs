@@ -15,7 +15,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "stackbinder", version, about = "Binder-style on-demand Jupyter VMs on OpenStack")]
+#[command(
+    name = "stackbinder",
+    version,
+    about = "Binder-style on-demand Jupyter VMs on OpenStack"
+)]
 pub struct Cli {
     /// Configuration file (default: built-in defaults and STACKBINDER_* variables).
     #[arg(long, global = true, env = "STACKBINDER_CONFIG", value_name = "PATH")]
@@ -139,7 +143,10 @@ async fn demo(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     if !config.server.bind.ip().is_loopback() {
         return Err(ConfigError {
             key: "server.bind".into(),
-            problem: format!("the demo listens on loopback only, and {} is not", config.server.bind),
+            problem: format!(
+                "the demo listens on loopback only, and {} is not",
+                config.server.bind
+            ),
             fix: "use 127.0.0.1:PORT (the demo login lets anyone in)".into(),
         }
         .into());
@@ -150,7 +157,10 @@ async fn demo(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         .context("cannot create a temporary directory for the demo database")?;
     config.database.url = format!("sqlite://{}", dir.path().join("demo.db").display());
     config.cloud.backend = Backend::Simulated;
-    config.cloud.floating_ip_pool.get_or_insert_with(|| "public".into());
+    config
+        .cloud
+        .floating_ip_pool
+        .get_or_insert_with(|| "public".into());
     config.registration.secret_file = None;
     config.registration.secret = Some(SecretString::from(crate::secret::generate()));
     let app = Application::build(
@@ -164,13 +174,21 @@ async fn demo(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     let url = app.public_url().clone();
-    let secret = app.registration_secret().expect("the demo sets a registration secret");
+    let secret = app
+        .registration_secret()
+        .expect("the demo sets a registration secret");
     println!("stackbinder demo (simulated cloud, demo login, temporary database)");
     println!();
     println!("  open:              {url}");
-    println!("  registration link: {}register/{}", url, secret.expose_secret());
+    println!(
+        "  registration link: {}register/{}",
+        url,
+        secret.expose_secret()
+    );
     println!();
-    println!("Log in with any name, open the registration link, then launch. Ctrl-C stops the demo.");
+    println!(
+        "Log in with any name, open the registration link, then launch. Ctrl-C stops the demo."
+    );
     let result = app.run_until_stopped(app::shutdown_signal()).await;
     drop(dir);
     result
@@ -183,13 +201,18 @@ async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::List => {
             let users = store.list_users().await?;
             let invites = store.list_invites().await?;
-            println!("{:<40} {:>12}  {:<26} registered via", "LOGIN", "GITHUB ID", "REGISTERED");
+            println!(
+                "{:<40} {:>12}  {:<26} registered via",
+                "LOGIN", "GITHUB ID", "REGISTERED"
+            );
             for u in users.iter().filter(|u| u.is_registered()) {
                 println!(
                     "{:<40} {:>12}  {:<26} {}",
                     u.login,
                     u.github_id,
-                    u.registered_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
+                    u.registered_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                        .unwrap_or_default(),
                     u.registered_via.as_deref().unwrap_or("")
                 );
             }
@@ -216,7 +239,9 @@ async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 match store.allow_login(&login, "cli").await? {
                     AllowOutcome::Registered => println!("{login}: registered"),
                     AllowOutcome::AlreadyRegistered => println!("{login}: already registered"),
-                    AllowOutcome::Invited => println!("{login}: invited; registered at their first login"),
+                    AllowOutcome::Invited => {
+                        println!("{login}: invited; registered at their first login")
+                    }
                 }
             }
         }
@@ -227,7 +252,9 @@ async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 Some(user) => {
                     println!("{login}: removed from the allowlist");
                     if let Some(vm) = store.live_vm_of(user.github_id).await? {
-                        provisioner.delete(&vm, "its owner was removed from the allowlist").await?;
+                        provisioner
+                            .delete(&vm, "its owner was removed from the allowlist")
+                            .await?;
                         println!("{login}: their VM {} is being deleted", vm.id);
                     }
                 }
@@ -245,14 +272,19 @@ async fn vm(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
     match cmd {
         VmCommand::List { all } => {
             let vms = store.list_vms(all).await?;
-            println!("{:<36}  {:<20} {:<10} {:<9} {:<17} REPOSITORY", "ID", "OWNER", "STATE", "PROGRESS", "CREATED");
+            println!(
+                "{:<36}  {:<20} {:<10} {:<9} {:<17} REPOSITORY",
+                "ID", "OWNER", "STATE", "PROGRESS", "CREATED"
+            );
             for vm in &vms {
                 println!(
                     "{:<36}  {:<20} {:<10} {:<9} {:<17} {}",
                     vm.id,
                     vm.owner_login,
                     vm.state,
-                    vm.progress.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    vm.progress
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     vm.created_at.format("%Y-%m-%d %H:%M"),
                     vm.repo
                 );
@@ -263,9 +295,19 @@ async fn vm(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
             let vm = find_vm(store, &who).await?;
             print_vm(store, &vm).await?;
         }
-        VmCommand::Start { user, repo, git_ref, path, wait } => {
+        VmCommand::Start {
+            user,
+            repo,
+            git_ref,
+            path,
+            wait,
+        } => {
             let login = Login::parse(&user).map_err(|e| anyhow::anyhow!("{user:?}: {e}"))?;
-            let Some(user) = store.user_by_login(&login).await?.filter(|u| u.is_registered()) else {
+            let Some(user) = store
+                .user_by_login(&login)
+                .await?
+                .filter(|u| u.is_registered())
+            else {
                 bail!("{login} is not a registered user (they must log in once after `users add`)");
             };
             let params = LaunchParams {
@@ -279,17 +321,31 @@ async fn vm(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!(e))?;
             let vm = match provisioner.launch(&user, &request).await {
                 Ok(vm) => {
-                    println!("launch {} recorded: {} at {} for {}", vm.id, vm.repo, vm.git_ref, vm.owner_login);
-                    println!("the running stackbinder server boots it; follow with `stackbinder vm show {login}`");
+                    println!(
+                        "launch {} recorded: {} at {} for {}",
+                        vm.id, vm.repo, vm.git_ref, vm.owner_login
+                    );
+                    println!(
+                        "the running stackbinder server boots it; follow with `stackbinder vm show {login}`"
+                    );
                     vm
                 }
                 Err(ProvisionError::AlreadyHasVm(vm)) => {
-                    bail!("{login} already has VM {} ({}); delete it first", vm.id, vm.state)
+                    bail!(
+                        "{login} already has VM {} ({}); delete it first",
+                        vm.id,
+                        vm.state
+                    )
                 }
                 Err(e) => return Err(e.into()),
             };
             if wait {
-                let end = wait_for(store, vm.id, &[VmState::Ready, VmState::Failed, VmState::Deleted]).await?;
+                let end = wait_for(
+                    store,
+                    vm.id,
+                    &[VmState::Ready, VmState::Failed, VmState::Deleted],
+                )
+                .await?;
                 print_vm(store, &end).await?;
                 if end.state != VmState::Ready {
                     bail!("the VM did not become ready");
@@ -298,14 +354,20 @@ async fn vm(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
         }
         VmCommand::Delete { who, wait } => {
             let vm = find_vm(store, &who).await?;
-            if provisioner.delete(&vm, "deleted with the command line").await? {
+            if provisioner
+                .delete(&vm, "deleted with the command line")
+                .await?
+            {
                 println!("VM {} of {} is being deleted", vm.id, vm.owner_login);
             } else {
                 println!("VM {} is already {}", vm.id, vm.state);
             }
             if wait {
                 wait_for(store, vm.id, &[VmState::Deleted]).await?;
-                println!("VM {} deleted: server, volumes and floating IP are gone", vm.id);
+                println!(
+                    "VM {} deleted: server, volumes and floating IP are gone",
+                    vm.id
+                );
             }
         }
     }
@@ -315,9 +377,13 @@ async fn vm(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
 /// A VM by id, or the live (else latest) VM of a login.
 async fn find_vm(store: &Store, who: &str) -> anyhow::Result<VmRecord> {
     if let Ok(id) = who.parse::<VmId>() {
-        return store.vm(id).await?.with_context(|| format!("no VM with id {id}"));
+        return store
+            .vm(id)
+            .await?
+            .with_context(|| format!("no VM with id {id}"));
     }
-    let login = Login::parse(who).map_err(|e| anyhow::anyhow!("{who:?} is neither a VM id nor a login: {e}"))?;
+    let login = Login::parse(who)
+        .map_err(|e| anyhow::anyhow!("{who:?} is neither a VM id nor a login: {e}"))?;
     let user = store
         .user_by_login(&login)
         .await?
@@ -335,8 +401,15 @@ async fn find_vm(store: &Store, who: &str) -> anyhow::Result<VmRecord> {
 
 async fn print_vm(store: &Store, vm: &VmRecord) -> anyhow::Result<()> {
     println!("VM {}", vm.id);
-    println!("  owner       {} (GitHub id {})", vm.owner_login, vm.owner_id);
-    println!("  server      {} {}", vm.name, vm.server_id.as_deref().unwrap_or("(not created)"));
+    println!(
+        "  owner       {} (GitHub id {})",
+        vm.owner_login, vm.owner_id
+    );
+    println!(
+        "  server      {} {}",
+        vm.name,
+        vm.server_id.as_deref().unwrap_or("(not created)")
+    );
     println!("  repository  {} at {}", vm.repo, vm.git_ref);
     println!("  opens       /{}", vm.url_path);
     println!(
@@ -353,10 +426,18 @@ async fn print_vm(store: &Store, vm: &VmRecord) -> anyhow::Result<()> {
     if let Some(error) = &vm.last_error {
         println!("  last error  {error}");
     }
-    println!("  created     {}", vm.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    println!(
+        "  created     {}",
+        vm.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     println!("  events:");
     for e in store.recent_events(vm.id, 15).await? {
-        println!("    {} {:<7} {}", e.at.format("%H:%M:%S"), format!("{:?}", e.kind).to_lowercase(), e.message);
+        println!(
+            "    {} {:<7} {}",
+            e.at.format("%H:%M:%S"),
+            format!("{:?}", e.kind).to_lowercase(),
+            e.message
+        );
     }
     Ok(())
 }
@@ -364,9 +445,16 @@ async fn print_vm(store: &Store, vm: &VmRecord) -> anyhow::Result<()> {
 async fn wait_for(store: &Store, id: VmId, states: &[VmState]) -> anyhow::Result<VmRecord> {
     let mut last = None;
     loop {
-        let vm = store.vm(id).await?.context("the VM disappeared from the store")?;
+        let vm = store
+            .vm(id)
+            .await?
+            .context("the VM disappeared from the store")?;
         if last != Some((vm.state, vm.progress)) {
-            println!("  … {}{}", vm.state, vm.progress.map(|p| format!(" / {p}")).unwrap_or_default());
+            println!(
+                "  … {}{}",
+                vm.state,
+                vm.progress.map(|p| format!(" / {p}")).unwrap_or_default()
+            );
             last = Some((vm.state, vm.progress));
         }
         if states.contains(&vm.state) {

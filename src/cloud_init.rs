@@ -78,7 +78,10 @@ pub fn render_user_data(data: &LaunchData) -> String {
 /// Read the launch data back out of user data, as the VM does.
 pub fn parse_launch_data(user_data: &str) -> Option<LaunchData> {
     let config: CloudConfig = serde_yaml_ng::from_str(user_data).ok()?;
-    let file = config.write_files.iter().find(|f| f.path == LAUNCH_DATA_PATH)?;
+    let file = config
+        .write_files
+        .iter()
+        .find(|f| f.path == LAUNCH_DATA_PATH)?;
     serde_json::from_str(&file.content).ok()
 }
 
@@ -111,7 +114,13 @@ mod tests {
     fn hostile_values_cannot_add_commands() {
         let rendered = render_user_data(&hostile());
         let config: CloudConfig = serde_yaml_ng::from_str(&rendered).unwrap();
-        assert_eq!(config.runcmd, vec![vec![LAUNCH_SCRIPT_PATH.to_string(), LAUNCH_DATA_PATH.to_string()]]);
+        assert_eq!(
+            config.runcmd,
+            vec![vec![
+                LAUNCH_SCRIPT_PATH.to_string(),
+                LAUNCH_DATA_PATH.to_string()
+            ]]
+        );
         assert_eq!(config.write_files.len(), 2);
     }
 

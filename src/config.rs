@@ -289,7 +289,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        Self::from_figment(figment.merge(Env::prefixed("STACKBINDER_").ignore(&["CONFIG"]).split("__")))
+        Self::from_figment(
+            figment.merge(
+                Env::prefixed("STACKBINDER_")
+                    .ignore(&["CONFIG"])
+                    .split("__"),
+            ),
+        )
     }
 
     /// Defaults and the environment only (the demo needs no file).
@@ -327,7 +333,10 @@ impl Config {
         if !prefix_ok || self.cloud.name_prefix.len() > 20 {
             return Err(ConfigError::new(
                 "cloud.name_prefix",
-                format!("{:?} is not usable in a server name", self.cloud.name_prefix),
+                format!(
+                    "{:?} is not usable in a server name",
+                    self.cloud.name_prefix
+                ),
                 "use up to 20 letters, digits, - or _ (e.g. \"binder-\")",
             ));
         }
@@ -432,7 +441,8 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
             "write a full URL, e.g. \"https://binder.example.org\"".into()
         }
         "launch.default_repo" => {
-            "write an https git URL, e.g. \"https://github.com/binder-examples/requirements\"".into()
+            "write an https git URL, e.g. \"https://github.com/binder-examples/requirements\""
+                .into()
         }
         "cloud.backend" => "use \"simulated\"".into(),
         "registration.admins" => "list GitHub logins, e.g. [\"octocat\"]".into(),
@@ -446,6 +456,44 @@ mod tests {
 
     fn load_str(toml: &str) -> Result<Config, ConfigError> {
         Config::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn the_documented_example_config_is_valid() {
+        let c = load_str(include_str!("../config.toml")).expect("config.toml loads");
+        assert_eq!(c.cloud.volume_size_gb, 150);
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STACKBINDER_CLOUD__FLAVOR", "m1.xlarge");
+            jail.set_env("STACKBINDER_SERVER__BIND", "127.0.0.1:9999");
+            jail.create_file("c.toml", "[cloud]\nflavor = \"m1.small\"")?;
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.cloud.flavor, "m1.xlarge");
+            assert_eq!(c.server.bind.port(), 9999);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_can_come_from_a_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("secret", "s3cret-from-file\n")?;
+            jail.set_env("STACKBINDER_REGISTRATION__SECRET_FILE", "secret");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let secret = c
+                .secrets()
+                .map_err(|e| e.to_string())?
+                .registration_secret
+                .unwrap();
+            assert_eq!(
+                secrecy::ExposeSecret::expose_secret(&secret),
+                "s3cret-from-file"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -49,12 +49,18 @@ pub struct Github {
 }
 
 impl Github {
-    pub fn new(config: &GithubConfig, client_secret: Option<&SecretString>, public_url: &Url) -> Self {
+    pub fn new(
+        config: &GithubConfig,
+        client_secret: Option<&SecretString>,
+        public_url: &Url,
+    ) -> Self {
         let mut oauth = BasicClient::new(ClientId::new(config.client_id.clone()))
             .set_auth_uri(AuthUrl::from_url(config.authorize_url.clone()))
             .set_token_uri(TokenUrl::from_url(config.token_url.clone()))
             .set_redirect_uri(RedirectUrl::from_url(
-                public_url.join("login/callback").expect("a relative path joins"),
+                public_url
+                    .join("login/callback")
+                    .expect("a relative path joins"),
             ));
         if let Some(secret) = client_secret {
             oauth = oauth.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
@@ -89,7 +95,11 @@ impl Github {
     }
 
     /// Trade the code for a token, then ask GitHub who it belongs to.
-    pub async fn identify(&self, code: &str, pkce_verifier: &str) -> Result<GithubIdentity, GithubError> {
+    pub async fn identify(
+        &self,
+        code: &str,
+        pkce_verifier: &str,
+    ) -> Result<GithubIdentity, GithubError> {
         let token = self
             .oauth
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -99,7 +109,9 @@ impl Github {
             .map_err(|e| match e {
                 // GitHub answers a bad code with 200 and an `error` field,
                 // which does not parse as a token.
-                RequestTokenError::ServerResponse(_) | RequestTokenError::Parse(..) => GithubError::CodeRejected,
+                RequestTokenError::ServerResponse(_) | RequestTokenError::Parse(..) => {
+                    GithubError::CodeRejected
+                }
                 other => GithubError::Unavailable(other.to_string()),
             })?;
         #[derive(Deserialize)]
@@ -107,7 +119,10 @@ impl Github {
             id: i64,
             login: String,
         }
-        let url = self.api_url.join("user").map_err(|e| GithubError::Unavailable(e.to_string()))?;
+        let url = self
+            .api_url
+            .join("user")
+            .map_err(|e| GithubError::Unavailable(e.to_string()))?;
         let response = self
             .http
             .get(url)

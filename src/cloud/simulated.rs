@@ -190,7 +190,9 @@ impl SimulatedCloud {
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
-            let Some(sim) = st.servers.remove(&id) else { continue };
+            let Some(sim) = st.servers.remove(&id) else {
+                continue;
+            };
             for handle in [sim.vm, sim.fip_listener].into_iter().flatten() {
                 handle.abort();
             }
@@ -229,7 +231,9 @@ impl SimulatedCloud {
         tokio::time::sleep(self.timings.boot).await;
         let started = {
             let mut st = self.lock();
-            let Some(sim) = st.servers.get_mut(&id) else { return };
+            let Some(sim) = st.servers.get_mut(&id) else {
+                return;
+            };
             if sim.delete_at.is_some() {
                 return;
             }
@@ -252,18 +256,32 @@ impl SimulatedCloud {
             (data, sim.jupyter.clone(), address, sim.console.clone())
         };
         let (data, jupyter, address, console) = started;
-        push_console(&console, "[    0.000000] Linux version 6.8.0-simulated (stackbinder simulator)");
+        push_console(
+            &console,
+            "[    0.000000] Linux version 6.8.0-simulated (stackbinder simulator)",
+        );
         push_console(&console, "Cloud-init v. 24.4 running 'modules:final'");
         let (Some(data), Some(jupyter)) = (data, jupyter) else {
-            push_console(&console, "stackbinder: no launch data in the user data; nothing to run");
+            push_console(
+                &console,
+                "stackbinder: no launch data in the user data; nothing to run",
+            );
             return;
         };
         let script = match scenario {
             Some(Scenario::BuildFails(lines)) => VmScript::BuildFails(lines),
             _ => VmScript::Succeeds,
         };
-        simulated_vm::run(self.http.clone(), data, address, jupyter, script, self.timings.clone(), console)
-            .await;
+        simulated_vm::run(
+            self.http.clone(),
+            data,
+            address,
+            jupyter,
+            script,
+            self.timings.clone(),
+            console,
+        )
+        .await;
     }
 }
 
@@ -288,7 +306,9 @@ impl Cloud for SimulatedCloud {
             )));
         }
         if spec.name.is_empty() || spec.image.is_empty() || spec.flavor.is_empty() {
-            return Err(CloudError::Rejected("name, image and flavor are required".into()));
+            return Err(CloudError::Rejected(
+                "name, image and flavor are required".into(),
+            ));
         }
         let id = uuid::Uuid::new_v4().to_string();
         let volume = uuid::Uuid::new_v4().to_string();
@@ -365,7 +385,10 @@ impl Cloud for SimulatedCloud {
             .iter()
             .find(|(_, (_, attached))| attached.as_deref() == Some(server_id))
         {
-            return Ok(FloatingIp { id: id.clone(), address: address.clone() });
+            return Ok(FloatingIp {
+                id: id.clone(),
+                address: address.clone(),
+            });
         }
         let free = st
             .floating_ips
@@ -384,7 +407,8 @@ impl Cloud for SimulatedCloud {
                 (uuid::Uuid::new_v4().to_string(), address)
             }
         };
-        st.floating_ips.insert(id.clone(), (address.clone(), Some(server_id.to_owned())));
+        st.floating_ips
+            .insert(id.clone(), (address.clone(), Some(server_id.to_owned())));
         let sim = st.servers.get_mut(server_id).expect("checked above");
         sim.floating_ip = Some(address.clone());
         // The floating IP reaches the same Jupyter as the fixed address.
@@ -441,7 +465,10 @@ impl Cloud for SimulatedCloud {
             floating_ips: st
                 .floating_ips
                 .iter()
-                .map(|(id, (address, _))| FloatingIp { id: id.clone(), address: address.clone() })
+                .map(|(id, (address, _))| FloatingIp {
+                    id: id.clone(),
+                    address: address.clone(),
+                })
                 .collect(),
         })
     }

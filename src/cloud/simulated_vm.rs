@@ -59,7 +59,10 @@ impl Jupyter {
 
     /// Listen on `ip` at the Jupyter port, or any port if that one is taken.
     async fn bind(&self, ip: Ipv4Addr) -> Option<tokio::net::TcpListener> {
-        for addr in [SocketAddr::from((ip, self.info.port)), SocketAddr::from((ip, 0))] {
+        for addr in [
+            SocketAddr::from((ip, self.info.port)),
+            SocketAddr::from((ip, 0)),
+        ] {
             if let Ok(listener) = tokio::net::TcpListener::bind(addr).await {
                 return Some(listener);
             }
@@ -79,7 +82,11 @@ async fn api_version() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "version": "2.14.0 (stackbinder simulator)" }))
 }
 
-fn token_ok(info: &JupyterInfo, query: &HashMap<String, String>, headers: &axum::http::HeaderMap) -> bool {
+fn token_ok(
+    info: &JupyterInfo,
+    query: &HashMap<String, String>,
+    headers: &axum::http::HeaderMap,
+) -> bool {
     let from_header = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -114,7 +121,11 @@ async fn page(
     if !token_ok(&info, &query, &headers) {
         return (StatusCode::FORBIDDEN, "403: invalid or missing token").into_response();
     }
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     Html(format!(
         "<!doctype html><title>Jupyter (simulated)</title>\
          <h1>Simulated Jupyter</h1>\
@@ -137,24 +148,42 @@ pub async fn run(
     timings: Timings,
     console: Arc<Mutex<Vec<String>>>,
 ) {
-    let reporter = Reporter { http, data, console };
+    let reporter = Reporter {
+        http,
+        data,
+        console,
+    };
     reporter
-        .report(1, Some(Progress::Cloning), None, vec![
-            format!("Cloning {} at {}", reporter.data.repo, reporter.data.git_ref),
-        ])
+        .report(
+            1,
+            Some(Progress::Cloning),
+            None,
+            vec![format!(
+                "Cloning {} at {}",
+                reporter.data.repo, reporter.data.git_ref
+            )],
+        )
         .await;
     tokio::time::sleep(timings.clone).await;
     reporter
-        .report(2, Some(Progress::Building), None, vec![
-            "Picked Git content provider.".into(),
-            "Using PythonBuildPack builder".into(),
-            "Step 1/52 : FROM docker.io/library/buildpack-deps:jammy".into(),
-            "Step 27/52 : RUN ${KERNEL_PYTHON_PREFIX}/bin/pip install -r requirements.txt".into(),
-        ])
+        .report(
+            2,
+            Some(Progress::Building),
+            None,
+            vec![
+                "Picked Git content provider.".into(),
+                "Using PythonBuildPack builder".into(),
+                "Step 1/52 : FROM docker.io/library/buildpack-deps:jammy".into(),
+                "Step 27/52 : RUN ${KERNEL_PYTHON_PREFIX}/bin/pip install -r requirements.txt"
+                    .into(),
+            ],
+        )
         .await;
     tokio::time::sleep(timings.build).await;
     if let VmScript::BuildFails(lines) = script {
-        reporter.report(3, Some(Progress::Failed), None, lines).await;
+        reporter
+            .report(3, Some(Progress::Failed), None, lines)
+            .await;
         return;
     }
     let listener = match jupyter.bind(address).await {
@@ -164,17 +193,26 @@ pub async fn run(
             .await
             .expect("a loopback port is free"),
     };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(jupyter.info.port);
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(jupyter.info.port);
     reporter
-        .report(3, Some(Progress::Starting), None, vec![format!(
-            "Starting Jupyter on port {port}"
-        )])
+        .report(
+            3,
+            Some(Progress::Starting),
+            None,
+            vec![format!("Starting Jupyter on port {port}")],
+        )
         .await;
     tokio::time::sleep(timings.start).await;
     reporter
-        .report(4, Some(Progress::Ready), Some(port), vec![
-            "Jupyter Server 2.14.0 is running".into(),
-        ])
+        .report(
+            4,
+            Some(Progress::Ready),
+            Some(port),
+            vec!["Jupyter Server 2.14.0 is running".into()],
+        )
         .await;
     let _ = axum::serve(listener, jupyter.router()).await;
 }

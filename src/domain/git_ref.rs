@@ -57,7 +57,14 @@ mod tests {
 
     #[test]
     fn branches_tags_and_commits_are_accepted() {
-        for ok in ["main", "v1.2.3", "feature/x_y", "0123abcd", "HEAD", "release-2024+1"] {
+        for ok in [
+            "main",
+            "v1.2.3",
+            "feature/x_y",
+            "0123abcd",
+            "HEAD",
+            "release-2024+1",
+        ] {
             assert_eq!(GitRef::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -70,8 +77,25 @@ mod tests {
     #[test]
     fn refs_that_look_like_options_or_commands_are_rejected() {
         for bad in [
-            "--upload-pack=x", "-b", "a;b", "$(id)", "`id`", "a b", "a\nb", "a'b", "a\"b",
-            "../x", "a..b", "x.lock", "a//b", "/abs", "a/", "@{-1}", "~1", "a^", "x:y",
+            "--upload-pack=x",
+            "-b",
+            "a;b",
+            "$(id)",
+            "`id`",
+            "a b",
+            "a\nb",
+            "a'b",
+            "a\"b",
+            "../x",
+            "a..b",
+            "x.lock",
+            "a//b",
+            "/abs",
+            "a/",
+            "@{-1}",
+            "~1",
+            "a^",
+            "x:y",
         ] {
             assert!(GitRef::parse(bad).is_err(), "{bad:?} was accepted");
         }

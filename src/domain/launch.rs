@@ -73,7 +73,10 @@ mod tests {
             labpath: Some("index.ipynb".into()),
             ..Default::default()
         };
-        assert_eq!(params.validate(&default_repo()).unwrap().url_path.as_str(), "lab/tree/index.ipynb");
+        assert_eq!(
+            params.validate(&default_repo()).unwrap().url_path.as_str(),
+            "lab/tree/index.ipynb"
+        );
     }
 
     #[test]

@@ -24,6 +24,10 @@ impl RepoSpec {
         if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err("the repository URL contains spaces or control characters".into());
         }
+        // Checked before parsing: the url crate would quietly resolve them.
+        if s.split(['/', '\\']).any(|seg| seg == "." || seg == "..") {
+            return Err("the repository URL must not contain . or .. segments".into());
+        }
         let url = Url::parse(s).map_err(|e| format!("the repository URL is not a URL ({e})"))?;
         if url.scheme() != "https" {
             return Err(format!(
@@ -108,7 +112,10 @@ mod tests {
     #[test]
     fn https_git_urls_are_accepted() {
         let r = RepoSpec::parse("https://github.com/binder-examples/requirements").unwrap();
-        assert_eq!(r.as_str(), "https://github.com/binder-examples/requirements");
+        assert_eq!(
+            r.as_str(),
+            "https://github.com/binder-examples/requirements"
+        );
         RepoSpec::parse("https://gitlab.example.org/group/sub/project.git").unwrap();
     }
 

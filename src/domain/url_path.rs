@@ -14,7 +14,8 @@ impl UrlPath {
             return Err("the path to open is longer than 300 characters".into());
         }
         if let Some(c) = s.chars().find(|c| {
-            !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-' | '~' | '%' | '+' | '@' | ','))
+            !(c.is_ascii_alphanumeric()
+                || matches!(c, '.' | '_' | '/' | '-' | '~' | '%' | '+' | '@' | ','))
         }) {
             return Err(format!(
                 "the path to open contains {c:?}: use letters, digits and . _ / - ~ % + @ , only"
@@ -56,18 +57,46 @@ mod tests {
 
     #[test]
     fn jupyter_paths_are_accepted_and_made_relative() {
-        assert_eq!(UrlPath::parse("/lab/tree/index.ipynb").unwrap().as_str(), "lab/tree/index.ipynb");
+        assert_eq!(
+            UrlPath::parse("/lab/tree/index.ipynb").unwrap().as_str(),
+            "lab/tree/index.ipynb"
+        );
         assert_eq!(UrlPath::parse("").unwrap().as_str(), "");
-        assert_eq!(UrlPath::lab_file("notebooks/a b.ipynb").map(|_| ()), Err("the path to open contains ' ': use letters, digits and . _ / - ~ % + @ , only".into()));
-        assert_eq!(UrlPath::lab_file("a%20b.ipynb").unwrap().as_str(), "lab/tree/a%20b.ipynb");
+        assert_eq!(
+            UrlPath::lab_file("notebooks/a b.ipynb").map(|_| ()),
+            Err(
+                "the path to open contains ' ': use letters, digits and . _ / - ~ % + @ , only"
+                    .into()
+            )
+        );
+        assert_eq!(
+            UrlPath::lab_file("a%20b.ipynb").unwrap().as_str(),
+            "lab/tree/a%20b.ipynb"
+        );
         assert_eq!(UrlPath::file("x.ipynb").unwrap().as_str(), "tree/x.ipynb");
+    }
+
+    #[test]
+    fn a_leading_double_slash_cannot_name_another_host() {
+        let p = UrlPath::parse("//evil.example/x").unwrap();
+        let base = url::Url::parse("http://10.0.0.5:8888/").unwrap();
+        assert_eq!(base.join(p.as_str()).unwrap().host_str(), Some("10.0.0.5"));
     }
 
     #[test]
     fn paths_that_could_leave_the_server_are_rejected() {
         for bad in [
-            "//evil.example/x", "lab//x", "https://evil.example", "../../etc/passwd", "a/../b",
-            "lab?token=x", "lab#x", "a\"b", "<script>", "a;b", "$(id)", "a\nb",
+            "lab//x",
+            "https://evil.example",
+            "../../etc/passwd",
+            "a/../b",
+            "lab?token=x",
+            "lab#x",
+            "a\"b",
+            "<script>",
+            "a;b",
+            "$(id)",
+            "a\nb",
         ] {
             assert!(UrlPath::parse(bad).is_err(), "{bad:?} was accepted");
         }

@@ -88,8 +88,13 @@ impl Provisioner {
         if matches!(vm.state, VmState::Creating | VmState::Booting)
             && self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds)
         {
-            let phase = if vm.state == VmState::Creating { "creating" } else { "booting" };
-            self.fail(vm, &format!("failed while {phase}: {message}")).await;
+            let phase = if vm.state == VmState::Creating {
+                "creating"
+            } else {
+                "booting"
+            };
+            self.fail(vm, &format!("failed while {phase}: {message}"))
+                .await;
         }
     }
 
@@ -97,7 +102,12 @@ impl Provisioner {
         if self
             .inner
             .store
-            .transition(vm.id, VmState::Requested, VmState::Creating, "asking the cloud for a server")
+            .transition(
+                vm.id,
+                VmState::Requested,
+                VmState::Creating,
+                "asking the cloud for a server",
+            )
             .await?
         {
             let vm = self.inner.store.vm(vm.id).await?.expect("the VM exists");
@@ -116,14 +126,20 @@ impl Provisioner {
                 Some(server) => {
                     store.set_server_id(vm.id, &server.id).await?;
                     store
-                        .append_event(vm.id, EventKind::State, "found the server an earlier attempt created")
+                        .append_event(
+                            vm.id,
+                            EventKind::State,
+                            "found the server an earlier attempt created",
+                        )
                         .await?;
                 }
                 None => {
                     // The hash is stored before the secret leaves, so whatever
                     // server results from this call can authenticate.
                     let callback_secret = secret::generate();
-                    store.set_secret_hash(vm.id, &secret::hash(&callback_secret)).await?;
+                    store
+                        .set_secret_hash(vm.id, &secret::hash(&callback_secret))
+                        .await?;
                     let spec = self.server_spec(vm, &callback_secret);
                     match cloud.create_server(&spec).await {
                         Ok(id) => store.set_server_id(vm.id, &id).await?,
@@ -138,7 +154,12 @@ impl Provisioner {
             }
         }
         store
-            .transition(vm.id, VmState::Creating, VmState::Booting, "the server exists and is booting")
+            .transition(
+                vm.id,
+                VmState::Creating,
+                VmState::Booting,
+                "the server exists and is booting",
+            )
             .await?;
         Ok(())
     }
@@ -156,7 +177,11 @@ impl Provisioner {
         let store = &self.inner.store;
         let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
         let Some(server) = self.inner.cloud.get_server(server_id).await? else {
-            self.fail(vm, "failed while booting: the server disappeared from the cloud").await;
+            self.fail(
+                vm,
+                "failed while booting: the server disappeared from the cloud",
+            )
+            .await;
             return Ok(());
         };
         if !server.volume_ids.is_empty() && server.volume_ids != vm.volume_ids.0 {
@@ -166,8 +191,11 @@ impl Provisioner {
             ServerStatus::Build => {
                 if self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds) {
                     let secs = self.inner.settings.launch.boot_timeout_seconds;
-                    self.fail(vm, &format!("failed while booting: the server was not running after {secs} s"))
-                        .await;
+                    self.fail(
+                        vm,
+                        &format!("failed while booting: the server was not running after {secs} s"),
+                    )
+                    .await;
                 }
             }
             ServerStatus::Active => {
@@ -186,11 +214,18 @@ impl Provisioner {
             }
             ServerStatus::Error => {
                 let fault = server.fault.as_deref().unwrap_or("no reason given");
-                self.fail(vm, &format!("failed while booting: the cloud reports an error: {fault}"))
-                    .await;
+                self.fail(
+                    vm,
+                    &format!("failed while booting: the cloud reports an error: {fault}"),
+                )
+                .await;
             }
             other => {
-                self.fail(vm, &format!("failed while booting: the server is {other:?}")).await;
+                self.fail(
+                    vm,
+                    &format!("failed while booting: the server is {other:?}"),
+                )
+                .await;
             }
         }
         Ok(())
@@ -230,13 +265,18 @@ impl Provisioner {
         let (phase, limit) = match vm.progress {
             None | Some(Progress::Cloning) => ("cloning", launch.clone_timeout_seconds),
             Some(Progress::Building) => ("building", launch.build_timeout_seconds),
-            Some(Progress::Starting) | Some(Progress::Ready) => ("starting", launch.start_timeout_seconds),
+            Some(Progress::Starting) | Some(Progress::Ready) => {
+                ("starting", launch.start_timeout_seconds)
+            }
             Some(Progress::Failed) => {
                 let tail = self.inner.store.log_tail(vm.id, 1).await?;
                 let last = tail.last().map_or("no log line", |e| e.message.as_str());
                 let phase = "building";
-                self.fail(vm, &format!("failed while {phase}: the launch script reports: {last}"))
-                    .await;
+                self.fail(
+                    vm,
+                    &format!("failed while {phase}: the launch script reports: {last}"),
+                )
+                .await;
                 return Ok(());
             }
         };
@@ -244,7 +284,12 @@ impl Provisioner {
             let url = jupyter_base(vm).map(|u| u.to_string()).unwrap_or_default();
             self.inner
                 .store
-                .transition(vm.id, VmState::Building, VmState::Ready, &format!("Jupyter answers at {url}"))
+                .transition(
+                    vm.id,
+                    VmState::Building,
+                    VmState::Ready,
+                    &format!("Jupyter answers at {url}"),
+                )
                 .await?;
             return Ok(());
         }
@@ -254,8 +299,11 @@ impl Provisioner {
             } else {
                 "no progress from the VM"
             };
-            self.fail(vm, &format!("failed while {phase}: timed out after {limit} s: {reason}"))
-                .await;
+            self.fail(
+                vm,
+                &format!("failed while {phase}: timed out after {limit} s: {reason}"),
+            )
+            .await;
         }
         Ok(())
     }
@@ -278,33 +326,35 @@ impl Provisioner {
             // A launch interrupted before its server id was recorded.
             None => self.find_server(vm).await?.map(|s| s.id),
         };
-        if let Some(server_id) = server_id {
-            if let Some(server) = cloud.get_server(&server_id).await? {
-                let mut changed = false;
-                for v in &server.volume_ids {
-                    if !volumes.contains(v) {
-                        volumes.push(v.clone());
-                        changed = true;
-                    }
+        let server = match &server_id {
+            Some(id) => cloud.get_server(id).await?,
+            None => None,
+        };
+        if let (Some(server_id), Some(server)) = (server_id, server) {
+            let mut changed = false;
+            for v in &server.volume_ids {
+                if !volumes.contains(v) {
+                    volumes.push(v.clone());
+                    changed = true;
                 }
-                if changed {
-                    store.set_volume_ids(vm.id, &volumes).await?;
-                }
-                if vm.server_id.is_none() {
-                    store.set_server_id(vm.id, &server_id).await?;
-                }
-                if server.status != ServerStatus::Deleting {
-                    cloud.delete_server(&server_id).await?;
-                }
-                if self.timed_out(vm, DELETE_WARN_AFTER.as_secs()) {
-                    return Err(CloudError::Unavailable(format!(
-                        "the server is still there after {} s",
-                        DELETE_WARN_AFTER.as_secs()
-                    ))
-                    .into());
-                }
-                return Ok(());
             }
+            if changed {
+                store.set_volume_ids(vm.id, &volumes).await?;
+            }
+            if vm.server_id.is_none() {
+                store.set_server_id(vm.id, &server_id).await?;
+            }
+            if server.status != ServerStatus::Deleting {
+                cloud.delete_server(&server_id).await?;
+            }
+            if self.timed_out(vm, DELETE_WARN_AFTER.as_secs()) {
+                return Err(CloudError::Unavailable(format!(
+                    "the server is still there after {} s",
+                    DELETE_WARN_AFTER.as_secs()
+                ))
+                .into());
+            }
+            return Ok(());
         }
         for volume in &volumes {
             cloud.delete_volume(volume).await?;
@@ -315,14 +365,24 @@ impl Provisioner {
             cloud.release_floating_ip(fip).await?;
         }
         store
-            .transition(vm.id, VmState::Deleting, VmState::Deleted, "server, volumes and floating IP are gone")
+            .transition(
+                vm.id,
+                VmState::Deleting,
+                VmState::Deleted,
+                "server, volumes and floating IP are gone",
+            )
             .await?;
         Ok(())
     }
 
     async fn fail(&self, vm: &VmRecord, message: &str) {
         tracing::warn!(message, "launch failed");
-        if let Err(e) = self.inner.store.transition(vm.id, vm.state, VmState::Failed, message).await {
+        if let Err(e) = self
+            .inner
+            .store
+            .transition(vm.id, vm.state, VmState::Failed, message)
+            .await
+        {
             tracing::error!(error = %e, "could not record the failure");
         }
     }

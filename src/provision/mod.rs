@@ -89,7 +89,11 @@ impl Provisioner {
     /// Record a launch for `user` and wake the driver. A user who already has
     /// a VM gets it back instead of a second one.
     #[tracing::instrument(name = "launch", skip_all, fields(user = %user.login))]
-    pub async fn launch(&self, user: &User, request: &LaunchRequest) -> Result<VmRecord, ProvisionError> {
+    pub async fn launch(
+        &self,
+        user: &User,
+        request: &LaunchRequest,
+    ) -> Result<VmRecord, ProvisionError> {
         let name = format!("{}{}", self.inner.settings.cloud.name_prefix, user.login);
         let token = secret::generate();
         let inserted = self
@@ -108,11 +112,13 @@ impl Provisioner {
                 self.wake();
                 Ok(vm)
             }
-            Err(StoreError::AlreadyHasVm) => match self.inner.store.live_vm_of(user.github_id).await? {
-                Some(vm) => Err(ProvisionError::AlreadyHasVm(Box::new(vm))),
-                // It was deleted between our insert and this read: try once more.
-                None => Box::pin(self.launch(user, request)).await,
-            },
+            Err(StoreError::AlreadyHasVm) => {
+                match self.inner.store.live_vm_of(user.github_id).await? {
+                    Some(vm) => Err(ProvisionError::AlreadyHasVm(Box::new(vm))),
+                    // It was deleted between our insert and this read: try once more.
+                    None => Box::pin(self.launch(user, request)).await,
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -129,8 +135,17 @@ impl Provisioner {
     }
 
     /// A progress report from a VM, authenticated by its secret.
-    pub async fn report(&self, report: &CallbackReport, secret: &str) -> Result<CallbackOutcome, ProvisionError> {
-        let vm = self.inner.store.vm(report.vm).await?.ok_or(ProvisionError::Unauthorized)?;
+    pub async fn report(
+        &self,
+        report: &CallbackReport,
+        secret: &str,
+    ) -> Result<CallbackOutcome, ProvisionError> {
+        let vm = self
+            .inner
+            .store
+            .vm(report.vm)
+            .await?
+            .ok_or(ProvisionError::Unauthorized)?;
         let authentic = vm
             .secret_hash
             .as_deref()
@@ -156,7 +171,8 @@ impl Provisioner {
             return None;
         }
         let mut url = jupyter_base(vm)?.join(&vm.url_path).ok()?;
-        url.query_pairs_mut().append_pair("token", &vm.jupyter_token);
+        url.query_pairs_mut()
+            .append_pair("token", &vm.jupyter_token);
         Some(url)
     }
 
@@ -174,7 +190,10 @@ impl Provisioner {
             url_path: vm.url_path.clone(),
             jupyter_port: s.launch.jupyter_port,
             jupyter_token: vm.jupyter_token.clone(),
-            callback_url: s.public_url.join("api/vm/callback").expect("a relative path joins"),
+            callback_url: s
+                .public_url
+                .join("api/vm/callback")
+                .expect("a relative path joins"),
             callback_secret: callback_secret.to_owned(),
         };
         let metadata = BTreeMap::from([

@@ -29,7 +29,12 @@ pub struct VmEvent {
 /// to fill our disk with one line).
 pub const MAX_EVENT_LEN: usize = 1000;
 
-pub(super) async fn append<'e, E>(executor: E, vm: VmId, kind: EventKind, message: &str) -> Result<()>
+pub(super) async fn append<'e, E>(
+    executor: E,
+    vm: VmId,
+    kind: EventKind,
+    message: &str,
+) -> Result<()>
 where
     E: sqlx::SqliteExecutor<'e>,
 {
@@ -70,7 +75,12 @@ impl Store {
         self.last_events(vm, Some(EventKind::Log), limit).await
     }
 
-    async fn last_events(&self, vm: VmId, kind: Option<EventKind>, limit: u32) -> Result<Vec<VmEvent>> {
+    async fn last_events(
+        &self,
+        vm: VmId,
+        kind: Option<EventKind>,
+        limit: u32,
+    ) -> Result<Vec<VmEvent>> {
         let mut events: Vec<VmEvent> = sqlx::query_as(
             "SELECT id, at, kind, message FROM vm_events
              WHERE vm_id = ?1 AND (?2 IS NULL OR kind = ?2)

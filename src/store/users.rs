@@ -34,11 +34,13 @@ impl Store {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         // A user who renamed away from a login frees it for whoever has it now.
-        sqlx::query("UPDATE users SET login = 'renamed-' || github_id WHERE login = ? AND github_id <> ?")
-            .bind(login.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET login = 'renamed-' || github_id WHERE login = ? AND github_id <> ?",
+        )
+        .bind(login.as_str())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO users (github_id, login, created_at, last_login_at) VALUES (?1, ?2, ?3, ?3)
              ON CONFLICT (github_id) DO UPDATE SET login = excluded.login, last_login_at = excluded.last_login_at",
@@ -142,9 +144,11 @@ impl Store {
     }
 
     pub async fn list_invites(&self) -> Result<Vec<Invite>> {
-        Ok(sqlx::query_as("SELECT * FROM invited_logins ORDER BY login")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM invited_logins ORDER BY login")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }
 

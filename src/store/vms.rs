@@ -111,18 +111,22 @@ impl Store {
 
     /// The owner's VM that is not deleted, if any.
     pub async fn live_vm_of(&self, owner: GithubId) -> Result<Option<VmRecord>> {
-        Ok(sqlx::query_as(&format!("{SELECT_VM} WHERE vms.owner_id = ? AND vms.state <> 'deleted'"))
-            .bind(owner)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE vms.owner_id = ? AND vms.state <> 'deleted'"
+        ))
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// All VMs of an owner, newest first.
     pub async fn list_vms_of(&self, owner: GithubId) -> Result<Vec<VmRecord>> {
-        Ok(sqlx::query_as(&format!("{SELECT_VM} WHERE vms.owner_id = ? ORDER BY vms.created_at DESC"))
-            .bind(owner)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE vms.owner_id = ? ORDER BY vms.created_at DESC"
+        ))
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// VMs the provisioner still has to move forward, oldest first.
@@ -146,7 +150,13 @@ impl Store {
 
     /// Move a VM from `from` to `to` if nobody moved it meanwhile; records
     /// the event in the same transaction. Returns whether it moved.
-    pub async fn transition(&self, id: VmId, from: VmState, to: VmState, message: &str) -> Result<bool> {
+    pub async fn transition(
+        &self,
+        id: VmId,
+        from: VmState,
+        to: VmState,
+        message: &str,
+    ) -> Result<bool> {
         let now = Utc::now();
         let error = (to == VmState::Failed).then_some(message);
         let mut tx = self.pool.begin().await?;
@@ -167,7 +177,11 @@ impl Store {
         .rows_affected()
             == 1;
         if moved {
-            let kind = if to == VmState::Failed { EventKind::Error } else { EventKind::State };
+            let kind = if to == VmState::Failed {
+                EventKind::Error
+            } else {
+                EventKind::State
+            };
             append(&mut *tx, id, kind, &format!("{to}: {message}")).await?;
         }
         tx.commit().await?;
@@ -197,34 +211,52 @@ impl Store {
     /// Store the hash of the VM's callback secret before the secret leaves
     /// for the cloud, so a server found after a crash still authenticates.
     pub async fn set_secret_hash(&self, id: VmId, hash: &[u8]) -> Result<()> {
-        self.update(id, "UPDATE vms SET secret_hash = ?1, updated_at = ?2 WHERE id = ?3", hash)
-            .await
+        self.update(
+            id,
+            "UPDATE vms SET secret_hash = ?1, updated_at = ?2 WHERE id = ?3",
+            hash,
+        )
+        .await
     }
 
     pub async fn set_server_id(&self, id: VmId, server_id: &str) -> Result<()> {
-        self.update(id, "UPDATE vms SET server_id = ?1, updated_at = ?2 WHERE id = ?3", server_id)
-            .await
+        self.update(
+            id,
+            "UPDATE vms SET server_id = ?1, updated_at = ?2 WHERE id = ?3",
+            server_id,
+        )
+        .await
     }
 
     pub async fn set_address(&self, id: VmId, address: &str) -> Result<()> {
-        self.update(id, "UPDATE vms SET address = ?1, updated_at = ?2 WHERE id = ?3", address)
-            .await
+        self.update(
+            id,
+            "UPDATE vms SET address = ?1, updated_at = ?2 WHERE id = ?3",
+            address,
+        )
+        .await
     }
 
     pub async fn set_volume_ids(&self, id: VmId, volumes: &[String]) -> Result<()> {
         let json = Json(volumes);
-        self.update(id, "UPDATE vms SET volume_ids = ?1, updated_at = ?2 WHERE id = ?3", json)
-            .await
+        self.update(
+            id,
+            "UPDATE vms SET volume_ids = ?1, updated_at = ?2 WHERE id = ?3",
+            json,
+        )
+        .await
     }
 
     pub async fn set_floating_ip(&self, id: VmId, fip: Option<(&str, &str)>) -> Result<()> {
-        sqlx::query("UPDATE vms SET floating_ip = ?1, floating_ip_id = ?2, updated_at = ?3 WHERE id = ?4")
-            .bind(fip.map(|f| f.0))
-            .bind(fip.map(|f| f.1))
-            .bind(Utc::now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE vms SET floating_ip = ?1, floating_ip_id = ?2, updated_at = ?3 WHERE id = ?4",
+        )
+        .bind(fip.map(|f| f.0))
+        .bind(fip.map(|f| f.1))
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -292,7 +324,13 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            append(&mut *tx, id, EventKind::State, &format!("the VM reports: {progress}")).await?;
+            append(
+                &mut *tx,
+                id,
+                EventKind::State,
+                &format!("the VM reports: {progress}"),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(CallbackOutcome::Applied)

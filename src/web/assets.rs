@@ -12,14 +12,26 @@ const HOME_JS: &str = include_str!("../../static/home.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/static/style.css", get(|| asset("text/css; charset=utf-8", STYLE)))
-        .route("/static/status.js", get(|| asset("text/javascript; charset=utf-8", STATUS_JS)))
-        .route("/static/home.js", get(|| asset("text/javascript; charset=utf-8", HOME_JS)))
+        .route(
+            "/static/style.css",
+            get(|| asset("text/css; charset=utf-8", STYLE)),
+        )
+        .route(
+            "/static/status.js",
+            get(|| asset("text/javascript; charset=utf-8", STATUS_JS)),
+        )
+        .route(
+            "/static/home.js",
+            get(|| asset("text/javascript; charset=utf-8", HOME_JS)),
+        )
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
         body,
     )
 }

@@ -33,7 +33,11 @@ struct DemoLoginPage {
     error: Option<String>,
 }
 
-async fn login(State(state): State<AppState>, visitor: Visitor, Query(q): Query<NextQuery>) -> Result<Response, WebError> {
+async fn login(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, WebError> {
     let next = super::session::safe_next(q.next.as_deref().unwrap_or("/"));
     if visitor.user.is_some() {
         return Ok(Redirect::to(&next).into_response());
@@ -92,7 +96,10 @@ async fn demo_login(
             return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
         }
     };
-    let user = state.store.record_login(GithubId::for_demo(&login), &login).await?;
+    let user = state
+        .store
+        .record_login(GithubId::for_demo(&login), &login)
+        .await?;
     visitor.log_in(&user).await?;
     tracing::info!(user = %user.login, "demo login");
     Ok(Redirect::to(&next).into_response())
@@ -140,7 +147,10 @@ async fn github_callback(
             tracing::warn!(error = %e, "GitHub login failed");
             WebError::LoginFailed(e.to_string())
         })?;
-    let user = state.store.record_login(identity.id, &identity.login).await?;
+    let user = state
+        .store
+        .record_login(identity.id, &identity.login)
+        .await?;
     let next = visitor.take_next().await?;
     visitor.log_in(&user).await?;
     tracing::info!(user = %user.login, "GitHub login");

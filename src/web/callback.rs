@@ -20,7 +20,11 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
-async fn callback(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let Some(secret) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -35,8 +39,12 @@ async fn callback(State(state): State<AppState>, headers: HeaderMap, body: axum:
     let span = tracing::info_span!("callback", vm = %report.vm, seq = report.seq);
     let _guard = span.enter();
     match state.provisioner.report(&report, secret).await {
-        Ok(CallbackOutcome::Applied) => Json(serde_json::json!({ "status": "applied" })).into_response(),
-        Ok(CallbackOutcome::Stale) => Json(serde_json::json!({ "status": "stale" })).into_response(),
+        Ok(CallbackOutcome::Applied) => {
+            Json(serde_json::json!({ "status": "applied" })).into_response()
+        }
+        Ok(CallbackOutcome::Stale) => {
+            Json(serde_json::json!({ "status": "stale" })).into_response()
+        }
         Ok(CallbackOutcome::Refused) => (
             StatusCode::CONFLICT,
             Json(serde_json::json!({ "error": "this VM is not launching (any more)" })),

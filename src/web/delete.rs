@@ -22,7 +22,10 @@ struct DeletePage {
     vm: Option<VmView>,
 }
 
-async fn confirm(State(state): State<AppState>, user: RegisteredUser) -> Result<Response, WebError> {
+async fn confirm(
+    State(state): State<AppState>,
+    user: RegisteredUser,
+) -> Result<Response, WebError> {
     let vm = match state.store.live_vm_of(user.user.github_id).await? {
         Some(vm) => Some(VmView::load(&state.store, &vm).await?),
         None => None,

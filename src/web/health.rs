@@ -14,7 +14,8 @@ pub fn router() -> Router<AppState> {
 async fn healthz(State(state): State<AppState>) -> Response {
     let cloud = state.provisioner.cloud().kind();
     match state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ok", "database": "ok", "cloud": cloud })).into_response(),
+        Ok(()) => Json(serde_json::json!({ "status": "ok", "database": "ok", "cloud": cloud }))
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: the database does not answer");
             (

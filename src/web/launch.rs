@@ -121,7 +121,9 @@ async fn launch(
     };
     match state.provisioner.launch(&user.user, &request).await {
         // A double click or a second tab lands on the same VM.
-        Ok(_) | Err(ProvisionError::AlreadyHasVm(_)) => Ok(Redirect::to("/VM_status").into_response()),
+        Ok(_) | Err(ProvisionError::AlreadyHasVm(_)) => {
+            Ok(Redirect::to("/VM_status").into_response())
+        }
         Err(e) => Err(WebError::Internal(e.into())),
     }
 }
@@ -134,12 +136,20 @@ struct PathParams {
 }
 
 /// Redirect a Binder-style link to the confirmation page.
-fn to_confirmation(repo: Result<RepoSpec, String>, git_ref: &str, extra: PathParams) -> Result<Response, WebError> {
+fn to_confirmation(
+    repo: Result<RepoSpec, String>,
+    git_ref: &str,
+    extra: PathParams,
+) -> Result<Response, WebError> {
     let repo = repo.map_err(WebError::BadRequest)?;
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query.append_pair("giturl", repo.as_str());
     query.append_pair("ref", git_ref);
-    for (key, value) in [("urlpath", extra.urlpath), ("labpath", extra.labpath), ("filepath", extra.filepath)] {
+    for (key, value) in [
+        ("urlpath", extra.urlpath),
+        ("labpath", extra.labpath),
+        ("filepath", extra.filepath),
+    ] {
         if let Some(v) = value {
             query.append_pair(key, &v);
         }
@@ -147,7 +157,10 @@ fn to_confirmation(repo: Result<RepoSpec, String>, git_ref: &str, extra: PathPar
     Ok(Redirect::to(&format!("/VM_start?{}", query.finish())).into_response())
 }
 
-async fn binder_gh_head(Path((org, repo)): Path<(String, String)>, Query(extra): Query<PathParams>) -> Result<Response, WebError> {
+async fn binder_gh_head(
+    Path((org, repo)): Path<(String, String)>,
+    Query(extra): Query<PathParams>,
+) -> Result<Response, WebError> {
     to_confirmation(RepoSpec::github(&org, &repo), "HEAD", extra)
 }
 

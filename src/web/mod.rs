@@ -32,7 +32,7 @@ use tower_http::trace::TraceLayer;
 #[derive(Clone)]
 pub enum LoginMode {
     /// GitHub OAuth (`serve`).
-    Github(crate::github::Github),
+    Github(Box<crate::github::Github>),
     /// A form that accepts any name (`demo` only; never offered by `serve`).
     Demo,
 }
@@ -57,7 +57,11 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// out, and no query string (it is the user's business).
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let path = request.uri().path();
-    let path = if path.starts_with("/register/") { "/register/[redacted]" } else { path };
+    let path = if path.starts_with("/register/") {
+        "/register/[redacted]"
+    } else {
+        path
+    };
     tracing::info_span!("request", method = %request.method(), path)
 }
 

@@ -29,7 +29,13 @@ struct RegisterPage {
 }
 
 pub(super) fn launch_base(state: &AppState) -> String {
-    state.config.server.public_url.join("VM_start").expect("a relative path joins").to_string()
+    state
+        .config
+        .server
+        .public_url
+        .join("VM_start")
+        .expect("a relative path joins")
+        .to_string()
 }
 
 /// Constant-time check of the secret in the path; a wrong one is a 404.
@@ -77,7 +83,10 @@ async fn register(
             next: format!("/register/{presented}"),
         });
     };
-    let newly = state.store.register(user.github_id, "registration link").await?;
+    let newly = state
+        .store
+        .register(user.github_id, "registration link")
+        .await?;
     if newly {
         tracing::info!(user = %user.login, "registered through the registration link");
     }

@@ -117,7 +117,11 @@ pub fn safe_next(next: &str) -> String {
         && !next.starts_with("//")
         && !next.contains('\\')
         && !next.chars().any(char::is_control);
-    if local { next.to_owned() } else { "/".to_owned() }
+    if local {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
 }
 
 impl<S> FromRequestParts<S> for Visitor
@@ -149,7 +153,11 @@ where
                 user = app.store.user(auth.github_id).await?;
             }
         }
-        Ok(Self { session, user, csrf })
+        Ok(Self {
+            session,
+            user,
+            csrf,
+        })
     }
 }
 
@@ -258,8 +266,17 @@ mod tests {
 
     #[test]
     fn next_stays_on_this_site() {
-        assert_eq!(safe_next("/VM_start?giturl=https%3A%2F%2Fx"), "/VM_start?giturl=https%3A%2F%2Fx");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "evil", "/x\r\nSet-Cookie: a"] {
+        assert_eq!(
+            safe_next("/VM_start?giturl=https%3A%2F%2Fx"),
+            "/VM_start?giturl=https%3A%2F%2Fx"
+        );
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "evil",
+            "/x\r\nSet-Cookie: a",
+        ] {
             assert_eq!(safe_next(bad), "/", "{bad:?}");
         }
     }

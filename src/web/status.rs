@@ -87,18 +87,26 @@ impl VmView {
             name: vm.name.clone(),
             address: vm.public_address().map(str::to_owned),
             jupyter_url: Provisioner::jupyter_url(vm).map(String::from),
-            error: (vm.state == VmState::Failed).then(|| vm.last_error.clone()).flatten(),
+            error: (vm.state == VmState::Failed)
+                .then(|| vm.last_error.clone())
+                .flatten(),
             warnings,
             log: log.into_iter().map(|e| e.message).collect(),
             created_at: vm.created_at,
             can_delete: vm.state.can_delete(),
-            settled: matches!(vm.state, VmState::Ready | VmState::Failed | VmState::Deleted),
+            settled: matches!(
+                vm.state,
+                VmState::Ready | VmState::Failed | VmState::Deleted
+            ),
         })
     }
 
     /// Index of the current step, for the template's progress list.
     pub fn step_index(&self) -> usize {
-        STEPS.iter().position(|(key, _)| *key == self.step).unwrap_or(0)
+        STEPS
+            .iter()
+            .position(|(key, _)| *key == self.step)
+            .unwrap_or(0)
     }
 }
 
@@ -150,11 +158,7 @@ async fn current_vm(store: &Store, owner: GithubId) -> Result<Option<VmRecord>, 
     if let Some(vm) = store.live_vm_of(owner).await? {
         return Ok(Some(vm));
     }
-    Ok(store
-        .list_vms_of(owner)
-        .await?
-        .into_iter()
-        .next())
+    Ok(store.list_vms_of(owner).await?.into_iter().next())
 }
 
 #[derive(Template)]
