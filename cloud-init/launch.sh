@@ -29,8 +29,7 @@ callback_url=$(field callback_url)
 # or a command line.
 umask 077
 printf 'Authorization: Bearer %s\n' "$(field callback_secret)" >"$workdir/callback-header"
-printf 'JUPYTER_TOKEN=%s\n' "$(field jupyter_token)" >"$workdir/jupyter.env"
-chown ubuntu "$workdir/jupyter.env"
+jupyter_token=$(field jupyter_token)
 
 seq=0
 # report PHASE [PORT]: send the phase and the log lines not sent yet.
@@ -62,17 +61,22 @@ fail() {
 }
 
 report cloning
+# The redirections are meant to be done by root, into root's log.
+# shellcheck disable=SC2024
 sudo -u ubuntu -H git clone --quiet -- "$repo" /home/ubuntu/repo >>"$log" 2>&1 \
     || fail "git clone failed"
+# shellcheck disable=SC2024
 sudo -u ubuntu -H git -C /home/ubuntu/repo checkout --quiet "$git_ref" -- >>"$log" 2>&1 \
     || fail "git checkout of the requested ref failed"
 
 report building
 # repo2docker builds the image and then runs it; it keeps running while
-# Jupyter does, so it goes to the background and we watch the port.
+# Jupyter does, so it goes to the background and we watch the port. The
+# token reaches Jupyter through its environment, not its command line.
+# shellcheck disable=SC2024
 sudo -u ubuntu -H /opt/repo2docker/bin/jupyter-repo2docker \
-    --no-browser --user-id 1000 --user-name jovyan \
-    --env-file "$workdir/jupyter.env" \
+    --user-id 1000 --user-name jovyan \
+    --env "JUPYTER_TOKEN=${jupyter_token}" \
     --publish "0.0.0.0:${port}:8888" \
     /home/ubuntu/repo \
     jupyter lab --ip=0.0.0.0 --port=8888 --no-browser >>"$log" 2>&1 &
