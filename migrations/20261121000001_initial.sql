@@ -29,6 +29,9 @@ CREATE TABLE vms (
                         'ready', 'failed', 'deleting', 'deleted')),
     progress         TEXT CHECK (progress IN
                        ('cloning', 'building', 'starting', 'ready', 'failed')),
+    -- What the VM was doing when it reported `failed`.
+    failed_during    TEXT CHECK (failed_during IN
+                       ('cloning', 'building', 'starting', 'ready')),
     server_id        TEXT,
     address          TEXT,
     floating_ip      TEXT,

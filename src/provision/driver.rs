@@ -271,7 +271,7 @@ impl Provisioner {
             Some(Progress::Failed) => {
                 let tail = self.inner.store.log_tail(vm.id, 1).await?;
                 let last = tail.last().map_or("no log line", |e| e.message.as_str());
-                let phase = "building";
+                let phase = vm.script_phase();
                 self.fail(
                     vm,
                     &format!("failed while {phase}: the launch script reports: {last}"),

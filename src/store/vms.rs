@@ -16,6 +16,8 @@ pub struct VmRecord {
     pub url_path: String,
     pub state: VmState,
     pub progress: Option<Progress>,
+    /// The phase the VM was in when it reported `failed`.
+    pub failed_during: Option<Progress>,
     pub server_id: Option<String>,
     pub address: Option<String>,
     pub floating_ip: Option<String>,
@@ -36,6 +38,20 @@ pub struct VmRecord {
 }
 
 impl VmRecord {
+    /// The phase of the launch script the VM is in, or was in when it
+    /// reported a failure: `cloning`, `building` or `starting`.
+    pub fn script_phase(&self) -> &'static str {
+        let progress = match self.progress {
+            Some(Progress::Failed) => self.failed_during,
+            other => other,
+        };
+        match progress {
+            None | Some(Progress::Cloning) => "cloning",
+            Some(Progress::Building) | Some(Progress::Failed) => "building",
+            Some(Progress::Starting) | Some(Progress::Ready) => "starting",
+        }
+    }
+
     /// The address users reach the VM at: its floating IP, else its own.
     pub fn public_address(&self) -> Option<&str> {
         self.floating_ip.as_deref().or(self.address.as_deref())
@@ -315,12 +331,18 @@ impl Store {
             (Some(old), Some(new)) => new > old,
         };
         if let (true, Some(progress)) = (forward, progress) {
+            let failed_during = (progress == Progress::Failed)
+                .then_some(current_progress)
+                .flatten();
             sqlx::query(
-                "UPDATE vms SET progress = ?1, phase_started_at = ?2, port = COALESCE(?3, port) WHERE id = ?4",
+                "UPDATE vms SET progress = ?1, phase_started_at = ?2, port = COALESCE(?3, port),
+                        failed_during = ?4
+                 WHERE id = ?5",
             )
             .bind(progress)
             .bind(now)
             .bind(port)
+            .bind(failed_during)
             .bind(id)
             .execute(&mut *tx)
             .await?;

@@ -115,15 +115,17 @@ fn step_of(vm: &VmRecord) -> (&'static str, u8) {
         (VmState::Requested, _) => ("requested", 5),
         (VmState::Creating, _) => ("creating", 12),
         (VmState::Booting, _) => ("booting", 25),
-        (VmState::Building, None | Some(Progress::Cloning)) => ("cloning", 40),
-        (VmState::Building, Some(Progress::Building)) => ("building", 60),
-        (VmState::Building, Some(_)) => ("starting", 85),
+        (VmState::Building, _) => match vm.script_phase() {
+            "cloning" => ("cloning", 40),
+            "building" => ("building", 60),
+            _ => ("starting", 85),
+        },
         (VmState::Ready, _) => ("ready", 100),
         (VmState::Failed, p) => (
             match p {
-                Some(Progress::Cloning) => "cloning",
-                Some(Progress::Building) | Some(Progress::Failed) => "building",
-                Some(Progress::Starting) | Some(Progress::Ready) => "starting",
+                Some(_) => vm.script_phase(),
+                // Running, but the launch script never reported.
+                None if vm.address.is_some() => "cloning",
                 None if vm.server_id.is_some() => "booting",
                 None => "creating",
             },

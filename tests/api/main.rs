@@ -1,0 +1,10 @@
+mod callback;
+mod cloud_errors;
+mod concurrency;
+mod deletion;
+mod get_never_mutates;
+mod helpers;
+mod journey;
+mod restart;
+mod sessions;
+mod validation;
