@@ -464,6 +464,8 @@ mod tests {
         assert_eq!(c.cloud.volume_size_gb, 150);
     }
 
+    // figment's Jail fixes the closure's error type.
+    #[allow(clippy::result_large_err)]
     #[test]
     fn environment_variables_override_the_file() {
         figment::Jail::expect_with(|jail| {
@@ -477,6 +479,7 @@ mod tests {
         });
     }
 
+    #[allow(clippy::result_large_err)]
     #[test]
     fn secrets_can_come_from_a_file() {
         figment::Jail::expect_with(|jail| {
