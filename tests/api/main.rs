@@ -1,4 +1,5 @@
 mod callback;
+mod cli;
 mod cloud_errors;
 mod concurrency;
 mod deletion;
