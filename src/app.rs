@@ -7,7 +7,7 @@ use crate::config::{Backend, Config, ConfigError};
 use crate::github::Github;
 use crate::provision::{self, Provisioner};
 use crate::store::Store;
-use crate::web::{self, AppState, LoginMode};
+use crate::web::{self, AppState, GuessGuard, LoginMode};
 use anyhow::Context;
 use secrecy::SecretString;
 use std::future::Future;
@@ -113,6 +113,7 @@ impl Application {
                     &config.github,
                     secrets.github_client_secret.as_ref(),
                     &config.server.public_url,
+                    !config.registration.allowed_orgs.is_empty(),
                 )))
             }
         };
@@ -123,12 +124,17 @@ impl Application {
             .context("cannot create the session table")?;
         let cloud = options.cloud.unwrap_or_else(|| cloud_from_config(&config));
         let provisioner = Provisioner::new(store.clone(), cloud, settings(&config));
+        let guesses = Arc::new(GuessGuard::new(
+            config.registration.wrong_guesses,
+            Duration::from_secs(u64::from(config.registration.guess_window_minutes) * 60),
+        ));
         let state = AppState {
             config: Arc::new(config),
             store,
             provisioner,
             login_mode,
             registration_secret: secrets.registration_secret.map(Arc::new),
+            guesses,
             shutdown: CancellationToken::new(),
         };
         Ok(Self {
@@ -177,7 +183,8 @@ impl Application {
         );
         let router = web::router(self.state);
         let on_signal = stop.clone();
-        axum::serve(self.listener, router)
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = shutdown => {}

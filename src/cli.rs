@@ -5,8 +5,9 @@ use crate::app::{self, Application, Login as LoginChoice, Options};
 use crate::config::{Backend, Config, ConfigError};
 use crate::domain::{LaunchParams, Login, VmId, VmState};
 use crate::provision::{ProvisionError, Provisioner};
-use crate::store::{AllowOutcome, Store, VmRecord};
+use crate::store::{AllowOutcome, NewLink, Store, VmRecord};
 use anyhow::{Context, bail};
+use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
@@ -60,6 +61,32 @@ enum UsersCommand {
     },
     /// Take a login off the allowlist and delete their VM.
     Remove { login: String },
+    /// Allow every login in FILE (the old tool's allowed_users.cfg: one
+    /// GitHub login per line; blank lines and # comments are skipped).
+    Import { file: PathBuf },
+    /// Registration links.
+    #[command(subcommand)]
+    Link(LinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LinkCommand {
+    /// Make a new registration link and print it (it is shown only once).
+    Create {
+        /// What the link is for, e.g. a course.
+        #[arg(long)]
+        label: String,
+        /// The link stops working after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+        /// The link stops working after this many registrations.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+        max_uses: Option<i64>,
+    },
+    /// All links with their use counts and state.
+    List,
+    /// Stop a link from working.
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +272,32 @@ async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        UsersCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let (mut added, mut bad) = (0, 0);
+            for (number, line) in text.lines().enumerate() {
+                let entry = line.split('#').next().unwrap_or("").trim();
+                if entry.is_empty() {
+                    continue;
+                }
+                match Login::parse(entry) {
+                    Ok(login) => {
+                        store.allow_login(&login, "import").await?;
+                        added += 1;
+                    }
+                    Err(e) => {
+                        eprintln!("{}:{}: {entry:?} skipped: {e}", file.display(), number + 1);
+                        bad += 1;
+                    }
+                }
+            }
+            println!("{added} login(s) allowed, {bad} line(s) skipped");
+            if bad > 0 {
+                bail!("some lines of {} are not GitHub logins", file.display());
+            }
+        }
+        UsersCommand::Link(cmd) => links(&config, store, cmd).await?,
         UsersCommand::Remove { login } => {
             let login = Login::parse(&login).map_err(|e| anyhow::anyhow!("{login:?}: {e}"))?;
             let (user, uninvited) = store.revoke_login(&login).await?;
@@ -260,6 +313,76 @@ async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 }
                 None if uninvited => println!("{login}: invitation withdrawn"),
                 None => bail!("{login} is neither a user nor invited"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn links(config: &Config, store: &Store, cmd: LinkCommand) -> anyhow::Result<()> {
+    match cmd {
+        LinkCommand::Create {
+            label,
+            expires_in_days,
+            max_uses,
+        } => {
+            let label = label.trim();
+            if label.is_empty() || label.len() > 100 {
+                bail!("--label must be 1 to 100 characters");
+            }
+            let secret = crate::secret::generate();
+            let link = store
+                .create_link(NewLink {
+                    label,
+                    secret_hash: &crate::secret::hash(&secret),
+                    created_by: "cli",
+                    expires_at: expires_in_days
+                        .map(|d| Utc::now() + chrono::Duration::days(i64::from(d))),
+                    max_uses,
+                })
+                .await?;
+            let url = config
+                .server
+                .public_url
+                .join(&format!("register/{secret}"))?;
+            println!("link {} ({}) created:", link.id, link.label);
+            println!("  {url}");
+            println!("Keep it: only its hash is stored, it cannot be shown again.");
+        }
+        LinkCommand::List => {
+            let now = Utc::now();
+            println!(
+                "{:>4}  {:<30} {:<9} {:>9}  {:<17} CREATED",
+                "ID", "LABEL", "STATE", "USES", "EXPIRES"
+            );
+            for link in store.list_links().await? {
+                let uses = match link.max_uses {
+                    Some(max) => format!("{}/{max}", link.uses),
+                    None => link.uses.to_string(),
+                };
+                println!(
+                    "{:>4}  {:<30} {:<9} {:>9}  {:<17} {}",
+                    link.id,
+                    link.label,
+                    format!("{:?}", link.state(now)).to_lowercase(),
+                    uses,
+                    link.expires_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_else(|| "never".into()),
+                    link.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
+            if config.registration.secret.is_some() || config.registration.secret_file.is_some() {
+                println!("(and the link of registration.secret in the configuration)");
+            }
+        }
+        LinkCommand::Revoke { id } => {
+            if store.revoke_link(id).await? {
+                println!("link {id} revoked");
+            } else if store.link(id).await?.is_some() {
+                println!("link {id} was already revoked");
+            } else {
+                bail!("there is no link {id}");
             }
         }
     }

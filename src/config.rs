@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub session_max_hours: u32,
     /// A message shown on every page (maintenance, course news).
     pub banner: Option<String>,
+    /// Behind a reverse proxy: take the client address from the last entry
+    /// of `X-Forwarded-For` (rate limits are per client address).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             session_idle_minutes: 8 * 60,
             session_max_hours: 24,
             banner: None,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct GithubConfig {
     pub authorize_url: Url,
     pub token_url: Url,
     pub api_url: Url,
+    /// How long one request to GitHub may take.
+    pub timeout_seconds: u64,
 }
 
 impl Default for GithubConfig {
@@ -97,11 +103,12 @@ impl Default for GithubConfig {
             authorize_url: Url::parse("https://github.com/login/oauth/authorize").expect("valid"),
             token_url: Url::parse("https://github.com/login/oauth/access_token").expect("valid"),
             api_url: Url::parse("https://api.github.com").expect("valid"),
+            timeout_seconds: 10,
         }
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrationConfig {
     /// The secret in `/register/{secret}`.
@@ -109,6 +116,75 @@ pub struct RegistrationConfig {
     pub secret_file: Option<PathBuf>,
     /// GitHub logins that are always allowed.
     pub admins: Vec<Login>,
+    /// Also allowed without a link: members of these GitHub organizations
+    /// (`org`) or teams (`org/team`). Asks GitHub for `read:org`.
+    pub allowed_orgs: Vec<OrgOrTeam>,
+    /// Refused everywhere, whatever else says.
+    pub blocked_users: Vec<Login>,
+    /// Wrong registration secrets one client may try per `guess_window_minutes`.
+    pub wrong_guesses: u32,
+    pub guess_window_minutes: u32,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            secret_file: None,
+            admins: Vec::new(),
+            allowed_orgs: Vec::new(),
+            blocked_users: Vec::new(),
+            wrong_guesses: 10,
+            guess_window_minutes: 10,
+        }
+    }
+}
+
+impl RegistrationConfig {
+    pub fn is_admin(&self, login: &str) -> bool {
+        self.admins
+            .iter()
+            .any(|a| a.as_str().eq_ignore_ascii_case(login))
+    }
+
+    pub fn is_blocked(&self, login: &str) -> bool {
+        self.blocked_users
+            .iter()
+            .any(|b| b.as_str().eq_ignore_ascii_case(login))
+    }
+}
+
+/// `org` or `org/team` (team by its slug).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrgOrTeam {
+    pub org: Login,
+    pub team: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for OrgOrTeam {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let (org, team) = match raw.split_once('/') {
+            Some((org, team)) => (org, Some(team)),
+            None => (raw.as_str(), None),
+        };
+        let org =
+            Login::parse(org).map_err(|e| serde::de::Error::custom(format!("{raw:?}: {e}")))?;
+        if let Some(team) = team
+            && (team.is_empty()
+                || !team
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(serde::de::Error::custom(format!(
+                "{raw:?}: a team is written org/team-slug"
+            )));
+        }
+        Ok(Self {
+            org,
+            team: team.map(str::to_owned),
+        })
+    }
 }
 
 /// Which cloud stackbinder drives.
@@ -354,6 +430,20 @@ impl Config {
                 "use a positive number of minutes / hours",
             ));
         }
+        if self.registration.wrong_guesses == 0 || self.registration.guess_window_minutes == 0 {
+            return Err(ConfigError::new(
+                "registration.wrong_guesses",
+                "the limit and its window must be positive",
+                "use e.g. wrong_guesses = 10 and guess_window_minutes = 10",
+            ));
+        }
+        if self.github.timeout_seconds == 0 {
+            return Err(ConfigError::new(
+                "github.timeout_seconds",
+                "0 seconds leaves no time for GitHub to answer",
+                "use e.g. 10",
+            ));
+        }
         if self.provision.poll_interval_ms == 0 || self.provision.concurrency == 0 {
             return Err(ConfigError::new(
                 "provision.poll_interval_ms",
@@ -445,7 +535,12 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
                 .into()
         }
         "cloud.backend" => "use \"simulated\"".into(),
-        "registration.admins" => "list GitHub logins, e.g. [\"octocat\"]".into(),
+        "registration.admins" | "registration.blocked_users" => {
+            "list GitHub logins, e.g. [\"octocat\"]".into()
+        }
+        "registration.allowed_orgs" => {
+            "list organizations or org/team slugs, e.g. [\"my-org\", \"my-org/tutors\"]".into()
+        }
         _ => "see the comment for this key in config.toml".into(),
     }
 }

@@ -2,10 +2,12 @@
 //! written here before the next step is taken, so a restart resumes it.
 
 mod events;
+mod links;
 mod users;
 mod vms;
 
 pub use events::{EventKind, VmEvent};
+pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
 pub use users::{AllowOutcome, Invite, User};
 pub use vms::{CallbackOutcome, NewVm, VmRecord};
 

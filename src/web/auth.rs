@@ -2,7 +2,7 @@
 //! takes any name and exists only there.
 
 use super::layout::{Layout, render};
-use super::session::{CsrfForm, CsrfOnly, CsrfProtected, PendingOauth, Visitor};
+use super::session::{CsrfForm, CsrfOnly, CsrfProtected, OrgAccess, PendingOauth, Visitor};
 use super::{AppState, LoginMode, WebError};
 use crate::domain::{GithubId, Login};
 use askama::Template;
@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
@@ -96,6 +97,9 @@ async fn demo_login(
             return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
         }
     };
+    if state.config.registration.is_blocked(login.as_str()) {
+        return Err(WebError::Blocked);
+    }
     let user = state
         .store
         .record_login(GithubId::for_demo(&login), &login)
@@ -147,12 +151,33 @@ async fn github_callback(
             tracing::warn!(error = %e, "GitHub login failed");
             WebError::LoginFailed(e.to_string())
         })?;
+    let registration = &state.config.registration;
+    if registration.is_blocked(identity.login.as_str()) {
+        tracing::warn!(user = %identity.login, "blocked user tried to log in");
+        return Err(WebError::Blocked);
+    }
     let user = state
         .store
         .record_login(identity.id, &identity.login)
         .await?;
     let next = visitor.take_next().await?;
     visitor.log_in(&user).await?;
+    let needs_org = !user.is_registered()
+        && !registration.is_admin(&user.login)
+        && !registration.allowed_orgs.is_empty();
+    if needs_org {
+        let member = github
+            .is_member(&identity.token, &identity.login, &registration.allowed_orgs)
+            .await
+            .map_err(|e| WebError::LoginFailed(e.to_string()))?;
+        if member {
+            visitor
+                .grant_org_access(OrgAccess {
+                    github_token: identity.token.expose_secret().to_owned(),
+                })
+                .await?;
+        }
+    }
     tracing::info!(user = %user.login, "GitHub login");
     Ok(Redirect::to(&next).into_response())
 }

@@ -24,6 +24,15 @@ pub enum WebError {
     /// 400: the GitHub round trip failed; the page offers to try again.
     #[error("login failed: {0}")]
     LoginFailed(String),
+    /// 403: on `registration.blocked_users`.
+    #[error("blocked")]
+    Blocked,
+    /// 410: a registration link that expired or was used up.
+    #[error("registration link inactive")]
+    LinkInactive(&'static str),
+    /// 429: too many wrong guesses from this client.
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64 },
     /// 403: a POST without a valid CSRF token.
     #[error("invalid or missing CSRF token")]
     Csrf,
@@ -71,7 +80,9 @@ impl WebError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) | Self::LoginFailed(_) => StatusCode::BAD_REQUEST,
             Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            Self::NotRegistered { .. } | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::NotRegistered { .. } | Self::Csrf | Self::Blocked => StatusCode::FORBIDDEN,
+            Self::LinkInactive(_) => StatusCode::GONE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -97,6 +108,22 @@ impl WebError {
                     .into(),
             ),
             Self::Unauthorized => ("Unauthorized", "Wrong or missing credentials.".into()),
+            Self::Blocked => (
+                "Not allowed",
+                "This GitHub account may not use this server. Ask its operator if you think this is a mistake."
+                    .into(),
+            ),
+            Self::LinkInactive(why) => (
+                "This registration link no longer works",
+                format!("The link {why}. Ask your teacher or group lead for a new one."),
+            ),
+            Self::TooManyRequests { retry_after } => (
+                "Too many attempts",
+                format!(
+                    "Too many wrong registration links came from your address. Try again in {} minute(s).",
+                    retry_after.div_ceil(60)
+                ),
+            ),
             Self::Conflict(m) => ("Not now", m.clone()),
             Self::Internal(_) => (
                 "Something went wrong",
@@ -134,6 +161,10 @@ impl IntoResponse for WebError {
             return Redirect::to(&target).into_response();
         }
         let status = self.status();
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after } => Some(*retry_after),
+            _ => None,
+        };
         let (heading, message) = self.public_message();
         let page = ErrorPage {
             layout: Layout::bare(heading),
@@ -141,12 +172,18 @@ impl IntoResponse for WebError {
             message: &message,
             retry_login: matches!(self, Self::LoginFailed(_)),
         };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot render the error page");
                 (status, [(header::CONTENT_TYPE, "text/plain")], message).into_response()
             }
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
         }
+        response
     }
 }

@@ -3,9 +3,9 @@
 //! confirmation page, so a mybinder badge works by swapping the host.
 
 use super::layout::{Layout, render};
-use super::session::{CsrfForm, CsrfProtected, RegisteredUser};
+use super::session::{AllowedBy, CsrfForm, CsrfProtected, RegisteredUser};
 use super::status::VmView;
-use super::{AppState, WebError};
+use super::{AppState, LoginMode, WebError};
 use crate::domain::{LaunchParams, LaunchRequest, RepoSpec};
 use crate::provision::ProvisionError;
 use askama::Template;
@@ -119,6 +119,7 @@ async fn launch(
             return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
         }
     };
+    ensure_still_member(&state, &user).await?;
     match state.provisioner.launch(&user.user, &request).await {
         // A double click or a second tab lands on the same VM.
         Ok(_) | Err(ProvisionError::AlreadyHasVm(_)) => {
@@ -126,6 +127,37 @@ async fn launch(
         }
         Err(e) => Err(WebError::Internal(e.into())),
     }
+}
+
+/// A user let in by organization membership is checked with GitHub again
+/// before each launch: leaving the organization ends access at once.
+async fn ensure_still_member(state: &AppState, user: &RegisteredUser) -> Result<(), WebError> {
+    if user.allowed_by != AllowedBy::Organization {
+        return Ok(());
+    }
+    let (LoginMode::Github(github), Some(access)) =
+        (&state.login_mode, user.visitor.org_access().await?)
+    else {
+        return Err(WebError::NotRegistered {
+            login: user.user.login.clone(),
+        });
+    };
+    let login = crate::domain::Login::parse(&user.user.login)
+        .map_err(|e| WebError::Internal(anyhow::anyhow!(e)))?;
+    let token = secrecy::SecretString::from(access.github_token);
+    let member = github
+        .is_member(&token, &login, &state.config.registration.allowed_orgs)
+        .await
+        .map_err(|e| {
+            WebError::Conflict(format!("Cannot check your organization membership: {e}"))
+        })?;
+    if !member {
+        user.visitor.revoke_org_access().await?;
+        return Err(WebError::NotRegistered {
+            login: user.user.login.clone(),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,8 +4,10 @@
 mod assets;
 mod auth;
 mod callback;
+mod client_ip;
 mod delete;
 mod error;
+mod guard;
 mod health;
 mod home;
 mod launch;
@@ -15,6 +17,7 @@ mod session;
 mod status;
 
 pub use error::WebError;
+pub use guard::GuessGuard;
 pub use session::SESSION_COOKIE;
 
 use crate::config::Config;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub provisioner: Provisioner,
     pub login_mode: LoginMode,
     pub registration_secret: Option<Arc<SecretString>>,
+    /// Locks out clients that guess registration secrets.
+    pub guesses: Arc<GuessGuard>,
     /// Fires at shutdown, so long-lived event streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -1,16 +1,21 @@
-//! `/register/{secret}`: the registration link puts its visitor on the
-//! allowlist. GET shows the invitation; the POST (with CSRF) registers,
-//! so a link prefetched by a mail scanner registers nobody.
+//! `/register/{secret}`: a registration link puts its visitor on the
+//! allowlist. GET shows the invitation (logging in first if needed); the
+//! POST (with CSRF) registers, so a link prefetched by a mail scanner
+//! registers nobody. Secrets are compared in constant time, a wrong one is
+//! a plain 404, and a client that keeps guessing is locked out.
 
+use super::client_ip::ClientIp;
 use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, Visitor};
 use super::{AppState, WebError};
 use crate::secret;
+use crate::store::{LinkState, LinkUse};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chrono::Utc;
 use secrecy::ExposeSecret;
 
 pub fn router() -> Router<AppState> {
@@ -21,7 +26,7 @@ pub fn router() -> Router<AppState> {
 #[template(path = "register.html")]
 struct RegisterPage {
     layout: Layout,
-    /// The form posts back to the same path; the secret is not rendered.
+    label: String,
     registered: bool,
     just_registered: bool,
     default_repo: String,
@@ -38,31 +43,81 @@ pub(super) fn launch_base(state: &AppState) -> String {
         .to_string()
 }
 
-/// Constant-time check of the secret in the path; a wrong one is a 404.
-fn check_secret(state: &AppState, presented: &str) -> Result<(), WebError> {
-    let Some(expected) = &state.registration_secret else {
-        return Err(WebError::NotFound);
-    };
-    if secret::equal(expected.expose_secret().as_bytes(), presented.as_bytes()) {
-        Ok(())
-    } else {
-        Err(WebError::NotFound)
+/// The link a secret belongs to.
+enum Link {
+    /// `registration.secret` from the configuration: no expiry, no limit.
+    Configured,
+    Stored {
+        id: i64,
+        label: String,
+    },
+}
+
+impl Link {
+    fn label(&self) -> &str {
+        match self {
+            Self::Configured => "registration link",
+            Self::Stored { label, .. } => label,
+        }
+    }
+}
+
+/// Find the active link `presented` opens. Every candidate is compared
+/// in constant time; a wrong guess counts against the client.
+async fn resolve(state: &AppState, ip: ClientIp, presented: &str) -> Result<Link, WebError> {
+    if let Some(retry_after) = state.guesses.locked_for(ip.0) {
+        return Err(WebError::TooManyRequests { retry_after });
+    }
+    if let Some(configured) = &state.registration_secret
+        && secret::equal(configured.expose_secret().as_bytes(), presented.as_bytes())
+    {
+        return Ok(Link::Configured);
+    }
+    let hash = secret::hash(presented);
+    let now = Utc::now();
+    let found = state
+        .store
+        .list_links()
+        .await?
+        .into_iter()
+        .find(|link| secret::equal(&link.secret_hash, &hash));
+    match found.map(|link| (link.state(now), link)) {
+        Some((LinkState::Active, link)) => Ok(Link::Stored {
+            id: link.id,
+            label: link.label,
+        }),
+        Some((LinkState::Expired, _)) => Err(WebError::LinkInactive("has expired")),
+        Some((LinkState::UsedUp, _)) => {
+            Err(WebError::LinkInactive("has been used as often as it may"))
+        }
+        // A revoked link is as good as a wrong one.
+        Some((LinkState::Revoked, _)) | None => {
+            if state.guesses.wrong_guess(ip.0) {
+                tracing::warn!(client = %ip.0, "too many wrong registration secrets; locked out");
+            }
+            Err(WebError::NotFound)
+        }
     }
 }
 
 async fn invitation(
     State(state): State<AppState>,
     visitor: Visitor,
+    ip: ClientIp,
     Path(presented): Path<String>,
 ) -> Result<Response, WebError> {
-    check_secret(&state, &presented)?;
+    let link = resolve(&state, ip, &presented).await?;
     let Some(user) = &visitor.user else {
         return Err(WebError::LoginRequired {
             next: format!("/register/{presented}"),
         });
     };
+    if state.config.registration.is_blocked(&user.login) {
+        return Err(WebError::Blocked);
+    }
     Ok(render(RegisterPage {
         layout: visitor.layout(&state, "Register"),
+        label: link.label().to_owned(),
         registered: user.is_registered(),
         just_registered: false,
         default_repo: state.config.launch.default_repo.to_string(),
@@ -74,24 +129,38 @@ async fn invitation(
 async fn register(
     State(state): State<AppState>,
     visitor: Visitor,
+    ip: ClientIp,
     Path(presented): Path<String>,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    check_secret(&state, &presented)?;
+    let link = resolve(&state, ip, &presented).await?;
     let Some(user) = &visitor.user else {
         return Err(WebError::LoginRequired {
             next: format!("/register/{presented}"),
         });
     };
-    let newly = state
-        .store
-        .register(user.github_id, "registration link")
-        .await?;
+    if state.config.registration.is_blocked(&user.login) {
+        return Err(WebError::Blocked);
+    }
+    let via = format!("link: {}", link.label());
+    let newly = match &link {
+        Link::Configured => state.store.register(user.github_id, &via).await?,
+        Link::Stored { id, .. } => match state
+            .store
+            .register_with_link(*id, user.github_id, &via)
+            .await?
+        {
+            LinkUse::Registered => true,
+            LinkUse::AlreadyRegistered => false,
+            LinkUse::LinkNotActive => return Err(WebError::LinkInactive("has just run out")),
+        },
+    };
     if newly {
-        tracing::info!(user = %user.login, "registered through the registration link");
+        tracing::info!(user = %user.login, link = link.label(), "registered");
     }
     Ok(render(RegisterPage {
         layout: visitor.layout(&state, "Registered"),
+        label: link.label().to_owned(),
         registered: true,
         just_registered: newly,
         default_repo: state.config.launch.default_repo.to_string(),

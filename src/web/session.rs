@@ -22,6 +22,14 @@ const AUTH_KEY: &str = "auth.user";
 const CSRF_KEY: &str = "csrf.token";
 const NEXT_KEY: &str = "auth.next";
 const OAUTH_KEY: &str = "oauth.pending";
+/// Set at login when membership of `registration.allowed_orgs` let the user
+/// in; with the GitHub token to check it again before each launch.
+const ORG_ACCESS_KEY: &str = "auth.org_access";
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OrgAccess {
+    pub github_token: String,
+}
 
 /// What the GitHub callback must match: the `state` we sent and the PKCE
 /// verifier of the challenge we sent.
@@ -81,6 +89,20 @@ impl Visitor {
             )
             .await?;
         self.session.insert(CSRF_KEY, secret::generate()).await?;
+        Ok(())
+    }
+
+    pub async fn grant_org_access(&self, access: OrgAccess) -> Result<(), WebError> {
+        self.session.insert(ORG_ACCESS_KEY, access).await?;
+        Ok(())
+    }
+
+    pub async fn org_access(&self) -> Result<Option<OrgAccess>, WebError> {
+        Ok(self.session.get(ORG_ACCESS_KEY).await?)
+    }
+
+    pub async fn revoke_org_access(&self) -> Result<(), WebError> {
+        self.session.remove::<OrgAccess>(ORG_ACCESS_KEY).await?;
         Ok(())
     }
 
@@ -161,11 +183,22 @@ where
     }
 }
 
-/// A logged-in user on the allowlist, checked on every request (removing
-/// someone takes effect at once, not at their next login).
+/// Why a user may launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowedBy {
+    Registration,
+    Admin,
+    /// Membership of an allowed organization or team, checked at login
+    /// and again before each launch.
+    Organization,
+}
+
+/// A logged-in user who may use this server, checked on every request
+/// (removing someone takes effect at once, not at their next login).
 pub struct RegisteredUser {
     pub user: User,
     pub visitor: Visitor,
+    pub allowed_by: AllowedBy,
 }
 
 impl<S> FromRequestParts<S> for RegisteredUser
@@ -185,10 +218,24 @@ where
                 .to_owned();
             return Err(WebError::LoginRequired { next });
         };
-        if !user.is_registered() {
-            return Err(WebError::NotRegistered { login: user.login });
+        let registration = &AppState::from_ref(state).config.registration;
+        if registration.is_blocked(&user.login) {
+            return Err(WebError::Blocked);
         }
-        Ok(Self { user, visitor })
+        let allowed_by = if user.is_registered() {
+            AllowedBy::Registration
+        } else if registration.is_admin(&user.login) {
+            AllowedBy::Admin
+        } else if !registration.allowed_orgs.is_empty() && visitor.org_access().await?.is_some() {
+            AllowedBy::Organization
+        } else {
+            return Err(WebError::NotRegistered { login: user.login });
+        };
+        Ok(Self {
+            user,
+            visitor,
+            allowed_by,
+        })
     }
 }
 

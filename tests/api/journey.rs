@@ -322,5 +322,8 @@ async fn the_registration_link_leads_through_the_login_and_back() {
     assert_eq!(status, StatusCode::OK);
     let user = app.store().list_users().await.unwrap();
     assert_eq!(user.len(), 1);
-    assert_eq!(user[0].registered_via.as_deref(), Some("registration link"));
+    assert_eq!(
+        user[0].registered_via.as_deref(),
+        Some("link: registration link")
+    );
 }

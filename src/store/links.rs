@@ -1,0 +1,146 @@
+use super::{Result, Store};
+use crate::domain::GithubId;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RegistrationLink {
+    pub id: i64,
+    pub label: String,
+    #[serde(skip)]
+    pub secret_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+    pub uses: i64,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a link still registers people, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    Active,
+    Expired,
+    UsedUp,
+    Revoked,
+}
+
+impl RegistrationLink {
+    pub fn state(&self, now: DateTime<Utc>) -> LinkState {
+        if self.revoked_at.is_some() {
+            LinkState::Revoked
+        } else if self.expires_at.is_some_and(|t| t <= now) {
+            LinkState::Expired
+        } else if self.max_uses.is_some_and(|max| self.uses >= max) {
+            LinkState::UsedUp
+        } else {
+            LinkState::Active
+        }
+    }
+}
+
+/// What using a link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkUse {
+    Registered,
+    AlreadyRegistered,
+    /// Expired, used up or revoked by the time it was used.
+    LinkNotActive,
+}
+
+pub struct NewLink<'a> {
+    pub label: &'a str,
+    pub secret_hash: &'a [u8],
+    pub created_by: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i64>,
+}
+
+impl Store {
+    pub async fn create_link(&self, new: NewLink<'_>) -> Result<RegistrationLink> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO registration_links (label, secret_hash, created_at, created_by, expires_at, max_uses)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(new.label)
+        .bind(new.secret_hash)
+        .bind(Utc::now())
+        .bind(new.created_by)
+        .bind(new.expires_at)
+        .bind(new.max_uses)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(self.link(id).await?.expect("the link was just inserted"))
+    }
+
+    pub async fn link(&self, id: i64) -> Result<Option<RegistrationLink>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM registration_links WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every link ever made, newest first (revoked ones included).
+    pub async fn list_links(&self) -> Result<Vec<RegistrationLink>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM registration_links ORDER BY id DESC")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn revoke_link(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE registration_links SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Register `user` through link `id`, counting the use, if the link is
+    /// still active and the user not yet registered; both in one
+    /// transaction, so concurrent uses never exceed `max_uses`.
+    pub async fn register_with_link(&self, id: i64, user: GithubId, via: &str) -> Result<LinkUse> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let registered = sqlx::query(
+            "UPDATE users SET registered_at = ?, registered_via = ? WHERE github_id = ? AND registered_at IS NULL",
+        )
+        .bind(now)
+        .bind(via)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !registered {
+            return Ok(LinkUse::AlreadyRegistered);
+        }
+        let counted = sqlx::query(
+            "UPDATE registration_links SET uses = uses + 1
+             WHERE id = ?1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > ?2)
+               AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !counted {
+            // The link ran out while this request was on its way.
+            tx.rollback().await?;
+            return Ok(LinkUse::LinkNotActive);
+        }
+        tx.commit().await?;
+        Ok(LinkUse::Registered)
+    }
+}
