@@ -73,6 +73,9 @@ fn settings(config: &Config) -> provision::Settings {
         launch: config.launch.clone(),
         poll_interval: Duration::from_millis(config.provision.poll_interval_ms),
         concurrency: config.provision.concurrency,
+        reconcile_interval: Duration::from_secs(config.provision.reconcile_interval_seconds),
+        orphan_grace: Duration::from_secs(config.provision.orphan_grace_minutes * 60),
+        idle_check_interval: Duration::from_secs(config.provision.idle_check_seconds),
     }
 }
 

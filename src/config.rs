@@ -212,6 +212,9 @@ pub struct CloudConfig {
     pub floating_ip_pool: Option<String>,
     pub release_floating_ip: bool,
     pub name_prefix: String,
+    /// At most this many VMs at once; 0 pauses launches (maintenance);
+    /// unset means no limit but the cloud's quota.
+    pub max_vms: Option<u32>,
 }
 
 impl Default for CloudConfig {
@@ -229,6 +232,7 @@ impl Default for CloudConfig {
             floating_ip_pool: None,
             release_floating_ip: true,
             name_prefix: String::new(),
+            max_vms: None,
         }
     }
 }
@@ -245,6 +249,19 @@ pub struct LaunchConfig {
     pub clone_timeout_seconds: u64,
     pub build_timeout_seconds: u64,
     pub start_timeout_seconds: u64,
+    /// A VM is deleted this long after its launch (plus extensions).
+    pub max_lifetime_hours: f64,
+    /// How many times the owner may push the expiry back...
+    pub max_extensions: u32,
+    /// ...and by how much each time.
+    pub extension_hours: f64,
+    /// A ready VM whose Jupyter saw no activity for this long is deleted;
+    /// 0 turns idle culling off.
+    pub idle_timeout_minutes: u32,
+    /// A launch waiting for a free slot fails after this long.
+    pub queue_timeout_minutes: u32,
+    /// At most this many VMs at once of a repository (workshops).
+    pub repo_caps: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for LaunchConfig {
@@ -257,6 +274,12 @@ impl Default for LaunchConfig {
             clone_timeout_seconds: 600,
             build_timeout_seconds: 3600,
             start_timeout_seconds: 300,
+            max_lifetime_hours: 8.0,
+            max_extensions: 2,
+            extension_hours: 4.0,
+            idle_timeout_minutes: 60,
+            queue_timeout_minutes: 30,
+            repo_caps: Default::default(),
         }
     }
 }
@@ -268,6 +291,13 @@ pub struct ProvisionConfig {
     pub poll_interval_ms: u64,
     /// How many VMs the driver moves forward at the same time.
     pub concurrency: usize,
+    /// How often the store is compared with what the cloud really has.
+    pub reconcile_interval_seconds: u64,
+    /// Something of ours in the cloud without a record is deleted once it
+    /// has been seen for this long (a launch may be about to record it).
+    pub orphan_grace_minutes: u64,
+    /// How often a ready VM's Jupyter is asked for its last activity.
+    pub idle_check_seconds: u64,
 }
 
 impl Default for ProvisionConfig {
@@ -275,6 +305,9 @@ impl Default for ProvisionConfig {
         Self {
             poll_interval_ms: 2000,
             concurrency: 8,
+            reconcile_interval_seconds: 300,
+            orphan_grace_minutes: 15,
+            idle_check_seconds: 300,
         }
     }
 }
@@ -429,6 +462,23 @@ impl Config {
                 "sessions must last at least a minute",
                 "use a positive number of minutes / hours",
             ));
+        }
+        let launch = &self.launch;
+        if !(launch.max_lifetime_hours > 0.0 && launch.extension_hours >= 0.0) {
+            return Err(ConfigError::new(
+                "launch.max_lifetime_hours",
+                "the lifetime must be positive (and extensions not negative)",
+                "use e.g. max_lifetime_hours = 8 and extension_hours = 4",
+            ));
+        }
+        for (repo, _) in &launch.repo_caps {
+            if let Err(problem) = RepoSpec::parse(repo) {
+                return Err(ConfigError::new(
+                    "launch.repo_caps",
+                    format!("{repo:?}: {problem}"),
+                    "use the repository URLs exactly as users launch them",
+                ));
+            }
         }
         if self.registration.wrong_guesses == 0 || self.registration.guess_window_minutes == 0 {
             return Err(ConfigError::new(

@@ -39,7 +39,28 @@
     if (atBottom) log.scrollTop = log.scrollHeight;
     const del = $("delete-link");
     if (del) del.hidden = !vm.can_delete;
+    $("queue").hidden = vm.queue_ahead === null;
+    const ahead = $("queue-ahead");
+    if (ahead && vm.queue_ahead !== null) ahead.textContent = vm.queue_ahead;
+    $("idle-warning").hidden = !vm.idle_warning;
+    $("idle-warning").textContent = vm.idle_warning || "";
+    $("expiry").dataset.expires = vm.expires_at || "";
+    $("extend").hidden = !vm.can_extend;
+    $("extensions-left").textContent = vm.extensions_left + " extension(s) left";
+    countdown();
   }
+
+  // "in 2 h 05 min" next to the expiry time, refreshed every half minute.
+  function countdown() {
+    const at = Date.parse($("expiry").dataset.expires || "");
+    const out = $("countdown");
+    if (isNaN(at)) { out.textContent = ""; return; }
+    const minutes = Math.max(0, Math.round((at - Date.now()) / 60000));
+    const h = Math.floor(minutes / 60), m = minutes % 60;
+    out.textContent = "(in " + (h ? h + " h " : "") + (m < 10 && h ? "0" : "") + m + " min)";
+  }
+  countdown();
+  setInterval(countdown, 30000);
 
   let polling = null;
   function poll() {

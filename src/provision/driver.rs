@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 const DELETE_WARN_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
-enum StepError {
+pub(super) enum StepError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -27,6 +27,7 @@ enum StepError {
 impl Provisioner {
     /// Run the driver until `cancel` fires. A step in progress finishes first.
     pub async fn run_until_stopped(self, cancel: CancellationToken) {
+        tracing::info!(cloud = self.inner.cloud.kind(), "provisioner started");
         let interval = self.inner.settings.poll_interval;
         loop {
             if let Err(e) = self.step().await {
@@ -41,25 +42,40 @@ impl Provisioner {
         tracing::info!("provisioner stopped");
     }
 
-    /// Move every unfinished VM forward once. Returns how many were looked at.
+    /// Look at every VM that is not deleted once: move launches and
+    /// deletions forward, admit queued launches as room frees, enforce
+    /// expiry and idle culling; now and then reconcile with the cloud.
+    /// Returns how many VMs were looked at.
     pub async fn step(&self) -> Result<usize, StoreError> {
-        let vms = self.inner.store.vms_needing_work().await?;
+        let vms = self.inner.store.live_vms().await?;
         let count = vms.len();
+        let admitted = super::capacity::admit(&vms, &self.inner.settings);
         futures_util::stream::iter(vms)
-            .for_each_concurrent(self.inner.settings.concurrency, |vm| self.drive(vm))
+            .for_each_concurrent(self.inner.settings.concurrency, |vm| {
+                let admitted = admitted.contains(&vm.id);
+                self.drive(vm, admitted)
+            })
             .await;
+        if let Err(e) = self.reconcile_if_due().await {
+            tracing::warn!(error = %e, "reconciling with the cloud failed; will retry");
+        }
         Ok(count)
     }
 
     #[tracing::instrument(name = "drive", skip_all, fields(vm = %vm.id, user = %vm.owner_login, state = %vm.state))]
-    async fn drive(&self, vm: VmRecord) {
+    async fn drive(&self, vm: VmRecord, admitted: bool) {
+        if self.expire_if_due(&vm).await {
+            return;
+        }
         let result = match vm.state {
-            VmState::Requested => self.start_creating(&vm).await,
+            VmState::Requested if admitted => self.start_creating(&vm).await,
+            VmState::Requested => self.wait_in_queue(&vm).await,
             VmState::Creating => self.create(&vm).await,
             VmState::Booting => self.boot(&vm).await,
             VmState::Building => self.build(&vm).await,
+            VmState::Ready => self.cull_if_idle(&vm).await,
             VmState::Deleting => self.remove(&vm).await,
-            VmState::Ready | VmState::Failed | VmState::Deleted => Ok(()),
+            VmState::Failed | VmState::Deleted => Ok(()),
         };
         match result {
             Ok(()) => {
@@ -67,6 +83,23 @@ impl Provisioner {
             }
             Err(e) => self.note_error(&vm, &e).await,
         }
+    }
+
+    /// A queued launch waits for room; it gives up after the queue timeout.
+    async fn wait_in_queue(&self, vm: &VmRecord) -> Result<(), StepError> {
+        let minutes = self.inner.settings.launch.queue_timeout_minutes;
+        if self.timed_out(vm, u64::from(minutes) * 60) {
+            let why = match self.inner.settings.cloud.max_vms {
+                Some(0) => "launches are paused for maintenance".to_owned(),
+                _ => "all VM slots stayed in use".to_owned(),
+            };
+            self.fail(
+                vm,
+                &format!("failed while queued: no room within {minutes} min ({why}); please try again later"),
+            )
+            .await;
+        }
+        Ok(())
     }
 
     /// A failed attempt: log it, tell the user once, retry at the next step;
@@ -375,7 +408,7 @@ impl Provisioner {
         Ok(())
     }
 
-    async fn fail(&self, vm: &VmRecord, message: &str) {
+    pub(super) async fn fail(&self, vm: &VmRecord, message: &str) {
         tracing::warn!(message, "launch failed");
         if let Err(e) = self
             .inner
@@ -387,7 +420,7 @@ impl Provisioner {
         }
     }
 
-    fn timed_out(&self, vm: &VmRecord, limit_seconds: u64) -> bool {
+    pub(super) fn timed_out(&self, vm: &VmRecord, limit_seconds: u64) -> bool {
         let elapsed = Utc::now() - vm.phase_started_at;
         elapsed.num_milliseconds() > (limit_seconds as i64).saturating_mul(1000)
     }

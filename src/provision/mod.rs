@@ -2,7 +2,10 @@
 //! what a user asked for; the driver (`driver.rs`) moves every unfinished VM
 //! forward, one persisted step at a time, so a restart resumes where it was.
 
+mod capacity;
 mod driver;
+mod lifecycle;
+mod reconcile;
 
 use crate::cloud::{Cloud, CloudError, META_LOGIN, META_OWNER, META_REPO, META_VM, ServerSpec};
 use crate::cloud_init::{self, CallbackReport, LaunchData};
@@ -22,6 +25,8 @@ pub enum ProvisionError {
     AlreadyHasVm(Box<VmRecord>),
     #[error("unknown VM or wrong secret")]
     Unauthorized,
+    #[error("launches are paused: {0}")]
+    Paused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -36,6 +41,9 @@ pub struct Settings {
     pub launch: LaunchConfig,
     pub poll_interval: Duration,
     pub concurrency: usize,
+    pub reconcile_interval: Duration,
+    pub orphan_grace: Duration,
+    pub idle_check_interval: Duration,
 }
 
 #[derive(Clone)]
@@ -53,6 +61,9 @@ struct Inner {
     /// The last transient error reported per VM, so a cloud that is down
     /// for an hour does not fill the event log with the same line.
     last_errors: Mutex<HashMap<VmId, String>>,
+    /// When each ready VM's Jupyter was last asked about activity.
+    idle_checks: Mutex<HashMap<VmId, std::time::Instant>>,
+    reconciler: Mutex<reconcile::Memory>,
 }
 
 impl Provisioner {
@@ -70,6 +81,8 @@ impl Provisioner {
                 wake: Notify::new(),
                 http,
                 last_errors: Mutex::default(),
+                idle_checks: Mutex::default(),
+                reconciler: Mutex::default(),
             }),
         }
     }
@@ -94,6 +107,11 @@ impl Provisioner {
         user: &User,
         request: &LaunchRequest,
     ) -> Result<VmRecord, ProvisionError> {
+        if self.inner.settings.cloud.max_vms == Some(0) {
+            return Err(ProvisionError::Paused(
+                "this server is in maintenance (cloud.max_vms = 0)".into(),
+            ));
+        }
         let name = format!("{}{}", self.inner.settings.cloud.name_prefix, user.login);
         let token = secret::generate();
         let inserted = self
@@ -104,6 +122,8 @@ impl Provisioner {
                 name: &name,
                 request,
                 jupyter_token: &token,
+                expires_at: chrono::Utc::now()
+                    + hours(self.inner.settings.launch.max_lifetime_hours),
             })
             .await;
         match inserted {
@@ -215,6 +235,11 @@ impl Provisioner {
             metadata,
         }
     }
+}
+
+/// A duration of (possibly fractional) hours from the configuration.
+pub fn hours(h: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((h * 3_600_000.0) as i64)
 }
 
 /// `http://<address>:<port>/` of a VM's Jupyter, once both are known.

@@ -35,6 +35,10 @@ pub struct VmRecord {
     pub phase_started_at: DateTime<Utc>,
     pub ready_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub extensions: i64,
+    /// What the VM's Jupyter last reported as its last activity.
+    pub last_activity_at: Option<DateTime<Utc>>,
 }
 
 impl VmRecord {
@@ -63,6 +67,7 @@ pub struct NewVm<'a> {
     pub name: &'a str,
     pub request: &'a LaunchRequest,
     pub jupyter_token: &'a str,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What a progress report from a VM did.
@@ -86,8 +91,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO vms (id, owner_id, name, repo, git_ref, url_path, state, jupyter_token,
-                              created_at, updated_at, phase_started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'requested', ?7, ?8, ?8, ?8)",
+                              created_at, updated_at, phase_started_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'requested', ?7, ?8, ?8, ?8, ?9)",
         )
         .bind(id)
         .bind(new.owner)
@@ -97,6 +102,7 @@ impl Store {
         .bind(new.request.url_path.as_str())
         .bind(new.jupyter_token)
         .bind(now)
+        .bind(new.expires_at)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -143,6 +149,82 @@ impl Store {
         .bind(owner)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Every VM that is not deleted, oldest first: what the driver watches.
+    pub async fn live_vms(&self) -> Result<Vec<VmRecord>> {
+        Ok(sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE vms.state <> 'deleted' ORDER BY vms.created_at, vms.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many launches wait before this one in the queue.
+    pub async fn queue_ahead_of(&self, vm: &VmRecord) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM vms WHERE state = 'requested' AND (created_at < ?1 OR (created_at = ?1 AND id < ?2))",
+        )
+        .bind(vm.created_at)
+        .bind(vm.id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Push the expiry back by `by`, if the VM has extensions left.
+    /// Compare-and-set on the count, so two clicks extend once each at most.
+    pub async fn extend(
+        &self,
+        vm: &VmRecord,
+        max_extensions: u32,
+        by: chrono::Duration,
+    ) -> Result<bool> {
+        if vm.extensions >= i64::from(max_extensions) || !vm.state.can_delete() {
+            return Ok(false);
+        }
+        let now = Utc::now();
+        let base = vm.expires_at.map_or(now, |t| t.max(now));
+        let new_expiry = base + by;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE vms SET expires_at = ?1, extensions = extensions + 1, updated_at = ?2
+             WHERE id = ?3 AND extensions = ?4 AND state NOT IN ('deleting', 'deleted')",
+        )
+        .bind(new_expiry)
+        .bind(now)
+        .bind(vm.id)
+        .bind(vm.extensions)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            let message = format!(
+                "expiry extended to {}",
+                new_expiry.format("%Y-%m-%d %H:%M UTC")
+            );
+            append(&mut *tx, vm.id, EventKind::State, &message).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    pub async fn set_expiry(&self, id: VmId, expires_at: DateTime<Utc>) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE vms SET expires_at = ?1, updated_at = ?2 WHERE id = ?3",
+            expires_at,
+        )
+        .await
+    }
+
+    pub async fn set_last_activity(&self, id: VmId, at: DateTime<Utc>) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE vms SET last_activity_at = ?1, updated_at = ?2 WHERE id = ?3",
+            at,
+        )
+        .await
     }
 
     /// VMs the provisioner still has to move forward, oldest first.

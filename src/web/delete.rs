@@ -27,7 +27,7 @@ async fn confirm(
     user: RegisteredUser,
 ) -> Result<Response, WebError> {
     let vm = match state.store.live_vm_of(user.user.github_id).await? {
-        Some(vm) => Some(VmView::load(&state.store, &vm).await?),
+        Some(vm) => Some(VmView::load(&state.store, &state.config.launch, &vm).await?),
         None => None,
     };
     Ok(render(DeletePage {

@@ -7,6 +7,7 @@ mod callback;
 mod client_ip;
 mod delete;
 mod error;
+mod extend;
 mod guard;
 mod health;
 mod home;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(launch::router())
         .merge(status::router())
         .merge(delete::router())
+        .merge(extend::router())
         .merge(callback::router())
         .merge(health::router())
         .merge(assets::router())

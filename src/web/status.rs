@@ -4,6 +4,7 @@
 use super::layout::{Layout, render};
 use super::session::{ApiUser, RegisteredUser};
 use super::{AppState, WebError};
+use crate::config::LaunchConfig;
 use crate::domain::{GithubId, Progress, VmState};
 use crate::provision::Provisioner;
 use crate::store::{EventKind, Store, VmRecord};
@@ -57,13 +58,26 @@ pub struct VmView {
     pub warnings: Vec<String>,
     pub log: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// When the VM will be deleted unless extended.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub extensions_left: i64,
+    pub can_extend: bool,
+    pub extension_hours: f64,
+    /// Launches ahead of this one while it waits for a free slot.
+    pub queue_ahead: Option<i64>,
+    /// Said when idle culling is near.
+    pub idle_warning: Option<String>,
     pub can_delete: bool,
     /// Nothing will change without the user doing something.
     pub settled: bool,
 }
 
 impl VmView {
-    pub async fn load(store: &Store, vm: &VmRecord) -> Result<Self, WebError> {
+    pub async fn load(
+        store: &Store,
+        launch: &LaunchConfig,
+        vm: &VmRecord,
+    ) -> Result<Self, WebError> {
         let log = store.log_tail(vm.id, 40).await?;
         let recent = store.recent_events(vm.id, 60).await?;
         let warnings = recent
@@ -74,6 +88,11 @@ impl VmView {
             .take(3)
             .collect();
         let (step, percent) = step_of(vm);
+        let queue_ahead = match vm.state {
+            VmState::Requested => Some(store.queue_ahead_of(vm).await?),
+            _ => None,
+        };
+        let extensions_left = (i64::from(launch.max_extensions) - vm.extensions).max(0);
         Ok(Self {
             id: vm.id.to_string(),
             state: vm.state,
@@ -93,6 +112,12 @@ impl VmView {
             warnings,
             log: log.into_iter().map(|e| e.message).collect(),
             created_at: vm.created_at,
+            expires_at: vm.expires_at.filter(|_| vm.state.can_delete()),
+            extensions_left,
+            can_extend: extensions_left > 0 && vm.state.can_delete(),
+            extension_hours: launch.extension_hours,
+            queue_ahead,
+            idle_warning: idle_warning(vm, launch.idle_timeout_minutes),
             can_delete: vm.state.can_delete(),
             settled: matches!(
                 vm.state,
@@ -108,6 +133,24 @@ impl VmView {
             .position(|(key, _)| *key == self.step)
             .unwrap_or(0)
     }
+}
+
+/// Warn once the VM has been idle for three quarters of the limit.
+fn idle_warning(vm: &VmRecord, limit_minutes: u32) -> Option<String> {
+    if limit_minutes == 0 || vm.state != VmState::Ready {
+        return None;
+    }
+    let last = vm.last_activity_at?;
+    let idle = (Utc::now() - last).num_minutes();
+    if idle * 4 < i64::from(limit_minutes) * 3 {
+        return None;
+    }
+    let deadline = last + chrono::Duration::minutes(i64::from(limit_minutes));
+    Some(format!(
+        "Your Jupyter has not been used since {}: the VM will be deleted at about {} unless you use it.",
+        last.format("%H:%M UTC"),
+        deadline.format("%H:%M UTC")
+    ))
 }
 
 fn step_of(vm: &VmRecord) -> (&'static str, u8) {
@@ -175,7 +218,7 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
     let Some(vm) = current_vm(&state.store, user.user.github_id).await? else {
         return Ok(axum::response::Redirect::to("/").into_response());
     };
-    let vm = VmView::load(&state.store, &vm).await?;
+    let vm = VmView::load(&state.store, &state.config.launch, &vm).await?;
     Ok(render(StatusPage {
         layout: user.visitor.layout(&state, "Your VM"),
         vm,
@@ -186,7 +229,7 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
 
 async fn json(State(state): State<AppState>, ApiUser(user): ApiUser) -> Response {
     match current_vm(&state.store, user.user.github_id).await {
-        Ok(Some(vm)) => match VmView::load(&state.store, &vm).await {
+        Ok(Some(vm)) => match VmView::load(&state.store, &state.config.launch, &vm).await {
             Ok(view) => Json(view).into_response(),
             Err(e) => e.into_json(),
         },
@@ -207,22 +250,28 @@ async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let owner = user.user.github_id;
     let store = state.store.clone();
-    let stream = changes(store, owner).take_until(state.shutdown.clone().cancelled_owned());
+    let launch = state.config.launch.clone();
+    let stream = changes(store, launch, owner).take_until(state.shutdown.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
 }
 
 /// Send the VM's view whenever it changes.
-fn changes(store: Store, owner: GithubId) -> impl Stream<Item = Result<Event, Infallible>> {
+fn changes(
+    store: Store,
+    launch: LaunchConfig,
+    owner: GithubId,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let started = tokio::time::Instant::now();
     futures_util::stream::unfold(None::<VmView>, move |last| {
         let store = store.clone();
+        let launch = launch.clone();
         async move {
             loop {
                 if started.elapsed() > EVENTS_MAX {
                     return None;
                 }
                 let view = match current_vm(&store, owner).await {
-                    Ok(Some(vm)) => VmView::load(&store, &vm).await.ok(),
+                    Ok(Some(vm)) => VmView::load(&store, &launch, &vm).await.ok(),
                     _ => None,
                 };
                 if let Some(view) = view

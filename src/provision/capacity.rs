@@ -1,0 +1,44 @@
+//! Who may start now: `cloud.max_vms` caps the VMs that hold cloud
+//! resources, `launch.repo_caps` caps them per repository (workshops).
+//! Queued launches are admitted oldest first as room frees.
+
+use super::Settings;
+use crate::domain::{RepoSpec, VmId, VmState};
+use crate::store::VmRecord;
+use std::collections::{HashMap, HashSet};
+
+/// The queued launches (state `requested`) that may go ahead now.
+/// `vms` must be every live VM, oldest first.
+pub fn admit(vms: &[VmRecord], settings: &Settings) -> HashSet<VmId> {
+    let holding = |vm: &&VmRecord| vm.state != VmState::Requested;
+    let mut free = settings
+        .cloud
+        .max_vms
+        .map(|max| i64::from(max) - vms.iter().filter(holding).count() as i64);
+    let caps: HashMap<String, u32> = settings
+        .launch
+        .repo_caps
+        .iter()
+        .filter_map(|(repo, cap)| RepoSpec::parse(repo).ok().map(|r| (r.to_string(), *cap)))
+        .collect();
+    let mut per_repo: HashMap<&str, u32> = HashMap::new();
+    for vm in vms.iter().filter(holding) {
+        *per_repo.entry(vm.repo.as_str()).or_default() += 1;
+    }
+    let mut admitted = HashSet::new();
+    for vm in vms.iter().filter(|vm| vm.state == VmState::Requested) {
+        if free.is_some_and(|f| f <= 0) {
+            break;
+        }
+        let used = per_repo.entry(vm.repo.as_str()).or_default();
+        if caps.get(&vm.repo).is_some_and(|cap| *used >= *cap) {
+            continue;
+        }
+        *used += 1;
+        if let Some(f) = free.as_mut() {
+            *f -= 1;
+        }
+        admitted.insert(vm.id);
+    }
+    admitted
+}

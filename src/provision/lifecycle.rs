@@ -1,0 +1,109 @@
+//! Cloud VMs cost money and quota: each has an expiry, and a ready VM
+//! whose Jupyter has been idle too long is deleted.
+
+use super::Provisioner;
+use super::driver::StepError;
+use crate::domain::VmState;
+use crate::store::VmRecord;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// What Jupyter Server's `GET /api/status` says (asking does not count as
+/// activity).
+#[derive(Debug, Deserialize)]
+struct JupyterStatus {
+    last_activity: DateTime<Utc>,
+}
+
+impl Provisioner {
+    /// Delete a VM whose time is up. Returns true when it did.
+    pub(super) async fn expire_if_due(&self, vm: &VmRecord) -> bool {
+        let due = vm.state.can_delete() && vm.expires_at.is_some_and(|t| t <= Utc::now());
+        if !due {
+            return false;
+        }
+        let lived = Utc::now() - vm.created_at;
+        let why = format!(
+            "expired after {} h {} min (with {} extension(s))",
+            lived.num_hours(),
+            lived.num_minutes() % 60,
+            vm.extensions
+        );
+        match self.inner.store.request_delete(vm.id, &why).await {
+            Ok(moved) => {
+                if moved {
+                    tracing::info!(why, "deleting an expired VM");
+                    self.wake();
+                }
+                moved
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not delete an expired VM");
+                false
+            }
+        }
+    }
+
+    /// Ask the VM's Jupyter when it was last used; delete it when that is
+    /// longer ago than `launch.idle_timeout_minutes`.
+    pub(super) async fn cull_if_idle(&self, vm: &VmRecord) -> Result<(), StepError> {
+        let limit = self.inner.settings.launch.idle_timeout_minutes;
+        if limit == 0 || vm.state != VmState::Ready || !self.idle_check_due(vm) {
+            return Ok(());
+        }
+        let Some(last_activity) = self.jupyter_last_activity(vm).await else {
+            // Jupyter did not answer: the VM may be busy; expiry still applies.
+            return Ok(());
+        };
+        self.inner
+            .store
+            .set_last_activity(vm.id, last_activity)
+            .await?;
+        let idle = Utc::now() - last_activity;
+        if idle.num_minutes() >= i64::from(limit) {
+            let why = format!(
+                "idle for {} min (the limit is {limit} min)",
+                idle.num_minutes()
+            );
+            if self.inner.store.request_delete(vm.id, &why).await? {
+                tracing::info!(why, "culling an idle VM");
+                self.wake();
+            }
+        }
+        Ok(())
+    }
+
+    fn idle_check_due(&self, vm: &VmRecord) -> bool {
+        let every = Duration::from_secs(self.inner.settings.idle_check_interval.as_secs().max(1));
+        let mut checks = self.inner.idle_checks.lock().expect("lock");
+        let now = Instant::now();
+        match checks.get(&vm.id) {
+            Some(last) if now.duration_since(*last) < every => false,
+            _ => {
+                checks.insert(vm.id, now);
+                true
+            }
+        }
+    }
+
+    async fn jupyter_last_activity(&self, vm: &VmRecord) -> Option<DateTime<Utc>> {
+        let url = super::jupyter_base(vm)?.join("api/status").ok()?;
+        let response = self
+            .inner
+            .http
+            .get(url)
+            .header("Authorization", format!("token {}", vm.jupyter_token))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response
+            .json::<JupyterStatus>()
+            .await
+            .ok()
+            .map(|s| s.last_activity)
+    }
+}
