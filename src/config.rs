@@ -471,7 +471,7 @@ impl Config {
                 "use e.g. max_lifetime_hours = 8 and extension_hours = 4",
             ));
         }
-        for (repo, _) in &launch.repo_caps {
+        for repo in launch.repo_caps.keys() {
             if let Err(problem) = RepoSpec::parse(repo) {
                 return Err(ConfigError::new(
                     "launch.repo_caps",

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 const DELETE_WARN_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum StepError {
+pub enum StepError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

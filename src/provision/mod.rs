@@ -4,6 +4,8 @@
 
 mod capacity;
 mod driver;
+
+pub use driver::StepError;
 mod lifecycle;
 mod reconcile;
 
