@@ -4,7 +4,7 @@
 use crate::app::{self, Application, Login as LoginChoice, Options};
 use crate::config::{Backend, Config, ConfigError};
 use crate::domain::{LaunchParams, Login, VmId, VmState};
-use crate::provision::{ProvisionError, Provisioner};
+use crate::provision::{DeleteReason, ProvisionError, Provisioner};
 use crate::store::{AllowOutcome, NewLink, Store, VmRecord};
 use anyhow::{Context, bail};
 use chrono::Utc;
@@ -306,7 +306,11 @@ async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                     println!("{login}: removed from the allowlist");
                     if let Some(vm) = store.live_vm_of(user.github_id).await? {
                         provisioner
-                            .delete(&vm, "its owner was removed from the allowlist")
+                            .delete(
+                                &vm,
+                                DeleteReason::Revoked,
+                                "its owner was removed from the allowlist",
+                            )
                             .await?;
                         println!("{login}: their VM {} is being deleted", vm.id);
                     }
@@ -478,7 +482,11 @@ async fn vm(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
         VmCommand::Delete { who, wait } => {
             let vm = find_vm(store, &who).await?;
             if provisioner
-                .delete(&vm, "deleted with the command line")
+                .delete(
+                    &vm,
+                    DeleteReason::CommandLine,
+                    "deleted with the command line",
+                )
                 .await?
             {
                 println!("VM {} of {} is being deleted", vm.id, vm.owner_login);

@@ -51,6 +51,8 @@ pub struct ServerConfig {
     /// Behind a reverse proxy: take the client address from the last entry
     /// of `X-Forwarded-For` (rate limits are per client address).
     pub trust_forwarded_for: bool,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             session_max_hours: 24,
             banner: None,
             trust_forwarded_for: false,
+            metrics_token: None,
         }
     }
 }

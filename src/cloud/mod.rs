@@ -1,6 +1,7 @@
 //! The only door to a cloud. The provisioner speaks to this trait; the
 //! simulated cloud implements it in-process for the demo and the tests.
 
+pub mod metered;
 pub mod simulated;
 mod simulated_vm;
 

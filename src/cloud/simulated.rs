@@ -103,6 +103,8 @@ struct State {
     created: Vec<ServerSpec>,
     calls: HashMap<Op, u64>,
     failures: HashMap<Op, u32>,
+    /// Calls that take effect but whose answer is lost.
+    lost_answers: HashMap<Op, u32>,
     scenarios: VecDeque<Scenario>,
 }
 
@@ -140,6 +142,33 @@ impl SimulatedCloud {
     /// The next `times` calls of `op` fail as if the API were down.
     pub fn fail_next(&self, op: Op, times: u32) {
         self.lock().failures.insert(op, times);
+    }
+
+    /// The next `times` calls of `op` take effect, but their answer is
+    /// lost (a timeout, or a crash before the caller recorded it).
+    pub fn lose_answer(&self, op: Op, times: u32) {
+        self.lock().lost_answers.insert(op, times);
+    }
+
+    /// Make every running VM's Jupyter report its last activity at `at`.
+    pub fn set_jupyter_last_activity(&self, at: chrono::DateTime<chrono::Utc>) {
+        for sim in self.lock().servers.values() {
+            if let Some(jupyter) = &sim.jupyter {
+                jupyter.set_last_activity(at);
+            }
+        }
+    }
+
+    /// Hand back `value`, unless the answer to `op` is to be lost.
+    fn deliver<T>(&self, op: Op, value: T) -> CloudResult<T> {
+        let mut st = self.lock();
+        if let Some(left) = st.lost_answers.get_mut(&op).filter(|n| **n > 0) {
+            *left -= 1;
+            return Err(CloudError::Unavailable(format!(
+                "simulated timeout: {op:?} took effect but the answer was lost"
+            )));
+        }
+        Ok(value)
     }
 
     /// How many times `op` was called.
@@ -351,7 +380,7 @@ impl Cloud for SimulatedCloud {
                 "simulated timeout: the server was created but the answer was lost".into(),
             ));
         }
-        Ok(id)
+        self.deliver(Op::CreateServer, id)
     }
 
     async fn get_server(&self, id: &str) -> CloudResult<Option<Server>> {
@@ -415,7 +444,8 @@ impl Cloud for SimulatedCloud {
         if let (Some(jupyter), Ok(ip)) = (sim.jupyter.clone(), address.parse::<Ipv4Addr>()) {
             sim.fip_listener = Some(tokio::spawn(async move { jupyter.serve_on(ip).await }));
         }
-        Ok(FloatingIp { id, address })
+        drop(st);
+        self.deliver(Op::AttachFloatingIp, FloatingIp { id, address })
     }
 
     async fn delete_server(&self, id: &str) -> CloudResult<()> {
@@ -427,27 +457,29 @@ impl Cloud for SimulatedCloud {
             sim.delete_at = Some(Instant::now() + delay);
             sim.server.status = ServerStatus::Deleting;
         }
-        Ok(())
+        self.deliver(Op::DeleteServer, ())
     }
 
     async fn delete_volume(&self, id: &str) -> CloudResult<()> {
         self.enter(Op::DeleteVolume)?;
         self.reap();
-        let mut st = self.lock();
-        match st.volumes.get(id) {
-            Some(Some(_)) => Err(CloudError::VolumeBusy),
-            Some(None) => {
-                st.volumes.remove(id);
-                Ok(())
+        {
+            let mut st = self.lock();
+            match st.volumes.get(id) {
+                Some(Some(_)) => return Err(CloudError::VolumeBusy),
+                Some(None) => {
+                    st.volumes.remove(id);
+                }
+                None => {}
             }
-            None => Ok(()),
         }
+        self.deliver(Op::DeleteVolume, ())
     }
 
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()> {
         self.enter(Op::ReleaseFloatingIp)?;
         self.lock().floating_ips.remove(id);
-        Ok(())
+        self.deliver(Op::ReleaseFloatingIp, ())
     }
 
     async fn list_owned(&self) -> CloudResult<Owned> {

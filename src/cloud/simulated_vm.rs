@@ -27,6 +27,8 @@ struct JupyterInfo {
     token: String,
     port: u16,
     started: chrono::DateTime<chrono::Utc>,
+    /// Moved forward by every page the owner opens, as in Jupyter.
+    last_activity: std::sync::Mutex<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The Jupyter stand-in: `/api` like Jupyter Server, every other page needs
@@ -45,8 +47,14 @@ impl Jupyter {
                 token: data.jupyter_token.clone(),
                 port: data.jupyter_port,
                 started: chrono::Utc::now(),
+                last_activity: std::sync::Mutex::new(chrono::Utc::now()),
             }),
         }
+    }
+
+    /// Pretend the last activity was at `at` (idle-culling drills).
+    pub fn set_last_activity(&self, at: chrono::DateTime<chrono::Utc>) {
+        *self.info.last_activity.lock().expect("activity lock") = at;
     }
 
     fn router(&self) -> Router {
@@ -105,7 +113,7 @@ async fn api_status(
     }
     axum::Json(serde_json::json!({
         "started": info.started,
-        "last_activity": info.started,
+        "last_activity": *info.last_activity.lock().expect("activity lock"),
         "connections": 0,
         "kernels": 0,
     }))
@@ -121,6 +129,7 @@ async fn page(
     if !token_ok(&info, &query, &headers) {
         return (StatusCode::FORBIDDEN, "403: invalid or missing token").into_response();
     }
+    *info.last_activity.lock().expect("activity lock") = chrono::Utc::now();
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")

@@ -315,7 +315,8 @@ impl Provisioner {
         };
         if vm.progress == Some(Progress::Ready) && self.jupyter_answers(vm).await {
             let url = jupyter_base(vm).map(|u| u.to_string()).unwrap_or_default();
-            self.inner
+            let moved = self
+                .inner
                 .store
                 .transition(
                     vm.id,
@@ -324,6 +325,10 @@ impl Provisioner {
                     &format!("Jupyter answers at {url}"),
                 )
                 .await?;
+            if moved {
+                let took = (Utc::now() - vm.created_at).num_milliseconds() as f64 / 1000.0;
+                self.inner.metrics.launch_ready(took);
+            }
             return Ok(());
         }
         if self.timed_out(vm, limit) {
@@ -410,6 +415,12 @@ impl Provisioner {
 
     pub(super) async fn fail(&self, vm: &VmRecord, message: &str) {
         tracing::warn!(message, "launch failed");
+        let phase = match vm.state {
+            VmState::Requested => "queued",
+            VmState::Building => vm.script_phase(),
+            other => other.as_str(),
+        };
+        self.inner.metrics.launch_failed(phase);
         if let Err(e) = self
             .inner
             .store

@@ -1,8 +1,8 @@
 //! Cloud VMs cost money and quota: each has an expiry, and a ready VM
 //! whose Jupyter has been idle too long is deleted.
 
-use super::Provisioner;
 use super::driver::StepError;
+use super::{DeleteReason, Provisioner};
 use crate::domain::VmState;
 use crate::store::VmRecord;
 use chrono::{DateTime, Utc};
@@ -30,14 +30,11 @@ impl Provisioner {
             lived.num_minutes() % 60,
             vm.extensions
         );
-        match self.inner.store.request_delete(vm.id, &why).await {
-            Ok(moved) => {
-                if moved {
-                    tracing::info!(why, "deleting an expired VM");
-                    self.wake();
-                }
-                moved
-            }
+        match self
+            .request_delete(vm.id, DeleteReason::Expired, &why)
+            .await
+        {
+            Ok(moved) => moved,
             Err(e) => {
                 tracing::error!(error = %e, "could not delete an expired VM");
                 false
@@ -66,10 +63,7 @@ impl Provisioner {
                 "idle for {} min (the limit is {limit} min)",
                 idle.num_minutes()
             );
-            if self.inner.store.request_delete(vm.id, &why).await? {
-                tracing::info!(why, "culling an idle VM");
-                self.wake();
-            }
+            self.request_delete(vm.id, DeleteReason::Idle, &why).await?;
         }
         Ok(())
     }

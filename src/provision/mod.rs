@@ -9,10 +9,12 @@ pub use driver::StepError;
 mod lifecycle;
 mod reconcile;
 
+use crate::cloud::metered::Metered;
 use crate::cloud::{Cloud, CloudError, META_LOGIN, META_OWNER, META_REPO, META_VM, ServerSpec};
 use crate::cloud_init::{self, CallbackReport, LaunchData};
 use crate::config::{CloudConfig, LaunchConfig};
 use crate::domain::{LaunchRequest, VmId, VmState};
+use crate::metrics::Metrics;
 use crate::secret;
 use crate::store::{CallbackOutcome, NewVm, Store, StoreError, User, VmRecord};
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +22,34 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use url::Url;
+
+/// Why a VM is deleted, as counted in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteReason {
+    Owner,
+    Admin,
+    /// Its owner lost access.
+    Revoked,
+    CommandLine,
+    Expired,
+    Idle,
+    /// Its server disappeared from the cloud.
+    Vanished,
+}
+
+impl DeleteReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+            Self::Revoked => "revoked",
+            Self::CommandLine => "cli",
+            Self::Expired => "expired",
+            Self::Idle => "idle",
+            Self::Vanished => "vanished",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -63,6 +93,7 @@ struct Inner {
     /// The last transient error reported per VM, so a cloud that is down
     /// for an hour does not fill the event log with the same line.
     last_errors: Mutex<HashMap<VmId, String>>,
+    metrics: Metrics,
     /// When each ready VM's Jupyter was last asked about activity.
     idle_checks: Mutex<HashMap<VmId, std::time::Instant>>,
     reconciler: Mutex<reconcile::Memory>,
@@ -70,6 +101,8 @@ struct Inner {
 
 impl Provisioner {
     pub fn new(store: Store, cloud: Arc<dyn Cloud>, settings: Settings) -> Self {
+        let metrics = Metrics::new();
+        let cloud: Arc<dyn Cloud> = Arc::new(Metered::new(cloud, metrics.clone()));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
@@ -83,6 +116,7 @@ impl Provisioner {
                 wake: Notify::new(),
                 http,
                 last_errors: Mutex::default(),
+                metrics,
                 idle_checks: Mutex::default(),
                 reconciler: Mutex::default(),
             }),
@@ -131,6 +165,7 @@ impl Provisioner {
         match inserted {
             Ok(vm) => {
                 tracing::info!(vm = %vm.id, repo = %request.repo, "launch recorded");
+                self.inner.metrics.launch_requested();
                 self.wake();
                 Ok(vm)
             }
@@ -145,15 +180,35 @@ impl Provisioner {
         }
     }
 
-    /// Ask for the deletion of a VM; the driver does the work.
+    /// Ask for the deletion of a VM; the driver does the work. `why` is
+    /// for the event log, `reason` for the metrics.
     #[tracing::instrument(name = "delete", skip_all, fields(vm = %vm.id, user = %vm.owner_login))]
-    pub async fn delete(&self, vm: &VmRecord, why: &str) -> Result<bool, ProvisionError> {
-        let moved = self.inner.store.request_delete(vm.id, why).await?;
+    pub async fn delete(
+        &self,
+        vm: &VmRecord,
+        reason: DeleteReason,
+        why: &str,
+    ) -> Result<bool, ProvisionError> {
+        Ok(self.request_delete(vm.id, reason, why).await?)
+    }
+
+    async fn request_delete(
+        &self,
+        id: VmId,
+        reason: DeleteReason,
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        let moved = self.inner.store.request_delete(id, why).await?;
         if moved {
-            tracing::info!(why, "deletion recorded");
+            tracing::info!(vm = %id, why, "deletion recorded");
+            self.inner.metrics.deletion_requested(reason.label());
             self.wake();
         }
         Ok(moved)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// A progress report from a VM, authenticated by its secret.

@@ -4,16 +4,12 @@
 //! that no record explains (a crash, a bug, a manual mistake) are deleted
 //! once they have been seen for a grace period.
 
-use super::Provisioner;
 use super::driver::StepError;
+use super::{DeleteReason, Provisioner};
 use crate::cloud::META_VM;
 use crate::domain::{VmId, VmState};
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
-
-/// How long a VM's server may be missing from the cloud's list before we
-/// believe it is gone (a launch records its server right after creating it).
-const MISSING_AFTER: Duration = Duration::from_secs(60);
+use std::time::Instant;
 
 /// What the reconciler remembers between runs.
 #[derive(Default)]
@@ -59,18 +55,20 @@ impl Provisioner {
                 vm.state,
                 VmState::Booting | VmState::Building | VmState::Ready | VmState::Failed
             );
+            // The same grace as for orphans: a server that was just made
+            // may not be listed yet.
             let old_enough = (chrono::Utc::now() - vm.phase_started_at)
                 .to_std()
                 .unwrap_or_default()
-                > MISSING_AFTER;
+                >= self.inner.settings.orphan_grace;
             if settled && old_enough && !server_ids.contains(server_id) {
                 tracing::warn!(vm = %vm.id, "the server was deleted outside stackbinder");
-                if store
-                    .request_delete(vm.id, "the server was deleted outside stackbinder")
-                    .await?
-                {
-                    self.wake();
-                }
+                self.request_delete(
+                    vm.id,
+                    DeleteReason::Vanished,
+                    "the server was deleted outside stackbinder",
+                )
+                .await?;
             }
         }
 

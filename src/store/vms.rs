@@ -151,6 +151,15 @@ impl Store {
         .await?)
     }
 
+    /// How many VMs are in each state (deleted ones excluded).
+    pub async fn vm_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT state, COUNT(*) FROM vms WHERE state <> 'deleted' GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Every VM that is not deleted, oldest first: what the driver watches.
     pub async fn live_vms(&self) -> Result<Vec<VmRecord>> {
         Ok(sqlx::query_as(&format!(

@@ -5,6 +5,7 @@ use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, RegisteredUser};
 use super::status::VmView;
 use super::{AppState, WebError};
+use crate::provision::DeleteReason;
 use askama::Template;
 use axum::Router;
 use axum::extract::State;
@@ -47,7 +48,11 @@ async fn delete(
     };
     state
         .provisioner
-        .delete(&vm, &format!("deleted by its owner {}", user.user.login))
+        .delete(
+            &vm,
+            DeleteReason::Owner,
+            &format!("deleted by its owner {}", user.user.login),
+        )
         .await
         .map_err(|e| WebError::Internal(e.into()))?;
     Ok(Redirect::to("/VM_status").into_response())

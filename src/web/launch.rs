@@ -125,6 +125,17 @@ async fn launch(
         Ok(_) | Err(ProvisionError::AlreadyHasVm(_)) => {
             Ok(Redirect::to("/VM_status").into_response())
         }
+        Err(ProvisionError::Paused(why)) => {
+            let banner = state
+                .config
+                .server
+                .banner
+                .as_deref()
+                .unwrap_or("Please try again later.");
+            Err(WebError::Conflict(format!(
+                "Launches are paused: {why}. {banner}"
+            )))
+        }
         Err(e) => Err(WebError::Internal(e.into())),
     }
 }

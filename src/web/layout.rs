@@ -12,6 +12,7 @@ pub struct Layout {
     pub login: Option<String>,
     pub csrf: String,
     pub banner: Option<String>,
+    pub is_admin: bool,
 }
 
 impl Layout {

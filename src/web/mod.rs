@@ -1,6 +1,7 @@
 //! HTTP: one module per page or flow. Handlers parse input into validated
 //! types, check who is asking, and hand the work to the provisioner.
 
+mod admin;
 mod assets;
 mod auth;
 mod callback;
@@ -13,6 +14,7 @@ mod health;
 mod home;
 mod launch;
 mod layout;
+mod metrics;
 mod register;
 mod session;
 mod status;
@@ -77,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(home::router())
+        .merge(admin::router())
         .merge(auth::router())
         .merge(register::router())
         .merge(launch::router())
@@ -85,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(extend::router())
         .merge(callback::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(assets::router())
         .fallback(|| async { WebError::NotFound })
         .layer(session::layer(&state))

@@ -68,11 +68,23 @@ pub struct Visitor {
 
 impl Visitor {
     pub fn layout(&self, state: &AppState, title: &str) -> Layout {
+        let config = &state.config;
+        let paused =
+            (config.cloud.max_vms == Some(0)).then_some("Launches are paused for maintenance.");
+        let banner = match (config.server.banner.as_deref(), paused) {
+            (Some(b), Some(p)) => Some(format!("{p} {b}")),
+            (Some(b), None) => Some(b.to_owned()),
+            (None, p) => p.map(str::to_owned),
+        };
         Layout {
             title: title.to_owned(),
             login: self.user.as_ref().map(|u| u.login.clone()),
             csrf: self.csrf.clone(),
-            banner: state.config.server.banner.clone(),
+            banner,
+            is_admin: self
+                .user
+                .as_ref()
+                .is_some_and(|u| config.registration.is_admin(&u.login)),
         }
     }
 

@@ -36,6 +36,9 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
     }
 });
 
+/// A change to the configuration made when the application starts.
+pub type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// How to set up the application and its simulated cloud.
 pub struct TestOptions {
     /// Run the provisioner's driver in the background; when false the test
@@ -50,6 +53,9 @@ pub struct TestOptions {
     pub github_login: bool,
     /// Any further change to the configuration.
     pub configure: fn(&mut Config),
+    /// A change to the configuration that needs values known only at run
+    /// time (the address of a fake GitHub); applied after `configure`.
+    pub config: Option<ConfigChange>,
 }
 
 impl Default for TestOptions {
@@ -61,6 +67,7 @@ impl Default for TestOptions {
             floating_ip_capacity: 8,
             github_login: false,
             configure: |_| {},
+            config: None,
         }
     }
 }
@@ -117,6 +124,9 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         config.github.client_secret = Some(SecretString::from("stackbinder-test-client-secret"));
     }
     (options.configure)(&mut config);
+    if let Some(change) = options.config {
+        change(&mut config);
+    }
     let cloud = SimulatedCloud::new(options.timings.clone(), options.floating_ip_capacity);
 
     let (address, provisioner, running) = start(
@@ -195,6 +205,10 @@ impl TestApp {
 
     pub fn store(&self) -> &Store {
         self.provisioner.store()
+    }
+
+    pub fn provisioner(&self) -> &Provisioner {
+        &self.provisioner
     }
 
     /// Move every unfinished VM forward once (for `drive_in_background: false`).
@@ -353,6 +367,15 @@ impl Browser {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// GET an absolute URL (a redirect's target) with this browser's cookies.
+    pub async fn get_url(&self, url: &str) -> Response {
+        self.client
+            .get(url)
+            .send()
+            .await
+            .expect("the request is sent")
     }
 
     pub async fn get(&self, path: &str) -> Response {

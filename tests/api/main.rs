@@ -6,6 +6,7 @@ mod deletion;
 mod get_never_mutates;
 mod helpers;
 mod journey;
+mod lifecycle;
 mod restart;
 mod sessions;
 mod validation;

@@ -1,0 +1,102 @@
+//! A `Cloud` that times every call and counts failures, by service.
+
+use super::{Cloud, CloudError, CloudResult, FloatingIp, Owned, Server, ServerSpec};
+use crate::metrics::Metrics;
+use async_trait::async_trait;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Metered {
+    inner: Arc<dyn Cloud>,
+    metrics: Metrics,
+}
+
+impl Metered {
+    pub fn new(inner: Arc<dyn Cloud>, metrics: Metrics) -> Self {
+        Self { inner, metrics }
+    }
+
+    async fn measure<T>(
+        &self,
+        service: &str,
+        operation: &str,
+        call: impl Future<Output = CloudResult<T>>,
+    ) -> CloudResult<T> {
+        let started = Instant::now();
+        let result = call.await;
+        let error = result.as_ref().err().map(error_kind);
+        self.metrics
+            .cloud_call(service, operation, started.elapsed().as_secs_f64(), error);
+        result
+    }
+}
+
+fn error_kind(e: &CloudError) -> &'static str {
+    match e {
+        CloudError::Unavailable(_) => "unavailable",
+        CloudError::QuotaExceeded(_) => "quota",
+        CloudError::NoFloatingIps(_) => "no_floating_ips",
+        CloudError::VolumeBusy => "volume_busy",
+        CloudError::Rejected(_) => "rejected",
+    }
+}
+
+#[async_trait]
+impl Cloud for Metered {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String> {
+        self.measure("compute", "create_server", self.inner.create_server(spec))
+            .await
+    }
+
+    async fn get_server(&self, id: &str) -> CloudResult<Option<Server>> {
+        self.measure("compute", "get_server", self.inner.get_server(id))
+            .await
+    }
+
+    async fn console_output(&self, id: &str, lines: u32) -> CloudResult<String> {
+        self.measure(
+            "compute",
+            "console_output",
+            self.inner.console_output(id, lines),
+        )
+        .await
+    }
+
+    async fn attach_floating_ip(&self, server_id: &str) -> CloudResult<FloatingIp> {
+        self.measure(
+            "network",
+            "attach_floating_ip",
+            self.inner.attach_floating_ip(server_id),
+        )
+        .await
+    }
+
+    async fn delete_server(&self, id: &str) -> CloudResult<()> {
+        self.measure("compute", "delete_server", self.inner.delete_server(id))
+            .await
+    }
+
+    async fn delete_volume(&self, id: &str) -> CloudResult<()> {
+        self.measure("volume", "delete_volume", self.inner.delete_volume(id))
+            .await
+    }
+
+    async fn release_floating_ip(&self, id: &str) -> CloudResult<()> {
+        self.measure(
+            "network",
+            "release_floating_ip",
+            self.inner.release_floating_ip(id),
+        )
+        .await
+    }
+
+    async fn list_owned(&self) -> CloudResult<Owned> {
+        self.measure("all", "list_owned", self.inner.list_owned())
+            .await
+    }
+}

@@ -1,0 +1,243 @@
+//! `/admin`: the operator's view of a whole course. Every VM with its owner,
+//! repository, state, age, expiry and last error; the users and the
+//! registration links; and the levers: delete any VM, revoke a user (which
+//! also deletes their VM), make and revoke registration links.
+//! Only `registration.admins` see it; to anyone else it does not exist.
+
+use super::layout::{Layout, render};
+use super::session::{CsrfForm, CsrfOnly, CsrfProtected, RegisteredUser};
+use super::{AppState, WebError};
+use crate::domain::{GithubId, Login, VmId};
+use crate::provision::DeleteReason;
+use crate::store::{Invite, NewLink, RegistrationLink, User, VmRecord};
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRef, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(page))
+        .route("/admin/vms/{id}/delete", post(delete_vm))
+        .route("/admin/users/{id}/revoke", post(revoke_user))
+        .route("/admin/links", post(create_link))
+        .route("/admin/links/{id}/revoke", post(revoke_link))
+}
+
+/// A registered user who is in `registration.admins`.
+pub struct Admin(RegisteredUser);
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = RegisteredUser::from_request_parts(parts, state).await?;
+        if AppState::from_ref(state)
+            .config
+            .registration
+            .is_admin(&user.user.login)
+        {
+            Ok(Self(user))
+        } else {
+            Err(WebError::NotFound)
+        }
+    }
+}
+
+struct VmRow {
+    vm: VmRecord,
+    age: String,
+}
+
+struct LinkRow {
+    link: RegistrationLink,
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    layout: Layout,
+    vms: Vec<VmRow>,
+    users: Vec<User>,
+    invites: Vec<Invite>,
+    links: Vec<LinkRow>,
+    /// A link just made: shown this once.
+    new_link: Option<String>,
+    max_vms: String,
+}
+
+fn age(since: DateTime<Utc>) -> String {
+    let d = Utc::now() - since;
+    if d.num_hours() > 0 {
+        format!("{} h {} min", d.num_hours(), d.num_minutes() % 60)
+    } else {
+        format!("{} min", d.num_minutes())
+    }
+}
+
+async fn render_page(
+    state: &AppState,
+    admin: &Admin,
+    new_link: Option<String>,
+) -> Result<Response, WebError> {
+    let now = Utc::now();
+    let vms = state
+        .store
+        .list_vms(false)
+        .await?
+        .into_iter()
+        .map(|vm| VmRow {
+            age: age(vm.created_at),
+            vm,
+        })
+        .collect();
+    let links = state
+        .store
+        .list_links()
+        .await?
+        .into_iter()
+        .map(|link| LinkRow {
+            state: format!("{:?}", link.state(now)).to_lowercase(),
+            link,
+        })
+        .collect();
+    let page = AdminPage {
+        layout: admin.0.visitor.layout(state, "Admin"),
+        vms,
+        users: state.store.list_users().await?,
+        invites: state.store.list_invites().await?,
+        links,
+        new_link,
+        max_vms: match state.config.cloud.max_vms {
+            None => "no limit".into(),
+            Some(0) => "0: launches are paused".into(),
+            Some(n) => n.to_string(),
+        },
+    };
+    Ok(render(page)?.into_response())
+}
+
+async fn page(State(state): State<AppState>, admin: Admin) -> Result<Response, WebError> {
+    render_page(&state, &admin, None).await
+}
+
+async fn delete_vm(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    let id: VmId = id.parse().map_err(|_| WebError::NotFound)?;
+    let vm = state.store.vm(id).await?.ok_or(WebError::NotFound)?;
+    let why = format!("deleted by the admin {}", admin.0.user.login);
+    state
+        .provisioner
+        .delete(&vm, DeleteReason::Admin, &why)
+        .await
+        .map_err(|e| WebError::Internal(e.into()))?;
+    Ok(Redirect::to("/admin").into_response())
+}
+
+async fn revoke_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    let user = state
+        .store
+        .user(GithubId(id))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let login = Login::parse(&user.login).map_err(|_| WebError::NotFound)?;
+    state.store.revoke_login(&login).await?;
+    if let Some(vm) = state.store.live_vm_of(user.github_id).await? {
+        let why = format!("its owner was revoked by the admin {}", admin.0.user.login);
+        state
+            .provisioner
+            .delete(&vm, DeleteReason::Revoked, &why)
+            .await
+            .map_err(|e| WebError::Internal(e.into()))?;
+    }
+    tracing::info!(user = %user.login, admin = %admin.0.user.login, "user revoked");
+    Ok(Redirect::to("/admin").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkForm {
+    csrf: String,
+    label: String,
+    expires_in_days: Option<String>,
+    max_uses: Option<String>,
+}
+
+impl CsrfProtected for LinkForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// An optional positive number from a form field ("" = none).
+fn positive(field: &str, value: Option<&str>) -> Result<Option<i64>, WebError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(WebError::BadRequest(format!(
+                "{field} must be a whole number above 0"
+            ))),
+        },
+    }
+}
+
+async fn create_link(
+    State(state): State<AppState>,
+    admin: Admin,
+    CsrfForm(form): CsrfForm<LinkForm>,
+) -> Result<Response, WebError> {
+    let label = form.label.trim();
+    if label.is_empty() || label.len() > 100 {
+        return Err(WebError::BadRequest(
+            "A link needs a label of 1 to 100 characters.".into(),
+        ));
+    }
+    let days = positive("Expires in (days)", form.expires_in_days.as_deref())?;
+    let max_uses = positive("Maximum uses", form.max_uses.as_deref())?;
+    let secret = crate::secret::generate();
+    state
+        .store
+        .create_link(NewLink {
+            label,
+            secret_hash: &crate::secret::hash(&secret),
+            created_by: &admin.0.user.login,
+            expires_at: days.map(|d| Utc::now() + chrono::Duration::days(d)),
+            max_uses,
+        })
+        .await?;
+    let url = state
+        .config
+        .server
+        .public_url
+        .join(&format!("register/{secret}"))
+        .map_err(|e| WebError::Internal(e.into()))?;
+    render_page(&state, &admin, Some(url.to_string())).await
+}
+
+async fn revoke_link(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    state.store.revoke_link(id).await?;
+    Ok(Redirect::to("/admin").into_response())
+}
