@@ -1,7 +1,9 @@
+mod admin;
 mod callback;
 mod cli;
 mod cloud_errors;
 mod concurrency;
+mod crash_safety;
 mod deletion;
 mod get_never_mutates;
 mod helpers;
