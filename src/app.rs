@@ -76,6 +76,8 @@ fn settings(config: &Config) -> provision::Settings {
         reconcile_interval: Duration::from_secs(config.provision.reconcile_interval_seconds),
         orphan_grace: Duration::from_secs(config.provision.orphan_grace_minutes * 60),
         idle_check_interval: Duration::from_secs(config.provision.idle_check_seconds),
+        delete_retry: Duration::from_secs(config.provision.delete_retry_seconds),
+        delete_give_up: Duration::from_secs(config.provision.delete_give_up_seconds),
     }
 }
 

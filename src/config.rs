@@ -301,6 +301,10 @@ pub struct ProvisionConfig {
     pub orphan_grace_minutes: u64,
     /// How often a ready VM's Jupyter is asked for its last activity.
     pub idle_check_seconds: u64,
+    /// A stalled deletion is asked for again this often...
+    pub delete_retry_seconds: u64,
+    /// ...and fails (to be retried at its expiry) after this long.
+    pub delete_give_up_seconds: u64,
 }
 
 impl Default for ProvisionConfig {
@@ -311,6 +315,8 @@ impl Default for ProvisionConfig {
             reconcile_interval_seconds: 300,
             orphan_grace_minutes: 15,
             idle_check_seconds: 300,
+            delete_retry_seconds: 600,
+            delete_give_up_seconds: 3600,
         }
     }
 }

@@ -105,6 +105,8 @@ struct State {
     failures: HashMap<Op, u32>,
     /// Calls that take effect but whose answer is lost.
     lost_answers: HashMap<Op, u32>,
+    /// Servers asked to be deleted stay in DELETING for ever.
+    stuck_deletes: bool,
     scenarios: VecDeque<Scenario>,
 }
 
@@ -148,6 +150,20 @@ impl SimulatedCloud {
     /// lost (a timeout, or a crash before the caller recorded it).
     pub fn lose_answer(&self, op: Op, times: u32) {
         self.lock().lost_answers.insert(op, times);
+    }
+
+    /// While on, deleted servers stay in DELETING (a stuck compute host).
+    pub fn set_stuck_deletes(&self, stuck: bool) {
+        let mut st = self.lock();
+        st.stuck_deletes = stuck;
+        if !stuck {
+            let now = Instant::now();
+            for sim in st.servers.values_mut() {
+                if sim.server.status == ServerStatus::Deleting && sim.delete_at.is_none() {
+                    sim.delete_at = Some(now);
+                }
+            }
+        }
     }
 
     /// Make every running VM's Jupyter report its last activity at `at`.
@@ -451,12 +467,15 @@ impl Cloud for SimulatedCloud {
     async fn delete_server(&self, id: &str) -> CloudResult<()> {
         self.enter(Op::DeleteServer)?;
         let delay = self.timings.delete;
-        if let Some(sim) = self.lock().servers.get_mut(id)
+        let mut st = self.lock();
+        let stuck = st.stuck_deletes;
+        if let Some(sim) = st.servers.get_mut(id)
             && sim.delete_at.is_none()
         {
-            sim.delete_at = Some(Instant::now() + delay);
+            sim.delete_at = (!stuck).then(|| Instant::now() + delay);
             sim.server.status = ServerStatus::Deleting;
         }
+        drop(st);
         self.deliver(Op::DeleteServer, ())
     }
 

@@ -9,12 +9,7 @@ use crate::secret;
 use crate::store::{EventKind, StoreError, VmRecord};
 use chrono::Utc;
 use futures_util::StreamExt;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// How long a deletion may take before we say so in the event log (we keep
-/// trying: giving up would leak the server or its volume).
-const DELETE_WARN_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -382,15 +377,11 @@ impl Provisioner {
             if vm.server_id.is_none() {
                 store.set_server_id(vm.id, &server_id).await?;
             }
-            if server.status != ServerStatus::Deleting {
+            if server.status != ServerStatus::Deleting || self.delete_retry_due(vm) {
                 cloud.delete_server(&server_id).await?;
             }
-            if self.timed_out(vm, DELETE_WARN_AFTER.as_secs()) {
-                return Err(CloudError::Unavailable(format!(
-                    "the server is still there after {} s",
-                    DELETE_WARN_AFTER.as_secs()
-                ))
-                .into());
+            if self.timed_out(vm, self.inner.settings.delete_give_up.as_secs()) {
+                self.give_up_deleting(vm, &server).await?;
             }
             return Ok(());
         }
@@ -410,6 +401,43 @@ impl Provisioner {
                 "server, volumes and floating IP are gone",
             )
             .await?;
+        Ok(())
+    }
+
+    /// Ask again for a deletion that stalls, at most every ten minutes.
+    fn delete_retry_due(&self, vm: &VmRecord) -> bool {
+        let every = self.inner.settings.delete_retry;
+        if !self.timed_out(vm, every.as_secs()) {
+            return false;
+        }
+        let mut retries = self.inner.delete_retries.lock().expect("lock");
+        let now = std::time::Instant::now();
+        match retries.get(&vm.id) {
+            Some(last) if now.duration_since(*last) < every => false,
+            _ => {
+                retries.insert(vm.id, now);
+                true
+            }
+        }
+    }
+
+    async fn give_up_deleting(&self, vm: &VmRecord, server: &Server) -> Result<(), StepError> {
+        let seconds = self.inner.settings.delete_give_up.as_secs();
+        let message = format!(
+            "failed while deleting: the cloud still shows the server as {:?} after {seconds} s; \
+             the deletion is tried again in 30 min",
+            server.status
+        );
+        let store = &self.inner.store;
+        if store
+            .transition(vm.id, VmState::Deleting, VmState::Failed, &message)
+            .await?
+        {
+            store
+                .set_expiry(vm.id, Utc::now() + chrono::Duration::minutes(30))
+                .await?;
+            self.inner.metrics.launch_failed("deleting");
+        }
         Ok(())
     }
 

@@ -76,6 +76,13 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     pub orphan_grace: Duration,
     pub idle_check_interval: Duration,
+    /// A deletion the cloud has not finished after this long is asked for
+    /// again, and again every as often.
+    pub delete_retry: Duration,
+    /// After this long a deletion fails with its reason, and the VM's
+    /// expiry is set to try again half an hour later (never giving up for
+    /// good: that would leak the server).
+    pub delete_give_up: Duration,
 }
 
 #[derive(Clone)]
@@ -96,6 +103,8 @@ struct Inner {
     metrics: Metrics,
     /// When each ready VM's Jupyter was last asked about activity.
     idle_checks: Mutex<HashMap<VmId, std::time::Instant>>,
+    /// When a stalled deletion was last asked for again.
+    delete_retries: Mutex<HashMap<VmId, std::time::Instant>>,
     reconciler: Mutex<reconcile::Memory>,
 }
 
@@ -118,6 +127,7 @@ impl Provisioner {
                 last_errors: Mutex::default(),
                 metrics,
                 idle_checks: Mutex::default(),
+                delete_retries: Mutex::default(),
                 reconciler: Mutex::default(),
             }),
         }

@@ -405,3 +405,63 @@ async fn metrics_count_launches_failures_and_cloud_calls() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_stuck_deletion_is_asked_again_then_fails_with_its_reason_and_is_retried_later() {
+    let app = spawn_app_with(TestOptions {
+        drive_in_background: false,
+        configure: |c| {
+            c.provision.delete_retry_seconds = 0;
+            c.provision.delete_give_up_seconds = 1;
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    app.login_registered("ada").await;
+    app.launch(REPO, "", "").await;
+    let view = app.wait_for_state("ready").await;
+    app.cloud.set_stuck_deletes(true);
+
+    app.delete_vm().await;
+    let deletes_before = app
+        .cloud
+        .calls(stackbinder::cloud::simulated::Op::DeleteServer);
+    for _ in 0..3 {
+        app.step().await;
+    }
+    assert!(
+        app.cloud
+            .calls(stackbinder::cloud::simulated::Op::DeleteServer)
+            > deletes_before + 1,
+        "a stalled deletion is asked for again"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.step().await;
+    let failed = app.api_vm_json().await;
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed while deleting")
+    );
+    let vm = the_vm(&app, &view).await;
+    assert!(vm.expires_at.unwrap() < Utc::now() + ChronoDuration::minutes(31));
+
+    // The cloud recovers; the retry at expiry finishes the job.
+    app.cloud.set_stuck_deletes(false);
+    app.store()
+        .set_expiry(vm.id, Utc::now() - ChronoDuration::seconds(1))
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        app.step().await;
+        if app.api_vm_json().await["state"] == "deleted" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.api_vm_json().await["state"], "deleted");
+    assert_eq!(app.cloud.server_count(), 0);
+    assert_eq!(app.cloud.volume_count(), 0);
+}
