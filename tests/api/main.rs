@@ -6,6 +6,7 @@ mod deletion;
 mod get_never_mutates;
 mod helpers;
 mod journey;
+mod launch_script;
 mod restart;
 mod sessions;
 mod validation;
