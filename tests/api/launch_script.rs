@@ -609,16 +609,16 @@ async fn a_long_log_goes_in_batches_of_at_most_200_lines_each_line_once() {
 /// The flags the script gives the stub are fed to the real repo2docker
 /// (from PyPI): its CLI code must accept them, and its git provider must
 /// clone a local repository at the requested ref. CI installs it and sets
-/// STACKBINDER_TEST_R2D_PYTHON; elsewhere the test is skipped, except
+/// TEST_REPO2DOCKER_PYTHON; elsewhere the test is skipped, except
 /// that under CI=true a missing repo2docker is a failure.
 #[tokio::test]
 async fn the_real_repo2docker_accepts_the_flags_the_script_passes() {
-    let Some(python) = std::env::var_os("STACKBINDER_TEST_R2D_PYTHON") else {
+    let Some(python) = std::env::var_os("TEST_REPO2DOCKER_PYTHON") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI must set STACKBINDER_TEST_R2D_PYTHON to a python with jupyter-repo2docker"
+            "CI must set TEST_REPO2DOCKER_PYTHON to a python with jupyter-repo2docker"
         );
-        eprintln!("skipped: STACKBINDER_TEST_R2D_PYTHON is not set");
+        eprintln!("skipped: TEST_REPO2DOCKER_PYTHON is not set");
         return;
     };
     // A small local repository with the commit we ask for on a branch.

@@ -1,5 +1,6 @@
 mod callback;
 mod cli;
+mod cloud_config;
 mod cloud_errors;
 mod concurrency;
 mod deletion;
