@@ -8,6 +8,7 @@ mod get_never_mutates;
 mod helpers;
 mod journey;
 mod launch_script;
+mod readiness;
 mod restart;
 mod sessions;
 mod validation;
