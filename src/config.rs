@@ -33,6 +33,8 @@ pub struct Config {
     pub provision: ProvisionConfig,
     #[serde(default)]
     pub simulator: SimulatorConfig,
+    #[serde(default)]
+    pub image: ImageConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -344,6 +346,37 @@ impl Default for SimulatorConfig {
     }
 }
 
+/// The snapshot image every VM boots from: what the image build puts in it
+/// (`cloud-init/base-image.yaml`, rendered by `cloud_init::render_base_image`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageConfig {
+    /// Repositories built once into the image to warm Docker's layer cache.
+    #[serde(deserialize_with = "repo_specs")]
+    pub prebuild: Vec<RepoSpec>,
+    /// MTU of Docker's networks: below the cloud network's, or builds hang.
+    pub docker_mtu: u16,
+    /// The jupyter-repo2docker release installed from PyPI.
+    pub repo2docker_version: String,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        Self {
+            prebuild: vec![LaunchConfig::default().default_repo],
+            docker_mtu: 1400,
+            repo2docker_version: "2026.4.0".into(),
+        }
+    }
+}
+
+fn repo_specs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RepoSpec>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|raw| RepoSpec::parse(raw).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 fn repo_spec<'de, D: Deserializer<'de>>(d: D) -> Result<RepoSpec, D::Error> {
     let raw = String::deserialize(d)?;
     RepoSpec::parse(&raw).map_err(serde::de::Error::custom)
@@ -510,6 +543,26 @@ impl Config {
                 "use e.g. poll_interval_ms = 2000 and concurrency = 8",
             ));
         }
+        if !(576..=9000).contains(&self.image.docker_mtu) {
+            return Err(ConfigError::new(
+                "image.docker_mtu",
+                format!("{} is not a usable MTU", self.image.docker_mtu),
+                "use the cloud network's MTU minus its overhead, e.g. 1400 (576 to 9000)",
+            ));
+        }
+        let version = &self.image.repo2docker_version;
+        let version_ok = !version.is_empty()
+            && version.len() <= 40
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '-'));
+        if !version_ok {
+            return Err(ConfigError::new(
+                "image.repo2docker_version",
+                format!("{version:?} is not a release number"),
+                "write a jupyter-repo2docker release from PyPI, e.g. \"2026.4.0\"",
+            ));
+        }
         self.secrets().map(|_| ())
     }
 
@@ -600,6 +653,9 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         "registration.allowed_orgs" => {
             "list organizations or org/team slugs, e.g. [\"my-org\", \"my-org/tutors\"]".into()
         }
+        "image.prebuild" => {
+            "list https git URLs, e.g. [\"https://github.com/binder-examples/requirements\"]".into()
+        }
         _ => "see the comment for this key in config.toml".into(),
     }
 }
@@ -616,6 +672,10 @@ mod tests {
     fn the_documented_example_config_is_valid() {
         let c = load_str(include_str!("../config.toml")).expect("config.toml loads");
         assert_eq!(c.cloud.volume_size_gb, 150);
+        let defaults = ImageConfig::default();
+        assert_eq!(c.image.prebuild, defaults.prebuild);
+        assert_eq!(c.image.docker_mtu, defaults.docker_mtu);
+        assert_eq!(c.image.repo2docker_version, defaults.repo2docker_version);
     }
 
     // figment's Jail fixes the closure's error type.
@@ -678,6 +738,36 @@ mod tests {
     fn a_bad_default_repo_explains_itself() {
         let e = load_str("[launch]\ndefault_repo = \"git@github.com:a/b\"").unwrap_err();
         assert_eq!(e.key, "launch.default_repo");
+    }
+
+    #[test]
+    fn the_image_section_has_the_old_tools_mtu_and_a_pinned_repo2docker() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.image.docker_mtu, 1400);
+        assert_eq!(c.image.prebuild, [c.launch.default_repo]);
+        assert!(!c.image.repo2docker_version.is_empty());
+    }
+
+    #[test]
+    fn bad_image_settings_name_the_key() {
+        for (toml, key) in [
+            (
+                "[image]\nprebuild = [\"git@github.com:a/b\"]",
+                "image.prebuild",
+            ),
+            ("[image]\ndocker_mtu = 100", "image.docker_mtu"),
+            ("[image]\ndocker_mtu = 70000", "image.docker_mtu"),
+            (
+                "[image]\nrepo2docker_version = \"1.0; reboot\"",
+                "image.repo2docker_version",
+            ),
+            (
+                "[image]\nrepo2docker_version = \"\"",
+                "image.repo2docker_version",
+            ),
+        ] {
+            assert_eq!(load_str(toml).unwrap_err().key, key, "{toml}");
+        }
     }
 
     #[test]

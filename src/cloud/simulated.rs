@@ -64,6 +64,8 @@ pub enum Scenario {
     BootFault(String),
     /// repo2docker fails: the VM reports `failed` after these log lines.
     BuildFails(Vec<String>),
+    /// The VM reports `ready`, but nothing answers on Jupyter's port.
+    JupyterNeverAnswers,
     /// The server is created but the answer is lost (a timeout or a crash
     /// between the cloud's yes and our record of it).
     LoseCreateResponse,
@@ -315,6 +317,7 @@ impl SimulatedCloud {
         };
         let script = match scenario {
             Some(Scenario::BuildFails(lines)) => VmScript::BuildFails(lines),
+            Some(Scenario::JupyterNeverAnswers) => VmScript::JupyterNeverAnswers,
             _ => VmScript::Succeeds,
         };
         simulated_vm::run(

@@ -19,6 +19,8 @@ use std::time::Duration;
 pub enum VmScript {
     Succeeds,
     BuildFails(Vec<String>),
+    /// Says `ready` but serves nothing (a crashed container, a firewall).
+    JupyterNeverAnswers,
 }
 
 struct JupyterInfo {
@@ -223,6 +225,9 @@ pub async fn run(
             vec!["Jupyter Server 2.14.0 is running".into()],
         )
         .await;
+    if matches!(script, VmScript::JupyterNeverAnswers) {
+        return;
+    }
     let _ = axum::serve(listener, jupyter.router()).await;
 }
 

@@ -51,6 +51,16 @@ impl DeleteReason {
     }
 }
 
+/// A VM whose callback secret was checked (`Provisioner::authenticate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthenticatedVm(VmId);
+
+impl AuthenticatedVm {
+    pub fn id(&self) -> VmId {
+        self.0
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error("you already have a VM")]
@@ -221,16 +231,16 @@ impl Provisioner {
         &self.inner.metrics
     }
 
-    /// A progress report from a VM, authenticated by its secret.
-    pub async fn report(
+    /// Check a VM's callback secret (in constant time).
+    pub async fn authenticate(
         &self,
-        report: &CallbackReport,
+        vm: VmId,
         secret: &str,
-    ) -> Result<CallbackOutcome, ProvisionError> {
+    ) -> Result<AuthenticatedVm, ProvisionError> {
         let vm = self
             .inner
             .store
-            .vm(report.vm)
+            .vm(vm)
             .await?
             .ok_or(ProvisionError::Unauthorized)?;
         let authentic = vm
@@ -240,11 +250,23 @@ impl Provisioner {
         if !authentic {
             return Err(ProvisionError::Unauthorized);
         }
+        Ok(AuthenticatedVm(vm.id))
+    }
+
+    /// A progress report from a VM that proved who it is.
+    pub async fn report(
+        &self,
+        vm: AuthenticatedVm,
+        report: &CallbackReport,
+    ) -> Result<CallbackOutcome, ProvisionError> {
+        if vm.0 != report.vm {
+            return Err(ProvisionError::Unauthorized);
+        }
         let log: Vec<String> = report.log.iter().rev().take(200).rev().cloned().collect();
         let outcome = self
             .inner
             .store
-            .apply_callback(vm.id, report.seq, report.phase, report.port, &log)
+            .apply_callback(report.vm, report.seq, report.phase, report.port, &log)
             .await?;
         if outcome == CallbackOutcome::Applied {
             self.wake();

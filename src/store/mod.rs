@@ -9,7 +9,7 @@ mod vms;
 pub use events::{EventKind, VmEvent};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
 pub use users::{AllowOutcome, Invite, User};
-pub use vms::{CallbackOutcome, NewVm, VmRecord};
+pub use vms::{CallbackOutcome, MAX_LOG_LINES_PER_VM, NewVm, VmRecord};
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

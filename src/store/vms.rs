@@ -80,6 +80,10 @@ pub enum CallbackOutcome {
     Refused,
 }
 
+/// Log lines kept per VM (each at most `events::MAX_EVENT_LEN` bytes), so a
+/// chatty or hostile VM cannot fill the database.
+pub const MAX_LOG_LINES_PER_VM: i64 = 5000;
+
 const SELECT_VM: &str = "SELECT vms.*, users.login AS owner_login FROM vms JOIN users ON users.github_id = vms.owner_id";
 
 impl Store {
@@ -412,15 +416,42 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        for line in log {
-            append(&mut *tx, id, EventKind::Log, line).await?;
-        }
         let forward = match (current_progress, progress) {
             (_, None) => false,
             (None, Some(_)) => true,
             (Some(Progress::Failed), Some(_)) => false,
             (Some(old), Some(new)) => new > old,
         };
+        // The lines of a report that moves the phase forward are always
+        // kept (there are at most five such reports): they say why a
+        // launch failed. The others stop at the cap.
+        let kept = if forward {
+            log.len()
+        } else {
+            let stored: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM vm_events WHERE vm_id = ? AND kind = 'log'",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let room = usize::try_from(MAX_LOG_LINES_PER_VM - stored).unwrap_or(0);
+            if log.len() > room && room > 0 {
+                append(
+                    &mut *tx,
+                    id,
+                    EventKind::Warning,
+                    &format!(
+                        "the VM sent more than {MAX_LOG_LINES_PER_VM} log lines; \
+                         further lines are not kept, but its progress still is"
+                    ),
+                )
+                .await?;
+            }
+            log.len().min(room)
+        };
+        for line in &log[..kept] {
+            append(&mut *tx, id, EventKind::Log, line).await?;
+        }
         if let (true, Some(progress)) = (forward, progress) {
             let failed_during = (progress == Progress::Failed)
                 .then_some(current_progress)

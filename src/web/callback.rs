@@ -1,30 +1,88 @@
 //! `POST /api/vm/callback`: the launch script on a VM reports its progress
-//! and log lines, authenticated by the VM's own secret.
+//! and log lines, authenticated by the VM's own secret, within rate limits:
+//! one for all requests (each costs a database lookup and a hash, so a
+//! flood of forged ones must not take the server down) and one per VM (a
+//! VM reports every few seconds; a runaway one is slowed down with 429,
+//! which the launch script waits out and retries).
 
 use super::{AppState, WebError};
 use crate::cloud_init::CallbackReport;
+use crate::domain::VmId;
 use crate::provision::ProvisionError;
 use crate::store::CallbackOutcome;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::Arc;
 
 /// A report carries at most a few hundred log lines.
 const MAX_BODY: usize = 256 * 1024;
+
+/// All callbacks together: far above what a course's VMs send.
+const ALL_PER_SECOND: u32 = 200;
+const ALL_BURST: u32 = 400;
+/// One VM: a report every few seconds, bursts of log batches.
+const VM_PER_SECOND: u32 = 5;
+const VM_BURST: u32 = 60;
+
+struct Limits {
+    all: DefaultDirectRateLimiter,
+    per_vm: DefaultKeyedRateLimiter<VmId>,
+}
+
+impl Limits {
+    fn new() -> Self {
+        let quota = |per_second: u32, burst: u32| {
+            Quota::per_second(NonZeroU32::new(per_second).expect("non-zero"))
+                .allow_burst(NonZeroU32::new(burst).expect("non-zero"))
+        };
+        Self {
+            all: RateLimiter::direct(quota(ALL_PER_SECOND, ALL_BURST)),
+            per_vm: RateLimiter::keyed(quota(VM_PER_SECOND, VM_BURST)),
+        }
+    }
+
+    /// Whether this authenticated VM may report now. Only real VMs are
+    /// keys, so the table stays as small as the number of VMs; the ones
+    /// that went quiet are dropped from time to time.
+    fn vm_may_report(&self, vm: VmId) -> bool {
+        if self.per_vm.len() > 1000 {
+            self.per_vm.retain_recent();
+        }
+        self.per_vm.check_key(&vm).is_ok()
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/vm/callback", post(callback))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(Extension(Arc::new(Limits::new())))
+}
+
+fn too_many_requests() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, "1")],
+        Json(serde_json::json!({ "error": "too many reports; slow down" })),
+    )
+        .into_response()
 }
 
 async fn callback(
     State(state): State<AppState>,
+    Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    if limits.all.check().is_err() {
+        tracing::warn!("callbacks are arriving faster than the overall limit");
+        return too_many_requests();
+    }
     let Some(secret) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -38,7 +96,19 @@ async fn callback(
     };
     let span = tracing::info_span!("callback", vm = %report.vm, seq = report.seq);
     let _guard = span.enter();
-    match state.provisioner.report(&report, secret).await {
+    let vm = match state.provisioner.authenticate(report.vm, secret).await {
+        Ok(vm) => vm,
+        Err(ProvisionError::Unauthorized) => {
+            tracing::warn!("callback with an unknown VM or a wrong secret");
+            return WebError::Unauthorized.into_json();
+        }
+        Err(e) => return WebError::Internal(e.into()).into_json(),
+    };
+    if !limits.vm_may_report(vm.id()) {
+        tracing::warn!("a VM reports faster than its limit");
+        return too_many_requests();
+    }
+    match state.provisioner.report(vm, &report).await {
         Ok(CallbackOutcome::Applied) => {
             Json(serde_json::json!({ "status": "applied" })).into_response()
         }

@@ -198,3 +198,98 @@ async fn the_vms_own_secret_reports_forward_only_and_only_while_launching() {
     assert_eq!(view["state"], "deleting");
     assert!(!strings(&view["log"]).contains(&"too late".to_owned()));
 }
+
+/// Launch for `sam` and step once: the VM is `booting` in the store and
+/// its simulated VM reports up to `ready`; the test steps no further.
+async fn launched_and_reported(app: &TestApp) -> stackbinder::cloud_init::LaunchData {
+    app.login_registered("sam").await;
+    assert_is_redirect_to(&app.launch(REPO, "main", "").await, "/VM_status");
+    app.step().await;
+    app.wait_for_view(&app.browser, "the VM's ready report", |v| {
+        v["progress"] == "ready"
+    })
+    .await;
+    app.launch_data(0)
+}
+
+#[tokio::test]
+async fn a_vm_that_reports_too_fast_is_told_to_slow_down() {
+    let app = spawn_app_with(TestOptions {
+        drive_in_background: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let data = launched_and_reported(&app).await;
+    let vm = data.vm_id.to_string();
+
+    let mut statuses = Vec::new();
+    for seq in 10..110 {
+        let response = post_callback(
+            &app,
+            Some(&data.callback_secret),
+            report(&vm, seq, None, &["busy"]),
+        )
+        .await;
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+    }
+
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(ok + limited, statuses.len(), "{statuses:?}");
+    assert!(ok >= 50, "a burst of reports goes through: {ok}");
+    assert!(limited >= 10, "a flood is limited: {limited} of 100");
+    // Forged reports are refused as such, not counted against the VM.
+    let forged = post_callback(&app, Some("wrong"), report(&vm, 500, None, &[])).await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_vms_log_is_capped_but_its_failure_report_is_kept() {
+    let app = spawn_app_with(TestOptions {
+        drive_in_background: false,
+        ..TestOptions::default()
+    })
+    .await;
+    let data = launched_and_reported(&app).await;
+    let vm = data.vm_id.to_string();
+    let cap = stackbinder::store::MAX_LOG_LINES_PER_VM as usize;
+    let lines: Vec<String> = (0..200).map(|i| format!("chatter {i}")).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+
+    for seq in 10..(10 + cap as i64 / 200 + 2) {
+        let response = post_callback(
+            &app,
+            Some(&data.callback_secret),
+            report(&vm, seq, None, &lines),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "seq {seq}");
+    }
+    let response = post_callback(
+        &app,
+        Some(&data.callback_secret),
+        report(&vm, 1000, Some("failed"), &["the reason it failed"]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let log = app.store().log_tail(data.vm_id, 100_000).await.unwrap();
+    assert_eq!(log.len(), cap + 1, "the cap, plus the failure report");
+    assert_eq!(log.last().unwrap().message, "the reason it failed");
+    let events = app
+        .store()
+        .recent_events(data.vm_id, 100_000)
+        .await
+        .unwrap();
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|e| e.message.contains("log lines; further lines are not kept"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "the user is told once");
+}

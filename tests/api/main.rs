@@ -1,6 +1,7 @@
 mod admin;
 mod callback;
 mod cli;
+mod cloud_config;
 mod cloud_errors;
 mod concurrency;
 mod crash_safety;
@@ -8,7 +9,9 @@ mod deletion;
 mod get_never_mutates;
 mod helpers;
 mod journey;
+mod launch_script;
 mod lifecycle;
+mod readiness;
 mod restart;
 mod sessions;
 mod validation;
