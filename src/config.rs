@@ -118,6 +118,8 @@ pub enum Backend {
     /// An in-process cloud that behaves like Nova (demo and tests).
     #[default]
     Simulated,
+    /// A real OpenStack cloud (Keystone, Nova, Cinder, Neutron, Glance).
+    Openstack,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +138,15 @@ pub struct CloudConfig {
     pub floating_ip_pool: Option<String>,
     pub release_floating_ip: bool,
     pub name_prefix: String,
+    /// Region to use; unset: the one of clouds.yaml / `OS_REGION_NAME`.
+    pub region: Option<String>,
+    /// Endpoint interface (public, internal, admin); unset: as configured
+    /// in clouds.yaml / `OS_INTERFACE`, else public.
+    pub interface: Option<String>,
+    /// Every OpenStack API call gives up after this long.
+    pub request_timeout_seconds: u64,
+    /// At most this many OpenStack API calls in flight at once.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for CloudConfig {
@@ -153,6 +164,10 @@ impl Default for CloudConfig {
             floating_ip_pool: None,
             release_floating_ip: true,
             name_prefix: String::new(),
+            region: None,
+            interface: None,
+            request_timeout_seconds: 30,
+            max_concurrent_requests: 8,
         }
     }
 }
@@ -347,6 +362,22 @@ impl Config {
                 "set it to the boot volume size in GB, e.g. 150",
             ));
         }
+        if let Some(interface) = &self.cloud.interface
+            && !matches!(interface.as_str(), "public" | "internal" | "admin")
+        {
+            return Err(ConfigError::new(
+                "cloud.interface",
+                format!("{interface:?} is not an endpoint interface"),
+                "use \"public\", \"internal\" or \"admin\", or leave it unset",
+            ));
+        }
+        if self.cloud.request_timeout_seconds == 0 || self.cloud.max_concurrent_requests == 0 {
+            return Err(ConfigError::new(
+                "cloud.request_timeout_seconds",
+                "the request timeout and max_concurrent_requests must be positive",
+                "use e.g. request_timeout_seconds = 30 and max_concurrent_requests = 8",
+            ));
+        }
         if self.server.session_idle_minutes == 0 || self.server.session_max_hours == 0 {
             return Err(ConfigError::new(
                 "server.session_idle_minutes",
@@ -444,7 +475,7 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
             "write an https git URL, e.g. \"https://github.com/binder-examples/requirements\""
                 .into()
         }
-        "cloud.backend" => "use \"simulated\"".into(),
+        "cloud.backend" => "use \"simulated\" or \"openstack\"".into(),
         "registration.admins" => "list GitHub logins, e.g. [\"octocat\"]".into(),
         _ => "see the comment for this key in config.toml".into(),
     }
