@@ -8,7 +8,6 @@ use super::session::{self, Credentials, Ready};
 use backon::{ExponentialBuilder, Retryable};
 use osauth::ServiceRequestBuilder;
 use osauth::services::ServiceType;
-use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore};
