@@ -94,6 +94,8 @@ async fn launch_attach_and_delete_leave_nothing_behind() {
     assert_eq!(server.volume_ids.len(), 1);
     let fip = env.cloud.attach_floating_ip(&id).await.unwrap();
     let again = env.cloud.attach_floating_ip(&id).await.unwrap();
+    let port_lookup = &env.fake.find_calls(Method::GET, "ports")[0];
+    assert_eq!(port_lookup.query["device_id"], id, "the server's port, found by device");
     assert_eq!(fip, again, "attaching twice reuses the attached address");
     let console = env.cloud.console_output(&id, 2).await.unwrap();
     assert!(console.ends_with("LAST LINE"), "{console}");
