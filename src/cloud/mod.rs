@@ -116,7 +116,11 @@ impl CheckItem {
         }
     }
 
-    pub fn fail(what: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn fail(
+        what: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self {
             what: what.into(),
             ok: false,

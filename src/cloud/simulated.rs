@@ -475,7 +475,9 @@ impl Cloud for SimulatedCloud {
     }
 
     async fn check(&self) -> Vec<CheckItem> {
-        let free = self.floating_ip_capacity.saturating_sub(self.floating_ip_count());
+        let free = self
+            .floating_ip_capacity
+            .saturating_sub(self.floating_ip_count());
         vec![
             CheckItem::ok("cloud", "the simulated cloud needs no credentials"),
             CheckItem::ok("floating IPs", format!("{free} free in the simulated pool")),

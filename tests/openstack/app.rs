@@ -88,7 +88,12 @@ fn csrf_from(html: &str) -> String {
 
 impl App {
     async fn get(&self, path: &str) -> String {
-        let r = self.browser.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = self
+            .browser
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         r.text().await.unwrap()
     }
 
@@ -105,8 +110,11 @@ impl App {
 
     async fn log_in_and_register(&self, name: &str) {
         let csrf = csrf_from(&self.get("/login").await);
-        self.post("/login/demo", &[("csrf", &csrf), ("login", name), ("next", "/")])
-            .await;
+        self.post(
+            "/login/demo",
+            &[("csrf", &csrf), ("login", name), ("next", "/")],
+        )
+        .await;
         let path = format!("/register/{}", self.secret);
         let csrf = csrf_from(&self.get(&path).await);
         assert_eq!(self.post(&path, &[("csrf", &csrf)]).await, StatusCode::OK);
@@ -123,11 +131,19 @@ impl App {
 
     async fn delete(&self) {
         let csrf = csrf_from(&self.get("/VM_delete").await);
-        assert_eq!(self.post("/VM_delete", &[("csrf", &csrf)]).await, StatusCode::SEE_OTHER);
+        assert_eq!(
+            self.post("/VM_delete", &[("csrf", &csrf)]).await,
+            StatusCode::SEE_OTHER
+        );
     }
 
     async fn view(&self) -> Value {
-        let r = self.browser.get(format!("{}/api/vm", self.base)).send().await.unwrap();
+        let r = self
+            .browser
+            .get(format!("{}/api/vm", self.base))
+            .send()
+            .await
+            .unwrap();
         r.json().await.unwrap_or(Value::Null)
     }
 
@@ -138,7 +154,10 @@ impl App {
             if v["state"] == state {
                 return v;
             }
-            assert!(Instant::now() < deadline, "waited for {state}; last view {v:#}");
+            assert!(
+                Instant::now() < deadline,
+                "waited for {state}; last view {v:#}"
+            );
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
     }
@@ -148,7 +167,10 @@ impl App {
 async fn jupyter() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().route("/api", axum::routing::get(|| async { "{\"version\": \"2.14.0\"}" }));
+    let app = axum::Router::new().route(
+        "/api",
+        axum::routing::get(|| async { "{\"version\": \"2.14.0\"}" }),
+    );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     port
 }
@@ -182,9 +204,15 @@ async fn launch_to_ready_and_delete_through_the_web_leaves_nothing_in_openstack(
 
     // Assert: the link points at the floating IP and Jupyter's port.
     let link = ready["jupyter_url"].as_str().expect("a Jupyter link");
-    assert!(link.starts_with(&format!("http://127.0.0.1:{port}/")), "{link}");
+    assert!(
+        link.starts_with(&format!("http://127.0.0.1:{port}/")),
+        "{link}"
+    );
     assert_eq!(app.fake.fips().len(), 1);
-    assert!(app.fake.fips()[0].port_id.is_some(), "the floating IP is attached");
+    assert!(
+        app.fake.fips()[0].port_id.is_some(),
+        "the floating IP is attached"
+    );
 
     // Act: delete.
     let before = app.fake.calls().len();
@@ -199,7 +227,10 @@ async fn launch_to_ready_and_delete_through_the_web_leaves_nothing_in_openstack(
     assert_eq!(app.fake.find_calls(Method::DELETE, "floatingips/").len(), 1);
     eprintln!("calls for a launch: {launch_calls:?}; for a delete: {delete_calls:?}");
     assert_eq!(launch_calls["identity"], 2, "one token, one project lookup");
-    assert!(delete_calls.get("identity").is_none(), "no new token to delete");
+    assert!(
+        !delete_calls.contains_key("identity"),
+        "no new token to delete"
+    );
 }
 
 #[tokio::test]
@@ -219,7 +250,8 @@ async fn a_kept_floating_ip_stays_with_the_project_when_release_is_off() {
 #[tokio::test]
 async fn a_server_in_error_shows_novas_fault_to_the_user() {
     let app = spawn(|_| {}).await;
-    app.fake.world().boot_fault = Some("No valid host was found. There are not enough hosts available.".into());
+    app.fake.world().boot_fault =
+        Some("No valid host was found. There are not enough hosts available.".into());
     app.launch().await;
     let failed = app.wait_for("failed").await;
     let error = failed["error"].as_str().unwrap_or_default();
@@ -250,7 +282,10 @@ async fn an_exhausted_pool_leaves_a_working_vm_and_a_warning() {
     app.launch().await;
     let building = app.wait_for("building").await;
     let log = building.to_string();
-    assert!(log.contains("the cloud is out of floating IPs"), "{building:#}");
+    assert!(
+        log.contains("the cloud is out of floating IPs"),
+        "{building:#}"
+    );
     app.delete().await;
     app.wait_for("deleted").await;
     assert_eq!(app.fake.server_count() + app.fake.volume_count(), 0);

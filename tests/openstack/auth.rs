@@ -1,6 +1,6 @@
 //! Credentials the OpenStack way: one token, shared and renewed.
 
-use crate::fake_openstack::{APP_CRED_SECRET, PASSWORD};
+use crate::fake_openstack::PASSWORD;
 use crate::helpers::*;
 use stackbinder::cloud::{Cloud, CloudError};
 use std::time::Duration;
@@ -8,7 +8,11 @@ use std::time::Duration;
 #[tokio::test]
 async fn password_auth_gets_one_token_for_many_calls() {
     let env = setup().await;
-    let id = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap();
+    let id = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
     for _ in 0..10 {
         env.cloud.get_server(&id).await.unwrap();
     }
@@ -20,7 +24,10 @@ async fn password_auth_gets_one_token_for_many_calls() {
 #[tokio::test]
 async fn application_credentials_work() {
     let env = setup_with(|_| {}, true).await;
-    env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap();
+    env.cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
     assert_eq!(env.fake.world().auths, ["application_credential"]);
 }
 
@@ -40,13 +47,22 @@ async fn a_token_expiring_mid_run_is_renewed_once_not_per_call() {
     // token of 10 min + 1.5 s is due for renewal 1.5 s into the run.
     let env = setup().await;
     env.fake.world().token_ttl = Duration::from_secs(600) + Duration::from_millis(1500);
-    let id = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap();
+    let id = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
+    // Only the first token is short-lived; its renewal lives an hour.
+    env.fake.world().token_ttl = Duration::from_secs(3600);
 
     // Act: keep calling for 3 s.
     let start = std::time::Instant::now();
     let mut calls = 0;
     while start.elapsed() < Duration::from_secs(3) {
-        env.cloud.get_server(&id).await.expect("every call succeeds");
+        env.cloud
+            .get_server(&id)
+            .await
+            .expect("every call succeeds");
         calls += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -54,7 +70,10 @@ async fn a_token_expiring_mid_run_is_renewed_once_not_per_call() {
     // Assert
     let w = env.fake.world();
     assert_eq!(w.auths.len(), 2, "one renewal after {calls} calls");
-    assert_eq!(w.rejected_tokens, 0, "no call went out with an expired token");
+    assert_eq!(
+        w.rejected_tokens, 0,
+        "no call went out with an expired token"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +88,6 @@ async fn wrong_credentials_say_where_to_look_and_are_not_retried() {
     };
     assert!(message.contains("clouds.yaml"), "{message}");
     assert_eq!(env.fake.calls().len(), 1, "one refused auth, no retry");
-    let _ = APP_CRED_SECRET;
 }
 
 #[tokio::test]

@@ -3,7 +3,10 @@
 use crate::helpers::*;
 use stackbinder::cloud::Cloud;
 
-fn line<'a>(items: &'a [stackbinder::cloud::CheckItem], what: &str) -> &'a stackbinder::cloud::CheckItem {
+fn line<'a>(
+    items: &'a [stackbinder::cloud::CheckItem],
+    what: &str,
+) -> &'a stackbinder::cloud::CheckItem {
     items
         .iter()
         .find(|i| i.what == what)
@@ -18,9 +21,21 @@ async fn a_good_configuration_passes_every_check() {
     let whats: Vec<&str> = items.iter().map(|i| i.what.as_str()).collect();
     assert_eq!(
         whats,
-        ["credentials", "image", "flavor", "key pair", "security groups", "network", "floating IP pool", "quotas"]
+        [
+            "credentials",
+            "image",
+            "flavor",
+            "key pair",
+            "security groups",
+            "network",
+            "floating IP pool",
+            "quotas"
+        ]
     );
-    assert!(line(&items, "quotas").detail.contains("0 of 20 instances"), "{items:#?}");
+    assert!(
+        line(&items, "quotas").detail.contains("0 of 20 instances"),
+        "{items:#?}"
+    );
     assert_eq!(env.fake.server_count(), 0, "check creates nothing");
 }
 
@@ -43,17 +58,37 @@ async fn missing_things_fail_with_their_fix() {
     assert!(line(&items, "credentials").ok);
     assert!(line(&items, "flavor").ok);
     let image = line(&items, "image");
-    assert!(!image.ok && image.detail.contains("no-such-image"), "{image:?}");
+    assert!(
+        !image.ok && image.detail.contains("no-such-image"),
+        "{image:?}"
+    );
     assert!(image.fix.as_deref().unwrap().contains("cloud.image"));
     let key = line(&items, "key pair");
-    assert!(!key.ok && key.fix.as_deref().unwrap().contains("openstack keypair create"), "{key:?}");
+    assert!(
+        !key.ok
+            && key
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("openstack keypair create"),
+        "{key:?}"
+    );
     let sg = line(&items, "security groups");
     assert!(!sg.ok && sg.detail.contains("\"nope\""), "{sg:?}");
     let network = line(&items, "network");
-    assert!(!network.ok && network.detail.contains("2 networks"), "{network:?}");
-    assert!(network.fix.as_deref().unwrap().contains("cloud.network"), "{network:?}");
+    assert!(
+        !network.ok && network.detail.contains("2 networks"),
+        "{network:?}"
+    );
+    assert!(
+        network.fix.as_deref().unwrap().contains("cloud.network"),
+        "{network:?}"
+    );
     let pool = line(&items, "floating IP pool");
-    assert!(!pool.ok && pool.fix.as_deref().unwrap().contains("public"), "{pool:?}");
+    assert!(
+        !pool.ok && pool.fix.as_deref().unwrap().contains("public"),
+        "{pool:?}"
+    );
     assert!(!line(&items, "quotas").ok);
 }
 
@@ -65,7 +100,11 @@ async fn bad_credentials_fail_the_first_line_and_stop() {
     let items = cloud.check().await;
     assert_eq!(items.len(), 1);
     assert!(!items[0].ok);
-    assert!(items[0].detail.contains("no cloud named \"fake\""), "{:?}", items[0]);
+    assert!(
+        items[0].detail.contains("no cloud named \"fake\""),
+        "{:?}",
+        items[0]
+    );
 }
 
 #[tokio::test]
@@ -88,13 +127,20 @@ async fn the_check_command_exits_non_zero_on_a_failure() {
     };
     let good = run("stackbinder-snapshot").await.expect("the binary runs");
     let stdout = String::from_utf8_lossy(&good.stdout);
-    assert!(good.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&good.stderr));
+    assert!(
+        good.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
     assert!(stdout.contains("OK   image:"), "{stdout}");
     assert!(!stdout.contains("secret-password"), "{stdout}");
 
     let bad = run("missing").await.expect("the binary runs");
     let stdout = String::from_utf8_lossy(&bad.stdout);
     assert!(!bad.status.success());
-    assert!(stdout.contains("FAIL image: no image \"missing\""), "{stdout}");
+    assert!(
+        stdout.contains("FAIL image: no image \"missing\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("     fix: "), "{stdout}");
 }

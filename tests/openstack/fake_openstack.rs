@@ -268,7 +268,8 @@ impl FakeOpenStack {
     pub fn add_network(&self, name: &str) {
         let mut w = self.world();
         let project = w.project_id.clone();
-        w.networks.push(json!({"id": id(), "name": name, "router:external": false,
+        w.networks
+            .push(json!({"id": id(), "name": name, "router:external": false,
             "shared": false, "status": "ACTIVE", "subnets": [id()], "project_id": project}));
     }
 
@@ -288,11 +289,17 @@ impl FakeOpenStack {
 }
 
 fn error(status: u16, wrapper: &str, message: &str) -> (u16, Value) {
-    (status, json!({ wrapper: {"code": status, "message": message} }))
+    (
+        status,
+        json!({ wrapper: {"code": status, "message": message} }),
+    )
 }
 
 fn neutron_error(status: u16, kind: &str, message: &str) -> (u16, Value) {
-    (status, json!({"NeutronError": {"type": kind, "message": message, "detail": ""}}))
+    (
+        status,
+        json!({"NeutronError": {"type": kind, "message": message, "detail": ""}}),
+    )
 }
 
 async fn handle(
@@ -309,7 +316,11 @@ async fn handle(
     let body: Option<Value> = serde_json::from_slice(&body).ok();
     let query: HashMap<String, String> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let path = uri.path().trim_end_matches('/').trim_start_matches('/');
     let mut w = fake.world();
@@ -343,7 +354,11 @@ async fn handle(
         let alive = w.tokens.get(token).is_some_and(|exp| *exp > Instant::now());
         if !alive {
             w.rejected_tokens += 1;
-            let (s, v) = error(401, "error", "The request you have made requires authentication.");
+            let (s, v) = error(
+                401,
+                "error",
+                "The request you have made requires authentication.",
+            );
             return reply(s, v, None, &[]);
         }
     }
@@ -370,19 +385,31 @@ async fn handle(
     }
 }
 
-fn reply(status: u16, body: Value, retry_after: Option<u64>, headers: &[(&str, String)]) -> Response {
+fn reply(
+    status: u16,
+    body: Value,
+    retry_after: Option<u64>,
+    headers: &[(&str, String)],
+) -> Response {
     let mut r = (
         StatusCode::from_u16(status).unwrap(),
         [("content-type", "application/json")],
-        if body.is_null() { String::new() } else { body.to_string() },
+        if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        },
     )
         .into_response();
     if let Some(s) = retry_after {
-        r.headers_mut().insert("retry-after", s.to_string().parse().unwrap());
+        r.headers_mut()
+            .insert("retry-after", s.to_string().parse().unwrap());
     }
     for (k, v) in headers {
-        r.headers_mut()
-            .insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        r.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
     }
     r
 }
@@ -397,12 +424,21 @@ fn err((status, body): (u16, Value)) -> Response {
 
 /// Keystone v3: POST /v3/auth/tokens (password or application credential)
 /// and GET /v3/auth/tokens (introspection of X-Subject-Token).
-fn identity(w: &mut World, method: &Method, seg: &[&str], body: Option<Value>, headers: &HeaderMap) -> Response {
+fn identity(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    body: Option<Value>,
+    headers: &HeaderMap,
+) -> Response {
     if seg != ["v3", "auth", "tokens"] {
         return err(error(404, "error", "not found"));
     }
     if *method == Method::GET {
-        let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let subject = headers
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !w.tokens.contains_key(subject) {
             return err(error(404, "error", "Could not find token."));
         }
@@ -425,12 +461,21 @@ fn identity(w: &mut World, method: &Method, seg: &[&str], body: Option<Value>, h
         _ => false,
     };
     if !good {
-        return err(error(401, "error", "The request you have made requires authentication."));
+        return err(error(
+            401,
+            "error",
+            "The request you have made requires authentication.",
+        ));
     }
     w.auths.push(method_name.clone());
     let token = format!("gAAAAAB{}", uuid::Uuid::new_v4().simple());
     w.tokens.insert(token.clone(), Instant::now() + w.token_ttl);
-    reply(201, token_body(w, &method_name), None, &[("x-subject-token", token)])
+    reply(
+        201,
+        token_body(w, &method_name),
+        None,
+        &[("x-subject-token", token)],
+    )
 }
 
 fn token_body(w: &World, method: &str) -> Value {
@@ -461,11 +506,19 @@ fn token_body(w: &World, method: &str) -> Value {
 
 fn server_json(w: &World, s: &FakeServer) -> Value {
     let net = NETWORK;
-    let mut addrs = vec![json!({"addr": s.address, "version": 4, "OS-EXT-IPS:type": "fixed",
-        "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"})];
-    for f in w.fips.values().filter(|f| f.port_id.as_deref() == Some(&s.port_id)) {
-        addrs.push(json!({"addr": f.address, "version": 4, "OS-EXT-IPS:type": "floating",
-            "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}));
+    let mut addrs = vec![
+        json!({"addr": s.address, "version": 4, "OS-EXT-IPS:type": "fixed",
+        "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}),
+    ];
+    for f in w
+        .fips
+        .values()
+        .filter(|f| f.port_id.as_deref() == Some(&s.port_id))
+    {
+        addrs.push(
+            json!({"addr": f.address, "version": 4, "OS-EXT-IPS:type": "floating",
+            "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}),
+        );
     }
     let mut v = json!({
         "id": s.id, "name": s.name, "status": s.status,
@@ -486,7 +539,13 @@ fn server_json(w: &World, s: &FakeServer) -> Value {
 }
 
 /// Nova v2.1.
-fn compute(w: &mut World, method: &Method, seg: &[&str], _query: &HashMap<String, String>, body: Option<Value>) -> Response {
+fn compute(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    _query: &HashMap<String, String>,
+    body: Option<Value>,
+) -> Response {
     match (method.as_str(), seg) {
         ("GET", ["flavors", "detail"]) => ok(json!({"flavors": [
             {"id": "3", "name": "m1.medium", "vcpus": 2, "ram": 4096, "disk": 40, "links": []},
@@ -494,10 +553,16 @@ fn compute(w: &mut World, method: &Method, seg: &[&str], _query: &HashMap<String
         ]})),
         ("GET", ["os-keypairs", name]) => {
             if *name == KEY {
-                ok(json!({"keypair": {"name": KEY, "type": "ssh", "public_key": "ssh-ed25519 AAAA admin",
-                    "fingerprint": "aa:bb", "user_id": "u1", "id": 1, "created_at": "2026-01-01T00:00:00Z", "deleted": false}}))
+                ok(
+                    json!({"keypair": {"name": KEY, "type": "ssh", "public_key": "ssh-ed25519 AAAA admin",
+                    "fingerprint": "aa:bb", "user_id": "u1", "id": 1, "created_at": "2026-01-01T00:00:00Z", "deleted": false}}),
+                )
             } else {
-                err(error(404, "itemNotFound", &format!("Keypair {name} not found for user u1")))
+                err(error(
+                    404,
+                    "itemNotFound",
+                    &format!("Keypair {name} not found for user u1"),
+                ))
             }
         }
         ("GET", ["limits"]) => {
@@ -516,9 +581,14 @@ fn compute(w: &mut World, method: &Method, seg: &[&str], _query: &HashMap<String
             let s = &body["server"];
             let used = w.servers.len() as i64 + w.extra_instances;
             if used >= w.limits.instances {
-                return err(error(403, "forbidden", &format!(
-                    "Quota exceeded for instances: Requested 1, but already used {used} of {} instances",
-                    w.limits.instances)));
+                return err(error(
+                    403,
+                    "forbidden",
+                    &format!(
+                        "Quota exceeded for instances: Requested 1, but already used {used} of {} instances",
+                        w.limits.instances
+                    ),
+                ));
             }
             let bdm = &s["block_device_mapping_v2"][0];
             let (server_id, volume_id, port_id) = (id(), id(), id());
@@ -531,29 +601,40 @@ fn compute(w: &mut World, method: &Method, seg: &[&str], _query: &HashMap<String
             let metadata: BTreeMap<String, String> =
                 serde_json::from_value(s["metadata"].clone()).unwrap_or_default();
             let fault = w.boot_fault.take();
-            w.volumes.insert(volume_id.clone(), FakeVolume {
-                id: volume_id.clone(),
-                size: bdm["volume_size"].as_u64().unwrap_or(1),
-                status: "in-use".into(),
-                server_id: Some(server_id.clone()),
-            });
+            w.volumes.insert(
+                volume_id.clone(),
+                FakeVolume {
+                    id: volume_id.clone(),
+                    size: bdm["volume_size"].as_u64().unwrap_or(1),
+                    status: "in-use".into(),
+                    server_id: Some(server_id.clone()),
+                },
+            );
             let polls = w.boot_polls;
-            w.servers.insert(server_id.clone(), FakeServer {
-                id: server_id.clone(),
-                name: s["name"].as_str().unwrap_or("").into(),
-                status: "BUILD".into(),
-                task_state: Some("spawning".into()),
-                fault,
-                metadata,
-                volume_id,
-                delete_on_termination: bdm["delete_on_termination"].as_bool().unwrap_or(false),
-                address,
-                port_id,
-                polls_until_active: polls,
-                polls_until_gone: None,
-            });
-            reply(202, json!({"server": {"id": server_id, "links": [], "OS-DCF:diskConfig": "MANUAL",
-                "security_groups": s["security_groups"], "adminPass": "not-used"}}), None, &[])
+            w.servers.insert(
+                server_id.clone(),
+                FakeServer {
+                    id: server_id.clone(),
+                    name: s["name"].as_str().unwrap_or("").into(),
+                    status: "BUILD".into(),
+                    task_state: Some("spawning".into()),
+                    fault,
+                    metadata,
+                    volume_id,
+                    delete_on_termination: bdm["delete_on_termination"].as_bool().unwrap_or(false),
+                    address,
+                    port_id,
+                    polls_until_active: polls,
+                    polls_until_gone: None,
+                },
+            );
+            reply(
+                202,
+                json!({"server": {"id": server_id, "links": [], "OS-DCF:diskConfig": "MANUAL",
+                "security_groups": s["security_groups"], "adminPass": "not-used"}}),
+                None,
+                &[],
+            )
         }
         ("GET", ["servers", "detail"]) => {
             let servers: Vec<Value> = w.servers.values().map(|s| server_json(w, s)).collect();
@@ -573,7 +654,11 @@ fn compute(w: &mut World, method: &Method, seg: &[&str], _query: &HashMap<String
             } else if s.status == "BUILD" {
                 if s.polls_until_active == 0 {
                     s.task_state = None;
-                    s.status = if s.fault.is_some() { "ERROR".into() } else { "ACTIVE".into() };
+                    s.status = if s.fault.is_some() {
+                        "ERROR".into()
+                    } else {
+                        "ACTIVE".into()
+                    };
                 } else {
                     s.polls_until_active -= 1;
                 }
@@ -593,12 +678,23 @@ fn compute(w: &mut World, method: &Method, seg: &[&str], _query: &HashMap<String
             if !w.servers.contains_key(*sid) {
                 return err(error(404, "itemNotFound", "Instance could not be found"));
             }
-            let length = body.as_ref().and_then(|b| b["os-getConsoleOutput"]["length"].as_u64()).unwrap_or(50);
-            let all = ["FAKE CONSOLE OUTPUT", "Cloud-init v. 24.4 running 'modules:final'", "LAST LINE"];
+            let length = body
+                .as_ref()
+                .and_then(|b| b["os-getConsoleOutput"]["length"].as_u64())
+                .unwrap_or(50);
+            let all = [
+                "FAKE CONSOLE OUTPUT",
+                "Cloud-init v. 24.4 running 'modules:final'",
+                "LAST LINE",
+            ];
             let skip = all.len().saturating_sub(length as usize);
             ok(json!({"output": all[skip..].join("\n")}))
         }
-        _ => err(error(404, "itemNotFound", "The resource could not be found.")),
+        _ => err(error(
+            404,
+            "itemNotFound",
+            "The resource could not be found.",
+        )),
     }
 }
 
@@ -631,9 +727,16 @@ fn volume(w: &mut World, method: &Method, seg: &[&str]) -> Response {
             ok(json!({"volumes": volumes}))
         }
         ("DELETE", ["volumes", vid]) => match w.volumes.get(*vid) {
-            None => err(error(404, "itemNotFound", &format!("Volume {vid} could not be found."))),
-            Some(v) if v.status != "available" => err(error(400, "badRequest",
-                "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.")),
+            None => err(error(
+                404,
+                "itemNotFound",
+                &format!("Volume {vid} could not be found."),
+            )),
+            Some(v) if v.status != "available" => err(error(
+                400,
+                "badRequest",
+                "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.",
+            )),
             Some(_) => {
                 w.volumes.remove(*vid);
                 reply(202, Value::Null, None, &[])
@@ -649,7 +752,11 @@ fn volume(w: &mut World, method: &Method, seg: &[&str]) -> Response {
                 "maxTotalBackupGigabytes": 1000, "totalBackupGigabytesUsed": 0
             }}}))
         }
-        _ => err(error(404, "itemNotFound", "The resource could not be found.")),
+        _ => err(error(
+            404,
+            "itemNotFound",
+            "The resource could not be found.",
+        )),
     }
 }
 
@@ -663,7 +770,13 @@ fn fip_json(w: &World, f: &FakeFip) -> Value {
 }
 
 /// Neutron: version discovery at the root, then v2.0.
-fn network(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, String>, body: Option<Value>) -> Response {
+fn network(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    query: &HashMap<String, String>,
+    body: Option<Value>,
+) -> Response {
     if seg.is_empty() {
         return ok(json!({"versions": [{"id": "v2.0", "status": "CURRENT",
             "links": [{"href": format!("{}/network/v2.0/", w.base), "rel": "self"}]}]}));
@@ -672,8 +785,14 @@ fn network(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String,
     match (method.as_str(), seg) {
         ("GET", ["networks"]) => ok(json!({"networks": w.networks})),
         ("GET", ["security-groups"]) => {
-            let groups: Vec<&Value> = w.sgs.iter()
-                .filter(|g| query.get("project_id").is_none_or(|p| g["project_id"] == p.as_str()))
+            let groups: Vec<&Value> = w
+                .sgs
+                .iter()
+                .filter(|g| {
+                    query
+                        .get("project_id")
+                        .is_none_or(|p| g["project_id"] == p.as_str())
+                })
                 .collect();
             ok(json!({"security_groups": groups}))
         }
@@ -687,19 +806,33 @@ fn network(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String,
             ok(json!({"ports": ports}))
         }
         ("GET", ["floatingips"]) => {
-            let fips: Vec<Value> = w.fips.values().map(|f| fip_json(w, f))
-                .filter(|f| query.iter().all(|(k, v)| f.get(k).is_none_or(|x| x.as_str() == Some(v.as_str()))))
+            let fips: Vec<Value> = w
+                .fips
+                .values()
+                .map(|f| fip_json(w, f))
+                .filter(|f| {
+                    query
+                        .iter()
+                        .all(|(k, v)| f.get(k).is_none_or(|x| x.as_str() == Some(v.as_str())))
+                })
                 .collect();
             ok(json!({"floatingips": fips}))
         }
         ("POST", ["floatingips"]) => {
             if w.fips.len() as i64 >= w.limits.floatingips {
-                return err(neutron_error(409, "OverQuota", "Quota exceeded for resources: ['floatingip']."));
+                return err(neutron_error(
+                    409,
+                    "OverQuota",
+                    "Quota exceeded for resources: ['floatingip'].",
+                ));
             }
             let Some(address) = w.pool_free.pop() else {
                 let pool = w.networks.iter().find(|n| n["name"] == POOL).unwrap()["id"].to_string();
-                return err(neutron_error(409, "IpAddressGenerationFailure",
-                    &format!("No more IP addresses available on network {pool}.")));
+                return err(neutron_error(
+                    409,
+                    "IpAddressGenerationFailure",
+                    &format!("No more IP addresses available on network {pool}."),
+                ));
             };
             let b = &body.unwrap_or(Value::Null)["floatingip"];
             let f = FakeFip {
@@ -714,7 +847,11 @@ fn network(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String,
         ("PUT", ["floatingips", fid]) => {
             let b = body.unwrap_or(Value::Null)["floatingip"].clone();
             let Some(f) = w.fips.get_mut(*fid) else {
-                return err(neutron_error(404, "FloatingIPNotFound", &format!("Floating IP {fid} could not be found")));
+                return err(neutron_error(
+                    404,
+                    "FloatingIPNotFound",
+                    &format!("Floating IP {fid} could not be found"),
+                ));
             };
             f.port_id = b["port_id"].as_str().map(str::to_owned);
             if let Some(d) = b["description"].as_str() {
@@ -728,7 +865,11 @@ fn network(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String,
                 w.pool_free.push(f.address);
                 reply(204, Value::Null, None, &[])
             }
-            None => err(neutron_error(404, "FloatingIPNotFound", &format!("Floating IP {fid} could not be found"))),
+            None => err(neutron_error(
+                404,
+                "FloatingIPNotFound",
+                &format!("Floating IP {fid} could not be found"),
+            )),
         },
         ("GET", ["quotas", _project, "details"]) => ok(json!({"quota": {
             "floatingip": {"limit": w.limits.floatingips, "used": w.fips.len(), "reserved": 0},
@@ -736,7 +877,11 @@ fn network(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String,
             "port": {"limit": 500, "used": w.servers.len(), "reserved": 0},
             "security_group": {"limit": 10, "used": 3, "reserved": 0}
         }})),
-        _ => err(neutron_error(404, "HTTPNotFound", "The resource could not be found.")),
+        _ => err(neutron_error(
+            404,
+            "HTTPNotFound",
+            "The resource could not be found.",
+        )),
     }
 }
 
@@ -748,7 +893,9 @@ fn image(w: &mut World, seg: &[&str], query: &HashMap<String, String>) -> Respon
     }
     match &seg[1..] {
         ["images"] => {
-            let images: Vec<&Value> = w.images.iter()
+            let images: Vec<&Value> = w
+                .images
+                .iter()
                 .filter(|i| query.get("name").is_none_or(|n| i["name"] == n.as_str()))
                 .collect();
             ok(json!({"images": images, "first": "/v2/images", "schema": "/v2/schemas/images"}))

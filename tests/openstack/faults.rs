@@ -21,11 +21,19 @@ fn fault(method: Method, path: &'static str, status: u16, times: u32) -> Fault {
 #[tokio::test]
 async fn a_500_is_retried_and_the_call_succeeds() {
     let env = setup().await;
-    let id = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap();
+    let id = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
     let before = env.fake.calls().len();
     env.fake.inject(fault(Method::GET, "servers/", 500, 2));
 
-    let server = env.cloud.get_server(&id).await.expect("the third attempt works");
+    let server = env
+        .cloud
+        .get_server(&id)
+        .await
+        .expect("the third attempt works");
 
     assert!(server.is_some());
     assert_eq!(env.fake.calls().len() - before, 3);
@@ -41,9 +49,16 @@ async fn a_429_waits_as_long_as_retry_after_says() {
     });
 
     let start = Instant::now();
-    env.cloud.get_server("x").await.expect("retried after the wait");
+    env.cloud
+        .get_server("x")
+        .await
+        .expect("retried after the wait");
 
-    assert!(start.elapsed() >= Duration::from_millis(950), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -53,7 +68,11 @@ async fn a_create_that_failed_with_500_is_not_sent_twice() {
     let env = setup().await;
     env.fake.inject(fault(Method::POST, "servers", 500, 1));
 
-    let err = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap_err();
+    let err = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap_err();
 
     assert!(err.is_transient(), "{err:?}");
     let creates: Vec<_> = env
@@ -68,7 +87,11 @@ async fn a_create_that_failed_with_500_is_not_sent_twice() {
 #[tokio::test]
 async fn a_409_on_volume_delete_means_busy_and_a_later_try_succeeds() {
     let env = setup_with(|c| c.delete_volume_on_termination = false, false).await;
-    let id = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap();
+    let id = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
     let volume = env.cloud.get_server(&id).await.unwrap().unwrap().volume_ids[0].clone();
     env.cloud.delete_server(&id).await.unwrap();
     while env.cloud.get_server(&id).await.unwrap().is_some() {}
@@ -77,16 +100,27 @@ async fn a_409_on_volume_delete_means_busy_and_a_later_try_succeeds() {
         ..fault(Method::DELETE, "volumes/", 409, 1)
     });
 
-    assert_eq!(env.cloud.delete_volume(&volume).await, Err(CloudError::VolumeBusy));
-    env.cloud.delete_volume(&volume).await.expect("the next try works");
+    assert_eq!(
+        env.cloud.delete_volume(&volume).await,
+        Err(CloudError::VolumeBusy)
+    );
+    env.cloud
+        .delete_volume(&volume)
+        .await
+        .expect("the next try works");
     assert_eq!(env.fake.volume_count(), 0);
 }
 
 #[tokio::test]
 async fn an_error_state_carries_novas_fault_message() {
     let env = setup().await;
-    env.fake.world().boot_fault = Some("No valid host was found. There are not enough hosts available.".into());
-    let id = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap();
+    env.fake.world().boot_fault =
+        Some("No valid host was found. There are not enough hosts available.".into());
+    let id = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
 
     let mut server = env.cloud.get_server(&id).await.unwrap().unwrap();
     while server.status == ServerStatus::Build {
@@ -109,14 +143,24 @@ async fn a_full_project_is_refused_before_anything_is_created() {
         w.extra_instances = 20;
     }
 
-    let err = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap_err();
+    let err = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap_err();
 
     assert_eq!(
         err,
         CloudError::QuotaExceeded("this project uses 20 of 20 instances".into())
     );
-    assert_eq!(err.to_string(), "quota exceeded: this project uses 20 of 20 instances");
-    assert!(!err.is_transient(), "the provisioner fails the VM with the message");
+    assert_eq!(
+        err.to_string(),
+        "quota exceeded: this project uses 20 of 20 instances"
+    );
+    assert!(
+        !err.is_transient(),
+        "the provisioner fails the VM with the message"
+    );
     assert_eq!(env.fake.server_count(), 0);
 }
 
@@ -125,7 +169,11 @@ async fn too_little_volume_quota_says_what_a_vm_needs() {
     let env = setup().await;
     env.fake.world().limits.gigabytes = 100;
 
-    let err = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap_err();
+    let err = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap_err();
 
     assert_eq!(
         err.to_string(),
@@ -141,21 +189,36 @@ async fn novas_own_quota_refusal_is_a_quota_error_too() {
         body: json!({"forbidden": {"code": 403, "message": "Quota exceeded for instances: Requested 1, but already used 20 of 20 instances"}}),
         ..fault(Method::POST, "servers", 403, 1)
     });
-    let err = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap_err();
-    assert!(matches!(&err, CloudError::QuotaExceeded(m) if m.contains("20 of 20 instances")), "{err:?}");
+    let err = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CloudError::QuotaExceeded(m) if m.contains("20 of 20 instances")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_exhausted_pool_says_the_cloud_is_out_of_floating_ips() {
     let env = setup().await;
     env.fake.world().pool_free.clear();
-    let id = env.cloud.create_server(&spec(&env.config, "alice")).await.unwrap();
+    let id = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
     while env.cloud.get_server(&id).await.unwrap().unwrap().status != ServerStatus::Active {}
 
     let err = env.cloud.attach_floating_ip(&id).await.unwrap_err();
 
     assert!(matches!(err, CloudError::NoFloatingIps(_)), "{err:?}");
-    assert!(err.to_string().starts_with("the cloud is out of floating IPs"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("the cloud is out of floating IPs"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -179,5 +242,8 @@ async fn a_cloud_that_is_down_trips_the_breaker_and_is_left_alone() {
     env.fake.world().faults_clear();
     tokio::time::sleep(Duration::from_millis(450)).await;
     env.cloud.get_server("x").await.expect("the cloud is back");
-    env.cloud.get_server("x").await.expect("and the circuit is closed");
+    env.cloud
+        .get_server("x")
+        .await
+        .expect("and the circuit is closed");
 }

@@ -4,7 +4,7 @@
 mod app;
 mod auth;
 mod check;
-mod faults;
 mod fake_openstack;
+mod faults;
 mod helpers;
 mod launch;

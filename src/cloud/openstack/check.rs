@@ -49,7 +49,9 @@ impl OpenStackCloud {
             format!("{} ({} VCPUs, {} MiB RAM)", f.name, f.vcpus, f.ram)
         }));
         items.push(match &c.key_name {
-            Some(key) => line("key pair", self.key_pair(key).await, |_| format!("{key:?} exists")),
+            Some(key) => line("key pair", self.key_pair(key).await, |_| {
+                format!("{key:?} exists")
+            }),
             None => CheckItem::ok("key pair", "none configured (cloud.key_name is unset)"),
         });
         let groups = &c.security_groups;

@@ -83,9 +83,9 @@ impl ApiError {
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             ApiErrorKind::Transport | ApiErrorKind::Timeout => true,
-            ApiErrorKind::Status => self.status.is_some_and(|s| {
-                s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
-            }),
+            ApiErrorKind::Status => self
+                .status
+                .is_some_and(|s| s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()),
             _ => false,
         }
     }
@@ -147,8 +147,14 @@ pub fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
         return ((!text.is_empty() && text.len() < 500).then_some(text), None);
     };
     if let Some(neutron) = value.get("NeutronError") {
-        let message = neutron.get("message").and_then(|m| m.as_str()).map(str::to_owned);
-        let kind = neutron.get("type").and_then(|t| t.as_str()).map(str::to_owned);
+        let message = neutron
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned);
+        let kind = neutron
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned);
         return (message, kind);
     }
     // Nova/Cinder/Keystone: a single top-level object holding `message`.
@@ -183,7 +189,9 @@ mod tests {
         let body = br#"{"forbidden": {"code": 403, "message": "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances"}}"#;
         let e = ApiError::from_status("create the server", StatusCode::FORBIDDEN, body, None);
         assert!(e.is_quota());
-        assert!(matches!(CloudError::from(e), CloudError::QuotaExceeded(m) if m.contains("10 of 10 instances")));
+        assert!(
+            matches!(CloudError::from(e), CloudError::QuotaExceeded(m) if m.contains("10 of 10 instances"))
+        );
     }
 
     #[test]

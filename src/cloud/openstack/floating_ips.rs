@@ -79,7 +79,8 @@ impl OpenStackCloud {
         let body_port = port.id.clone();
         let reply = match fips.into_iter().find(|f| f.port_id.is_none()) {
             Some(free) => {
-                let body = json!({"floatingip": {"port_id": body_port, "description": OWNED_DESCRIPTION}});
+                let body =
+                    json!({"floatingip": {"port_id": body_port, "description": OWNED_DESCRIPTION}});
                 self.api
                     .call("attach a free floating IP", Repeat::Idempotent, |r| {
                         r.session
@@ -103,8 +104,10 @@ impl OpenStackCloud {
         };
         match reply {
             Ok(reply) => Ok(reply.json::<FipRoot>()?.floatingip.into_ours()),
-            Err(e) if e.error_type.as_deref() == Some("IpAddressGenerationFailure")
-                || (e.status == Some(reqwest::StatusCode::CONFLICT) && e.mentions("no more ip")) =>
+            Err(e)
+                if e.error_type.as_deref() == Some("IpAddressGenerationFailure")
+                    || (e.status == Some(reqwest::StatusCode::CONFLICT)
+                        && e.mentions("no more ip")) =>
             {
                 Err(CloudError::NoFloatingIps(format!(
                     "the pool {:?} has no free address",
@@ -116,7 +119,11 @@ impl OpenStackCloud {
     }
 
     /// The project's floating IPs from `pool`.
-    pub(super) async fn pool_fips(&self, pool: &str, project: &str) -> Result<Vec<NeutronFip>, ApiError> {
+    pub(super) async fn pool_fips(
+        &self,
+        pool: &str,
+        project: &str,
+    ) -> Result<Vec<NeutronFip>, ApiError> {
         Ok(self
             .api
             .call("list the floating IPs", Repeat::Idempotent, |r| {

@@ -80,8 +80,7 @@ impl Cloud for OpenStackCloud {
 
     #[tracing::instrument(name = "openstack create server", skip_all, fields(name = %spec.name, vm = spec.metadata.get(META_VM).map(String::as_str).unwrap_or("")))]
     async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String> {
-        servers::encode_user_data(&spec.user_data)
-            .map_err(|e| CloudError::Rejected(e.detail))?;
+        servers::encode_user_data(&spec.user_data).map_err(|e| CloudError::Rejected(e.detail))?;
         let resolved = self.resolved().await?;
         let usage = self.usage(resolved).await?;
         if let Some(full) = usage.iter().find(|u| !u.has_room()) {

@@ -58,7 +58,10 @@ impl Usage {
     /// that is more than one).
     pub fn describe(&self) -> String {
         let mut s = if self.limit < 0 {
-            format!("this project uses {} {} (no limit)", self.used, self.resource)
+            format!(
+                "this project uses {} {} (no limit)",
+                self.used, self.resource
+            )
         } else {
             format!(
                 "this project uses {} of {} {}",
@@ -135,15 +138,23 @@ impl OpenStackCloud {
         ];
         if let Some(pool) = &resolved.pool_id {
             let project = self.project_id().await?.to_owned();
-            let q = self
+            // Some clouds' policy hides Neutron quotas from members: then
+            // Neutron's own OverQuota answer at allocation is all we get.
+            let q = match self
                 .api
                 .call("read Neutron's quota", Repeat::Idempotent, |r| {
-                    r.session.get(NETWORK, ["quotas", project.as_str(), "details"])
+                    r.session
+                        .get(NETWORK, ["quotas", project.as_str(), "details"])
                 })
-                .await?
-                .json::<NeutronQuota>()?
-                .quota
-                .floatingip;
+                .await
+            {
+                Ok(reply) => reply.json::<NeutronQuota>()?.quota.floatingip,
+                Err(e) if e.status == Some(reqwest::StatusCode::FORBIDDEN) => {
+                    tracing::debug!(error = %e, "Neutron quota not readable; skipped");
+                    return Ok(usage);
+                }
+                Err(e) => return Err(e),
+            };
             let mut fip = Usage {
                 resource: "floating IPs",
                 used: q.used + q.reserved,

@@ -279,7 +279,10 @@ impl OpenStackCloud {
         Ok(reply.json::<Networks>()?.networks)
     }
 
-    pub(super) async fn security_groups(&self, wanted: &[String]) -> Result<Vec<String>, LookupError> {
+    pub(super) async fn security_groups(
+        &self,
+        wanted: &[String],
+    ) -> Result<Vec<String>, LookupError> {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
@@ -437,7 +440,10 @@ mod tests {
             panic!("expected a missing network");
         };
         assert!(problem.contains("2 networks"), "{problem}");
-        assert!(fix.contains("cloud.network") && fix.contains("a, b"), "{fix}");
+        assert!(
+            fix.contains("cloud.network") && fix.contains("a, b"),
+            "{fix}"
+        );
     }
 
     #[test]

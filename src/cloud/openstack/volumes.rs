@@ -63,9 +63,7 @@ impl OpenStackCloud {
 fn is_busy(e: &ApiError) -> bool {
     match e.status.map(|s| s.as_u16()) {
         Some(409) => true,
-        Some(400) => {
-            e.mentions("status must be") || e.mentions("in-use") || e.mentions("attached")
-        }
+        Some(400) => e.mentions("status must be") || e.mentions("in-use") || e.mentions("attached"),
         _ => false,
     }
 }
