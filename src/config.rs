@@ -564,6 +564,21 @@ mod tests {
     }
 
     #[test]
+    fn the_openstack_backend_and_its_keys_are_understood() {
+        let c = load_str(
+            "[cloud]\nbackend = \"openstack\"\ncloud = \"mycloud\"\nregion = \"RegionTwo\"\ninterface = \"internal\"\nrequest_timeout_seconds = 10\n",
+        )
+        .unwrap();
+        assert_eq!(c.cloud.backend, Backend::Openstack);
+        assert_eq!(c.cloud.region.as_deref(), Some("RegionTwo"));
+        assert_eq!(c.cloud.request_timeout_seconds, 10);
+        let e = load_str("[cloud]\ninterface = \"private\"").unwrap_err();
+        assert_eq!(e.key, "cloud.interface");
+        let e = load_str("[cloud]\nbackend = \"aws\"").unwrap_err();
+        assert!(e.fix.contains("openstack"), "{e}");
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let c = load_str("[registration]\nsecret = \"hunter2-hunter2\"").unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
