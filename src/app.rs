@@ -2,6 +2,7 @@
 //! same way for `serve`, `demo` and the tests.
 
 use crate::cloud::Cloud;
+use crate::cloud::openstack::OpenStackCloud;
 use crate::cloud::simulated::{SimulatedCloud, Timings};
 use crate::config::{Backend, Config, ConfigError};
 use crate::github::Github;
@@ -53,6 +54,7 @@ pub fn cloud_from_config(config: &Config) -> Arc<dyn Cloud> {
             Timings::from_config(&config.simulator),
             SIMULATED_FLOATING_IPS,
         )),
+        Backend::Openstack => Arc::new(OpenStackCloud::from_config(&config.cloud)),
     }
 }
 

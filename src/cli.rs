@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `users`, `vm`. Every command goes
+//! The command line: `serve`, `demo`, `users`, `vm`, `check`. Every command goes
 //! through the same store and provisioner as the web pages.
 
 use crate::app::{self, Application, Login as LoginChoice, Options};
@@ -41,6 +41,9 @@ enum Command {
     /// Look at and manage VMs.
     #[command(subcommand)]
     Vm(VmCommand),
+    /// Check the cloud: credentials, image, flavor, key pair, security
+    /// groups, network, floating IP pool and quotas (exit 1 on any FAIL).
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +147,7 @@ impl Cli {
             Command::Demo(args) => demo(Config::load(config_path)?, args).await,
             Command::Users(cmd) => users(Config::load(config_path)?, cmd).await,
             Command::Vm(cmd) => vm(Config::load(config_path)?, cmd).await,
+            Command::Check => check(Config::load(config_path)?).await,
         }
     }
 }
@@ -219,6 +223,26 @@ async fn demo(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let result = app.run_until_stopped(app::shutdown_signal()).await;
     drop(dir);
     result
+}
+
+/// One line per item, OK or FAIL with its fix; fails if any item does.
+async fn check(config: Config) -> anyhow::Result<()> {
+    let cloud = app::cloud_from_config(&config);
+    println!("checking the {} cloud", cloud.kind());
+    let items = cloud.check().await;
+    for item in &items {
+        let mark = if item.ok { "OK  " } else { "FAIL" };
+        println!("{mark} {}: {}", item.what, item.detail);
+        if let Some(fix) = &item.fix {
+            println!("     fix: {fix}");
+        }
+    }
+    let failed = items.iter().filter(|i| !i.ok).count();
+    if failed > 0 {
+        bail!("{failed} of {} checks failed", items.len());
+    }
+    println!("all {} checks passed", items.len());
+    Ok(())
 }
 
 async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {

@@ -199,6 +199,8 @@ pub enum Backend {
     /// An in-process cloud that behaves like Nova (demo and tests).
     #[default]
     Simulated,
+    /// A real OpenStack cloud (Keystone, Nova, Cinder, Neutron, Glance).
+    Openstack,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +222,15 @@ pub struct CloudConfig {
     /// At most this many VMs at once; 0 pauses launches (maintenance);
     /// unset means no limit but the cloud's quota.
     pub max_vms: Option<u32>,
+    /// Region to use; unset: the one of clouds.yaml / `OS_REGION_NAME`.
+    pub region: Option<String>,
+    /// Endpoint interface (public, internal, admin); unset: as configured
+    /// in clouds.yaml / `OS_INTERFACE`, else public.
+    pub interface: Option<String>,
+    /// Every OpenStack API call gives up after this long.
+    pub request_timeout_seconds: u64,
+    /// At most this many OpenStack API calls in flight at once.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for CloudConfig {
@@ -238,6 +249,10 @@ impl Default for CloudConfig {
             release_floating_ip: true,
             name_prefix: String::new(),
             max_vms: None,
+            region: None,
+            interface: None,
+            request_timeout_seconds: 30,
+            max_concurrent_requests: 8,
         }
     }
 }
@@ -498,6 +513,22 @@ impl Config {
                 "set it to the boot volume size in GB, e.g. 150",
             ));
         }
+        if let Some(interface) = &self.cloud.interface
+            && !matches!(interface.as_str(), "public" | "internal" | "admin")
+        {
+            return Err(ConfigError::new(
+                "cloud.interface",
+                format!("{interface:?} is not an endpoint interface"),
+                "use \"public\", \"internal\" or \"admin\", or leave it unset",
+            ));
+        }
+        if self.cloud.request_timeout_seconds == 0 || self.cloud.max_concurrent_requests == 0 {
+            return Err(ConfigError::new(
+                "cloud.request_timeout_seconds",
+                "the request timeout and max_concurrent_requests must be positive",
+                "use e.g. request_timeout_seconds = 30 and max_concurrent_requests = 8",
+            ));
+        }
         if self.server.session_idle_minutes == 0 || self.server.session_max_hours == 0 {
             return Err(ConfigError::new(
                 "server.session_idle_minutes",
@@ -646,7 +677,7 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
             "write an https git URL, e.g. \"https://github.com/binder-examples/requirements\""
                 .into()
         }
-        "cloud.backend" => "use \"simulated\"".into(),
+        "cloud.backend" => "use \"simulated\" or \"openstack\"".into(),
         "registration.admins" | "registration.blocked_users" => {
             "list GitHub logins, e.g. [\"octocat\"]".into()
         }
@@ -774,6 +805,21 @@ mod tests {
     fn a_secret_and_its_file_cannot_both_be_set() {
         let e = load_str("[registration]\nsecret = \"abc\"\nsecret_file = \"/x\"").unwrap_err();
         assert_eq!(e.key, "registration.secret");
+    }
+
+    #[test]
+    fn the_openstack_backend_and_its_keys_are_understood() {
+        let c = load_str(
+            "[cloud]\nbackend = \"openstack\"\ncloud = \"mycloud\"\nregion = \"RegionTwo\"\ninterface = \"internal\"\nrequest_timeout_seconds = 10\n",
+        )
+        .unwrap();
+        assert_eq!(c.cloud.backend, Backend::Openstack);
+        assert_eq!(c.cloud.region.as_deref(), Some("RegionTwo"));
+        assert_eq!(c.cloud.request_timeout_seconds, 10);
+        let e = load_str("[cloud]\ninterface = \"private\"").unwrap_err();
+        assert_eq!(e.key, "cloud.interface");
+        let e = load_str("[cloud]\nbackend = \"aws\"").unwrap_err();
+        assert!(e.fix.contains("openstack"), "{e}");
     }
 
     #[test]

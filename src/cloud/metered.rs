@@ -1,6 +1,6 @@
 //! A `Cloud` that times every call and counts failures, by service.
 
-use super::{Cloud, CloudError, CloudResult, FloatingIp, Owned, Server, ServerSpec};
+use super::{CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Owned, Server, ServerSpec};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use std::future::Future;
@@ -98,5 +98,14 @@ impl Cloud for Metered {
     async fn list_owned(&self) -> CloudResult<Owned> {
         self.measure("all", "list_owned", self.inner.list_owned())
             .await
+    }
+
+    async fn find_server(&self, vm_id: &str) -> CloudResult<Option<Server>> {
+        self.measure("compute", "find_server", self.inner.find_server(vm_id))
+            .await
+    }
+
+    async fn check(&self) -> Vec<CheckItem> {
+        self.inner.check().await
     }
 }

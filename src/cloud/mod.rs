@@ -1,7 +1,9 @@
 //! The only door to a cloud. The provisioner speaks to this trait; the
-//! simulated cloud implements it in-process for the demo and the tests.
+//! simulated cloud implements it in-process for the demo and the tests, and
+//! `openstack` implements it against a real OpenStack cloud.
 
 pub mod metered;
+pub mod openstack;
 pub mod simulated;
 mod simulated_vm;
 
@@ -94,6 +96,41 @@ impl CloudError {
 
 pub type CloudResult<T> = Result<T, CloudError>;
 
+/// One line of `stackbinder check`: something the configuration needs from
+/// the cloud, whether it is there, and how to fix it when it is not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckItem {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do about a failure.
+    pub fix: Option<String>,
+}
+
+impl CheckItem {
+    pub fn ok(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn fail(
+        what: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Cloud: Send + Sync {
     /// Which backend this is, for logs and `/healthz`.
@@ -122,4 +159,19 @@ pub trait Cloud: Send + Sync {
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()>;
 
     async fn list_owned(&self) -> CloudResult<Owned>;
+
+    /// The server created for stackbinder VM `vm_id` (its `stackbinder_vm`
+    /// metadata), if any. Backends may answer with fewer calls than a full
+    /// `list_owned`.
+    async fn find_server(&self, vm_id: &str) -> CloudResult<Option<Server>> {
+        let owned = self.list_owned().await?;
+        Ok(owned
+            .servers
+            .into_iter()
+            .find(|s| s.metadata.get(META_VM).map(String::as_str) == Some(vm_id)))
+    }
+
+    /// Verify that what the configuration names exists and that there is
+    /// room for one more VM (`stackbinder check`).
+    async fn check(&self) -> Vec<CheckItem>;
 }

@@ -8,7 +8,8 @@
 
 use super::simulated_vm::{self, VmScript};
 use super::{
-    Cloud, CloudError, CloudResult, FloatingIp, META_VM, Owned, Server, ServerSpec, ServerStatus,
+    CheckItem, Cloud, CloudError, CloudResult, FloatingIp, META_VM, Owned, Server, ServerSpec,
+    ServerStatus,
 };
 use crate::cloud_init;
 use crate::config::SimulatorConfig;
@@ -525,5 +526,15 @@ impl Cloud for SimulatedCloud {
                 })
                 .collect(),
         })
+    }
+
+    async fn check(&self) -> Vec<CheckItem> {
+        let free = self
+            .floating_ip_capacity
+            .saturating_sub(self.floating_ip_count());
+        vec![
+            CheckItem::ok("cloud", "the simulated cloud needs no credentials"),
+            CheckItem::ok("floating IPs", format!("{free} free in the simulated pool")),
+        ]
     }
 }

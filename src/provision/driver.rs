@@ -3,7 +3,7 @@
 //! loop around it only decides when to step again.
 
 use super::{Provisioner, jupyter_base};
-use crate::cloud::{CloudError, META_VM, Server, ServerStatus};
+use crate::cloud::{CloudError, Server, ServerStatus};
 use crate::domain::{Progress, VmState};
 use crate::secret;
 use crate::store::{EventKind, StoreError, VmRecord};
@@ -193,12 +193,7 @@ impl Provisioner {
     }
 
     async fn find_server(&self, vm: &VmRecord) -> Result<Option<Server>, CloudError> {
-        let id = vm.id.to_string();
-        let owned = self.inner.cloud.list_owned().await?;
-        Ok(owned
-            .servers
-            .into_iter()
-            .find(|s| s.metadata.get(META_VM) == Some(&id)))
+        self.inner.cloud.find_server(&vm.id.to_string()).await
     }
 
     async fn boot(&self, vm: &VmRecord) -> Result<(), StepError> {

@@ -1,0 +1,219 @@
+//! The one door every OpenStack request goes through: authentication on
+//! first use, a bound on concurrent calls, a timeout per attempt, retries
+//! with backoff (honouring `Retry-After`) and a circuit breaker.
+
+use super::breaker::Breaker;
+use super::errors::{ApiError, ApiErrorKind, retry_after};
+use super::session::{self, Credentials, Ready};
+use backon::{ExponentialBuilder, Retryable};
+use osauth::ServiceRequestBuilder;
+use osauth::services::ServiceType;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use tokio::sync::{OnceCell, Semaphore};
+
+/// How hard to try. The defaults suit a real cloud; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    /// Retries after the first attempt, for a busy or failing cloud.
+    pub retries: usize,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A `Retry-After` longer than this is cut to it: the driver tries
+    /// again at its next step anyway.
+    pub max_retry_after: Duration,
+    /// Calls failing in a row (after their retries) that open the circuit.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 8,
+            retries: 3,
+            min_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(10),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether a request may be sent twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// GET, DELETE, PUT: repeating does no harm.
+    Idempotent,
+    /// A create: repeat only when the cloud said it did not act (429, 503),
+    /// never after a timeout, which may hide a success. The driver finds
+    /// a server created behind a lost answer by its metadata.
+    Once,
+}
+
+/// A successful answer.
+pub struct Reply {
+    body: Vec<u8>,
+    what: String,
+}
+
+impl Reply {
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::new(
+                &self.what,
+                ApiErrorKind::BadAnswer,
+                format!("unexpected answer: {e}"),
+            )
+        })
+    }
+}
+
+pub struct Api {
+    credentials: Credentials,
+    region: Option<String>,
+    interface: Option<String>,
+    ready: OnceCell<Ready>,
+    permits: Semaphore,
+    breaker: Breaker,
+    tuning: Tuning,
+}
+
+impl Api {
+    pub fn new(
+        credentials: Credentials,
+        region: Option<String>,
+        interface: Option<String>,
+        tuning: Tuning,
+    ) -> Self {
+        Self {
+            credentials,
+            region,
+            interface,
+            ready: OnceCell::new(),
+            permits: Semaphore::new(tuning.max_concurrent_requests.max(1)),
+            breaker: Breaker::new(tuning.breaker_threshold, tuning.breaker_cooldown),
+            tuning,
+        }
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// The authenticated session; the first caller authenticates, the
+    /// others wait for it. A failure is not cached: the next call tries again.
+    pub async fn ready(&self) -> Result<&Ready, ApiError> {
+        self.ready
+            .get_or_try_init(|| async {
+                let connect = session::connect(
+                    &self.credentials,
+                    self.region.as_deref(),
+                    self.interface.as_deref(),
+                );
+                tokio::time::timeout(self.tuning.request_timeout, connect)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ApiError::new(
+                            "authenticate with Keystone",
+                            ApiErrorKind::Timeout,
+                            format!("no answer in {:?}", self.tuning.request_timeout),
+                        ))
+                    })
+            })
+            .await
+    }
+
+    /// Send the request `build` makes (again for each attempt) and return
+    /// the answer, or the error after retries.
+    pub async fn call<S, F>(&self, what: &str, repeat: Repeat, build: F) -> Result<Reply, ApiError>
+    where
+        S: ServiceType + Send,
+        F: Fn(&Ready) -> ServiceRequestBuilder<S>,
+    {
+        if let Err(left) = self.breaker.admit() {
+            return Err(ApiError::new(
+                what,
+                ApiErrorKind::CircuitOpen,
+                format!(
+                    "the cloud failed several calls in a row; not calling it for another {} s",
+                    left.as_secs()
+                ),
+            ));
+        }
+        let t = &self.tuning;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(t.min_backoff)
+            .with_max_delay(t.max_backoff)
+            .with_max_times(t.retries)
+            .with_jitter();
+        let result = (|| self.attempt(what, &build))
+            .retry(backoff)
+            .when(|e: &ApiError| match repeat {
+                Repeat::Idempotent => e.is_retryable(),
+                Repeat::Once => e.was_not_acted_on(),
+            })
+            .adjust(|e: &ApiError, delay| {
+                delay.map(|d| e.retry_after.map_or(d, |r| r.min(t.max_retry_after)))
+            })
+            .notify(|e: &ApiError, delay| {
+                tracing::warn!(error = %e, retry_in = ?delay, "OpenStack call failed; retrying");
+            })
+            .await;
+        match &result {
+            Ok(_) => self.breaker.record_success(),
+            Err(e) if e.is_outage() => self.breaker.record_outage(),
+            Err(e) if e.kind == ApiErrorKind::Status => self.breaker.record_answer(),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn attempt<S, F>(&self, what: &str, build: &F) -> Result<Reply, ApiError>
+    where
+        S: ServiceType + Send,
+        F: Fn(&Ready) -> ServiceRequestBuilder<S>,
+    {
+        let _permit = self.permits.acquire().await.expect("never closed");
+        let timeout = self.tuning.request_timeout;
+        let exchange = async {
+            let ready = self.ready().await?;
+            let response = build(ready).send_unchecked().await.map_err(|e| {
+                let kind = match e.kind() {
+                    osauth::ErrorKind::ProtocolError => ApiErrorKind::Transport,
+                    osauth::ErrorKind::InternalServerError => ApiErrorKind::Transport,
+                    osauth::ErrorKind::EndpointNotFound => ApiErrorKind::BadAnswer,
+                    _ => ApiErrorKind::Credentials,
+                };
+                ApiError::new(what, kind, e.to_string())
+            })?;
+            let status = response.status();
+            let wait = retry_after(response.headers());
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| ApiError::new(what, ApiErrorKind::Transport, e.to_string()))?;
+            if status.is_success() {
+                Ok(Reply {
+                    body: body.to_vec(),
+                    what: what.to_owned(),
+                })
+            } else {
+                Err(ApiError::from_status(what, status, &body, wait))
+            }
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    what,
+                    ApiErrorKind::Timeout,
+                    format!("no answer in {} s", timeout.as_secs_f32()),
+                ))
+            })
+    }
+}

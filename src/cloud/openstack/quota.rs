@@ -1,0 +1,207 @@
+//! Room for one more VM: Nova (instances, cores, RAM), Cinder (volumes,
+//! gigabytes) and Neutron (floating IPs) limits and usage, read before a
+//! launch so the user reads "this project uses 20 of 20 instances" instead
+//! of a raw 403 from deep inside Nova.
+
+use super::OpenStackCloud;
+use super::api::Repeat;
+use super::errors::ApiError;
+use super::resolve::Resolved;
+use super::session::{COMPUTE, NOVA_MICROVERSION};
+use osauth::services::NETWORK;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Limits {
+    limits: Absolute,
+}
+
+#[derive(Deserialize)]
+struct Absolute {
+    absolute: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct NeutronQuota {
+    quota: NeutronResources,
+}
+
+#[derive(Deserialize)]
+struct NeutronResources {
+    floatingip: Detail,
+}
+
+#[derive(Deserialize)]
+struct Detail {
+    limit: i64,
+    used: i64,
+    #[serde(default)]
+    reserved: i64,
+}
+
+/// One resource: what the project uses, its limit (negative: unlimited),
+/// and what one more VM needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub resource: &'static str,
+    pub used: i64,
+    pub limit: i64,
+    pub needed: i64,
+}
+
+impl Usage {
+    pub fn has_room(&self) -> bool {
+        self.limit < 0 || self.used + self.needed <= self.limit
+    }
+
+    /// "this project uses 20 of 20 instances" (plus what a VM needs when
+    /// that is more than one).
+    pub fn describe(&self) -> String {
+        let mut s = if self.limit < 0 {
+            format!(
+                "this project uses {} {} (no limit)",
+                self.used, self.resource
+            )
+        } else {
+            format!(
+                "this project uses {} of {} {}",
+                self.used, self.limit, self.resource
+            )
+        };
+        if self.needed != 1 {
+            s.push_str(&format!(", and a VM needs {}", self.needed));
+        }
+        s
+    }
+}
+
+fn field(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> i64 {
+    map.get(key).and_then(|v| v.as_i64()).unwrap_or(-1)
+}
+
+impl OpenStackCloud {
+    /// Usage against the limit of every resource one more VM takes.
+    pub(super) async fn usage(&self, resolved: &Resolved) -> Result<Vec<Usage>, ApiError> {
+        let volume = self.api.ready().await?.volume;
+        let nova = async {
+            self.api
+                .call("read Nova's limits", Repeat::Idempotent, |r| {
+                    r.session
+                        .get(COMPUTE, ["limits"])
+                        .header("OpenStack-API-Version", NOVA_MICROVERSION)
+                })
+                .await?
+                .json::<Limits>()
+        };
+        let cinder = async {
+            self.api
+                .call("read Cinder's limits", Repeat::Idempotent, |r| {
+                    r.session.get(volume, ["limits"])
+                })
+                .await?
+                .json::<Limits>()
+        };
+        let (nova, cinder) = tokio::try_join!(nova, cinder)?;
+        let (n, c) = (&nova.limits.absolute, &cinder.limits.absolute);
+        let flavor = &resolved.flavor;
+        let mut usage = vec![
+            Usage {
+                resource: "instances",
+                used: field(n, "totalInstancesUsed"),
+                limit: field(n, "maxTotalInstances"),
+                needed: 1,
+            },
+            Usage {
+                resource: "VCPUs",
+                used: field(n, "totalCoresUsed"),
+                limit: field(n, "maxTotalCores"),
+                needed: flavor.vcpus as i64,
+            },
+            Usage {
+                resource: "MiB of RAM",
+                used: field(n, "totalRAMUsed"),
+                limit: field(n, "maxTotalRAMSize"),
+                needed: flavor.ram as i64,
+            },
+            Usage {
+                resource: "volumes",
+                used: field(c, "totalVolumesUsed"),
+                limit: field(c, "maxTotalVolumes"),
+                needed: 1,
+            },
+            Usage {
+                resource: "GB of volume storage",
+                used: field(c, "totalGigabytesUsed"),
+                limit: field(c, "maxTotalVolumeGigabytes"),
+                needed: i64::from(self.config.volume_size_gb),
+            },
+        ];
+        if let Some(pool) = &resolved.pool_id {
+            let project = self.project_id().await?.to_owned();
+            // Some clouds' policy hides Neutron quotas from members: then
+            // Neutron's own OverQuota answer at allocation is all we get.
+            let q = match self
+                .api
+                .call("read Neutron's quota", Repeat::Idempotent, |r| {
+                    r.session
+                        .get(NETWORK, ["quotas", project.as_str(), "details"])
+                })
+                .await
+            {
+                Ok(reply) => reply.json::<NeutronQuota>()?.quota.floatingip,
+                Err(e) if e.status == Some(reqwest::StatusCode::FORBIDDEN) => {
+                    tracing::debug!(error = %e, "Neutron quota not readable; skipped");
+                    return Ok(usage);
+                }
+                Err(e) => return Err(e),
+            };
+            let mut fip = Usage {
+                resource: "floating IPs",
+                used: q.used + q.reserved,
+                limit: q.limit,
+                needed: 1,
+            };
+            // A free floating IP of the project is reused, not allocated.
+            if !fip.has_room() {
+                let free = self
+                    .pool_fips(pool, &project)
+                    .await?
+                    .iter()
+                    .any(|f| f.port_id.is_none());
+                if free {
+                    fip.needed = 0;
+                }
+            }
+            usage.push(fip);
+        }
+        Ok(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_project_says_how_full_it_is() {
+        let u = Usage {
+            resource: "instances",
+            used: 20,
+            limit: 20,
+            needed: 1,
+        };
+        assert!(!u.has_room());
+        assert_eq!(u.describe(), "this project uses 20 of 20 instances");
+    }
+
+    #[test]
+    fn a_negative_limit_means_unlimited() {
+        let u = Usage {
+            resource: "VCPUs",
+            used: 400,
+            limit: -1,
+            needed: 8,
+        };
+        assert!(u.has_room());
+    }
+}

@@ -1,0 +1,931 @@
+//! A fake OpenStack on 127.0.0.1 that speaks the wire protocol of the real
+//! services, shaped after the api-ref samples: Keystone v3 tokens with a
+//! service catalog, Nova v2.1, Cinder v3, Neutron v2.0 and Glance v2. It
+//! keeps servers, volumes, ports and floating IPs like the real services
+//! do (a boot volume per server, deleted with it when asked), records
+//! every call with its body, and injects faults on demand.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const USERNAME: &str = "demo";
+pub const PASSWORD: &str = "secret-password-4f1c";
+pub const PROJECT: &str = "demo";
+pub const APP_CRED_ID: &str = "0c5e8d7a1b2f4c3d9e8f7a6b5c4d3e2f";
+pub const APP_CRED_SECRET: &str = "app-cred-secret-77d1";
+pub const IMAGE: &str = "stackbinder-snapshot";
+pub const FLAVOR: &str = "m1.large";
+pub const KEY: &str = "stackbinder-admin";
+pub const POOL: &str = "public";
+pub const NETWORK: &str = "private";
+
+/// One API call the fake received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub service: &'static str,
+    pub method: Method,
+    /// The path below the service's endpoint, e.g. `servers/detail`.
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub body: Option<Value>,
+    pub headers: HeaderMap,
+}
+
+/// A canned answer for the next `times` calls that match.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub method: Method,
+    /// Matches when the call's path contains this.
+    pub path: &'static str,
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<u64>,
+    pub times: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub instances: i64,
+    pub cores: i64,
+    pub ram: i64,
+    pub volumes: i64,
+    pub gigabytes: i64,
+    pub floatingips: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeServer {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub task_state: Option<String>,
+    pub fault: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub volume_id: String,
+    pub delete_on_termination: bool,
+    pub address: String,
+    pub port_id: String,
+    polls_until_active: u32,
+    polls_until_gone: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeVolume {
+    pub id: String,
+    pub size: u64,
+    pub status: String,
+    pub server_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeFip {
+    pub id: String,
+    pub address: String,
+    pub port_id: Option<String>,
+    pub description: String,
+}
+
+pub struct World {
+    pub project_id: String,
+    /// How long a token lives.
+    pub token_ttl: Duration,
+    /// Added before every answer (the benchmark's network).
+    pub latency: Duration,
+    pub limits: Limits,
+    /// Usage outside stackbinder (other servers of the project, say).
+    pub extra_instances: i64,
+    /// Addresses the pool still has to hand out.
+    pub pool_free: Vec<String>,
+    /// The fixed address of every new server.
+    pub server_address: String,
+    /// GETs of a new server before it is ACTIVE.
+    pub boot_polls: u32,
+    /// The next server goes to ERROR with this fault message.
+    pub boot_fault: Option<String>,
+    pub networks: Vec<Value>,
+    pub images: Vec<Value>,
+    pub servers: BTreeMap<String, FakeServer>,
+    pub volumes: BTreeMap<String, FakeVolume>,
+    pub fips: BTreeMap<String, FakeFip>,
+    pub calls: Vec<Call>,
+    /// Keystone authentications: `password` or `application_credential`.
+    pub auths: Vec<String>,
+    /// Requests refused because their token was unknown or expired.
+    pub rejected_tokens: u32,
+    faults: Vec<Fault>,
+    tokens: HashMap<String, Instant>,
+    sgs: Vec<Value>,
+    base: String,
+}
+
+#[derive(Clone)]
+pub struct FakeOpenStack {
+    pub base: String,
+    world: Arc<Mutex<World>>,
+}
+
+fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl FakeOpenStack {
+    /// Start on a random port of 127.0.0.1.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let project_id = uuid::Uuid::new_v4().simple().to_string();
+        let private = json!({"id": id(), "name": NETWORK, "router:external": false, "shared": false,
+            "status": "ACTIVE", "admin_state_up": true, "subnets": [id()], "project_id": project_id});
+        let public = json!({"id": id(), "name": POOL, "router:external": true, "shared": false,
+            "status": "ACTIVE", "admin_state_up": true, "subnets": [id()], "project_id": "admin"});
+        let sg = |name: &str, project: &str| {
+            json!({"id": id(), "name": name, "description": "", "project_id": project,
+                "tenant_id": project, "security_group_rules": [], "stateful": true})
+        };
+        let world = World {
+            project_id: project_id.clone(),
+            token_ttl: Duration::from_secs(3600),
+            latency: Duration::ZERO,
+            limits: Limits {
+                instances: 20,
+                cores: 80,
+                ram: 256_000,
+                volumes: 20,
+                gigabytes: 4000,
+                floatingips: 20,
+            },
+            extra_instances: 0,
+            pool_free: (10..30).map(|i| format!("192.0.2.{i}")).collect(),
+            server_address: String::new(),
+            boot_polls: 1,
+            boot_fault: None,
+            networks: vec![private, public],
+            images: vec![json!({"id": id(), "name": IMAGE, "status": "active",
+                "visibility": "private", "disk_format": "qcow2", "container_format": "bare",
+                "min_disk": 20, "min_ram": 0, "size": 3_221_225_472u64, "owner": project_id})],
+            servers: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            fips: BTreeMap::new(),
+            calls: Vec::new(),
+            auths: Vec::new(),
+            rejected_tokens: 0,
+            faults: Vec::new(),
+            tokens: HashMap::new(),
+            sgs: vec![
+                sg("default", &project_id),
+                sg("ssh-whitelist", &project_id),
+                sg("Open-top", &project_id),
+                // Another project's default group, as an admin would see it.
+                sg("default", "someone-else"),
+            ],
+            base: base.clone(),
+        };
+        let fake = Self {
+            base,
+            world: Arc::new(Mutex::new(world)),
+        };
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("the fake serves");
+        });
+        fake
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().expect("fake lock")
+    }
+
+    pub fn auth_url(&self) -> String {
+        format!("{}/identity", self.base)
+    }
+
+    /// The clouds.yaml a real operator would write, with password auth.
+    pub fn clouds_yaml_password(&self) -> String {
+        format!(
+            "clouds:\n  fake:\n    auth_type: password\n    auth:\n      auth_url: {}\n      username: {USERNAME}\n      password: {PASSWORD}\n      project_name: {PROJECT}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n",
+            self.auth_url()
+        )
+    }
+
+    /// The same with an application credential.
+    pub fn clouds_yaml_app_credential(&self) -> String {
+        format!(
+            "clouds:\n  fake:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {}\n      application_credential_id: {APP_CRED_ID}\n      application_credential_secret: {APP_CRED_SECRET}\n    region_name: RegionOne\n",
+            self.auth_url()
+        )
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.world().faults.push(fault);
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.world().calls.clone()
+    }
+
+    /// Calls per service since `from` (an index into `calls()`).
+    pub fn count_by_service(&self, from: usize) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for c in &self.world().calls[from..] {
+            *counts.entry(c.service).or_default() += 1;
+        }
+        counts
+    }
+
+    pub fn find_calls(&self, method: Method, path_contains: &str) -> Vec<Call> {
+        self.world()
+            .calls
+            .iter()
+            .filter(|c| c.method == method && c.path.contains(path_contains))
+            .cloned()
+            .collect()
+    }
+
+    pub fn server_count(&self) -> usize {
+        self.world().servers.len()
+    }
+
+    pub fn volume_count(&self) -> usize {
+        self.world().volumes.len()
+    }
+
+    pub fn fips(&self) -> Vec<FakeFip> {
+        self.world().fips.values().cloned().collect()
+    }
+
+    /// Add another project network (so the cloud cannot choose).
+    pub fn add_network(&self, name: &str) {
+        let mut w = self.world();
+        let project = w.project_id.clone();
+        w.networks
+            .push(json!({"id": id(), "name": name, "router:external": false,
+            "shared": false, "status": "ACTIVE", "subnets": [id()], "project_id": project}));
+    }
+
+    /// The user data of the `index`th server created, decoded.
+    pub fn user_data(&self, index: usize) -> String {
+        let creates = self.find_calls(Method::POST, "servers");
+        let creates: Vec<&Call> = creates.iter().filter(|c| c.path == "servers").collect();
+        let b64 = creates[index].body.as_ref().unwrap()["server"]["user_data"]
+            .as_str()
+            .expect("user_data is a string")
+            .to_owned();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("user_data is base64");
+        String::from_utf8(bytes).expect("user_data is UTF-8")
+    }
+}
+
+fn error(status: u16, wrapper: &str, message: &str) -> (u16, Value) {
+    (
+        status,
+        json!({ wrapper: {"code": status, "message": message} }),
+    )
+}
+
+fn neutron_error(status: u16, kind: &str, message: &str) -> (u16, Value) {
+    (
+        status,
+        json!({"NeutronError": {"type": kind, "message": message, "detail": ""}}),
+    )
+}
+
+async fn handle(
+    State(fake): State<FakeOpenStack>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let latency = fake.world().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let body: Option<Value> = serde_json::from_slice(&body).ok();
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = uri.path().trim_end_matches('/').trim_start_matches('/');
+    let mut w = fake.world();
+    let project = w.project_id.clone();
+    let (service, rest): (&'static str, String) = if let Some(r) = path.strip_prefix("identity") {
+        ("identity", r.trim_start_matches('/').to_owned())
+    } else if let Some(r) = path.strip_prefix("compute/v2.1") {
+        ("compute", r.trim_start_matches('/').to_owned())
+    } else if let Some(r) = path.strip_prefix(&format!("volume/v3/{project}")) {
+        ("volume", r.trim_start_matches('/').to_owned())
+    } else if let Some(r) = path.strip_prefix("network") {
+        ("network", r.trim_start_matches('/').to_owned())
+    } else if let Some(r) = path.strip_prefix("image") {
+        ("image", r.trim_start_matches('/').to_owned())
+    } else {
+        return (StatusCode::NOT_FOUND, "no such service").into_response();
+    };
+    w.calls.push(Call {
+        service,
+        method: method.clone(),
+        path: rest.clone(),
+        query: query.clone(),
+        body: body.clone(),
+        headers: headers.clone(),
+    });
+    if !(service == "identity" && method == Method::POST) {
+        let token = headers
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let alive = w.tokens.get(token).is_some_and(|exp| *exp > Instant::now());
+        if !alive {
+            w.rejected_tokens += 1;
+            let (s, v) = error(
+                401,
+                "error",
+                "The request you have made requires authentication.",
+            );
+            return reply(s, v, None, &[]);
+        }
+    }
+    if let Some(i) = w
+        .faults
+        .iter()
+        .position(|f| f.method == method && rest.contains(f.path) && f.times > 0)
+    {
+        let f = &mut w.faults[i];
+        f.times -= 1;
+        let (status, body, retry) = (f.status, f.body.clone(), f.retry_after);
+        if f.times == 0 {
+            w.faults.remove(i);
+        }
+        return reply(status, body, retry, &[]);
+    }
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match service {
+        "identity" => identity(&mut w, &method, &segments, body, &headers),
+        "compute" => compute(&mut w, &method, &segments, &query, body),
+        "volume" => volume(&mut w, &method, &segments),
+        "network" => network(&mut w, &method, &segments, &query, body),
+        _ => image(&mut w, &segments, &query),
+    }
+}
+
+fn reply(
+    status: u16,
+    body: Value,
+    retry_after: Option<u64>,
+    headers: &[(&str, String)],
+) -> Response {
+    let mut r = (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json")],
+        if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        },
+    )
+        .into_response();
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert("retry-after", s.to_string().parse().unwrap());
+    }
+    for (k, v) in headers {
+        r.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    r
+}
+
+fn ok(body: Value) -> Response {
+    reply(200, body, None, &[])
+}
+
+fn err((status, body): (u16, Value)) -> Response {
+    reply(status, body, None, &[])
+}
+
+/// Keystone v3: POST /v3/auth/tokens (password or application credential)
+/// and GET /v3/auth/tokens (introspection of X-Subject-Token).
+fn identity(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    body: Option<Value>,
+    headers: &HeaderMap,
+) -> Response {
+    if seg != ["v3", "auth", "tokens"] {
+        return err(error(404, "error", "not found"));
+    }
+    if *method == Method::GET {
+        let subject = headers
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !w.tokens.contains_key(subject) {
+            return err(error(404, "error", "Could not find token."));
+        }
+        return ok(token_body(w, "password"));
+    }
+    let body = body.unwrap_or(Value::Null);
+    let identity = &body["auth"]["identity"];
+    let method_name = identity["methods"][0].as_str().unwrap_or("").to_owned();
+    let good = match method_name.as_str() {
+        "password" => {
+            let user = &identity["password"]["user"];
+            user["name"] == USERNAME
+                && user["password"] == PASSWORD
+                && body["auth"]["scope"]["project"]["name"] == PROJECT
+        }
+        "application_credential" => {
+            let cred = &identity["application_credential"];
+            cred["id"] == APP_CRED_ID && cred["secret"] == APP_CRED_SECRET
+        }
+        _ => false,
+    };
+    if !good {
+        return err(error(
+            401,
+            "error",
+            "The request you have made requires authentication.",
+        ));
+    }
+    w.auths.push(method_name.clone());
+    let token = format!("gAAAAAB{}", uuid::Uuid::new_v4().simple());
+    w.tokens.insert(token.clone(), Instant::now() + w.token_ttl);
+    reply(
+        201,
+        token_body(w, &method_name),
+        None,
+        &[("x-subject-token", token)],
+    )
+}
+
+fn token_body(w: &World, method: &str) -> Value {
+    let expires = chrono::Utc::now() + chrono::Duration::from_std(w.token_ttl).unwrap();
+    let endpoint = |kind: &str, name: &str, url: String| {
+        json!({"type": kind, "name": name, "id": id(), "endpoints": [
+            {"id": id(), "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": url},
+            {"id": id(), "interface": "internal", "region": "RegionOne", "region_id": "RegionOne", "url": url}
+        ]})
+    };
+    let b = &w.base;
+    json!({"token": {
+        "methods": [method],
+        "expires_at": expires.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        "issued_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        "user": {"id": "u1", "name": USERNAME, "domain": {"id": "default", "name": "Default"}},
+        "project": {"id": w.project_id, "name": PROJECT, "domain": {"id": "default", "name": "Default"}},
+        "roles": [{"id": "r1", "name": "member"}],
+        "catalog": [
+            endpoint("identity", "keystone", format!("{b}/identity")),
+            endpoint("compute", "nova", format!("{b}/compute/v2.1")),
+            endpoint("block-storage", "cinder", format!("{b}/volume/v3/{}", w.project_id)),
+            endpoint("network", "neutron", format!("{b}/network")),
+            endpoint("image", "glance", format!("{b}/image")),
+        ]
+    }})
+}
+
+fn server_json(w: &World, s: &FakeServer) -> Value {
+    let net = NETWORK;
+    let mut addrs = vec![
+        json!({"addr": s.address, "version": 4, "OS-EXT-IPS:type": "fixed",
+        "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}),
+    ];
+    for f in w
+        .fips
+        .values()
+        .filter(|f| f.port_id.as_deref() == Some(&s.port_id))
+    {
+        addrs.push(
+            json!({"addr": f.address, "version": 4, "OS-EXT-IPS:type": "floating",
+            "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}),
+        );
+    }
+    let mut v = json!({
+        "id": s.id, "name": s.name, "status": s.status,
+        "OS-EXT-STS:task_state": s.task_state,
+        "OS-EXT-STS:vm_state": s.status.to_lowercase(),
+        "tenant_id": w.project_id, "user_id": "u1",
+        "addresses": { net: addrs },
+        "metadata": s.metadata,
+        "image": "",
+        "flavor": {"original_name": FLAVOR, "vcpus": 4, "ram": 16384, "disk": 0},
+        "os-extended-volumes:volumes_attached": [{"id": s.volume_id, "delete_on_termination": s.delete_on_termination}],
+        "links": [],
+    });
+    if let Some(fault) = &s.fault {
+        v["fault"] = json!({"code": 500, "message": fault, "created": "2026-01-01T00:00:00Z"});
+    }
+    v
+}
+
+/// Nova v2.1.
+fn compute(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    _query: &HashMap<String, String>,
+    body: Option<Value>,
+) -> Response {
+    match (method.as_str(), seg) {
+        ("GET", ["flavors", "detail"]) => ok(json!({"flavors": [
+            {"id": "3", "name": "m1.medium", "vcpus": 2, "ram": 4096, "disk": 40, "links": []},
+            {"id": "4", "name": FLAVOR, "vcpus": 4, "ram": 16384, "disk": 80, "links": []},
+        ]})),
+        ("GET", ["os-keypairs", name]) => {
+            if *name == KEY {
+                ok(
+                    json!({"keypair": {"name": KEY, "type": "ssh", "public_key": "ssh-ed25519 AAAA admin",
+                    "fingerprint": "aa:bb", "user_id": "u1", "id": 1, "created_at": "2026-01-01T00:00:00Z", "deleted": false}}),
+                )
+            } else {
+                err(error(
+                    404,
+                    "itemNotFound",
+                    &format!("Keypair {name} not found for user u1"),
+                ))
+            }
+        }
+        ("GET", ["limits"]) => {
+            let used = w.servers.len() as i64 + w.extra_instances;
+            ok(json!({"limits": {"rate": [], "absolute": {
+                "maxTotalInstances": w.limits.instances, "totalInstancesUsed": used,
+                "maxTotalCores": w.limits.cores, "totalCoresUsed": used * 4,
+                "maxTotalRAMSize": w.limits.ram, "totalRAMUsed": used * 16384,
+                "maxServerMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240,
+                "maxTotalKeypairs": 100, "maxServerGroups": 10, "maxServerGroupMembers": 10,
+                "totalServerGroupsUsed": 0
+            }}}))
+        }
+        ("POST", ["servers"]) => {
+            let body = body.unwrap_or(Value::Null);
+            let s = &body["server"];
+            let used = w.servers.len() as i64 + w.extra_instances;
+            if used >= w.limits.instances {
+                return err(error(
+                    403,
+                    "forbidden",
+                    &format!(
+                        "Quota exceeded for instances: Requested 1, but already used {used} of {} instances",
+                        w.limits.instances
+                    ),
+                ));
+            }
+            let bdm = &s["block_device_mapping_v2"][0];
+            let (server_id, volume_id, port_id) = (id(), id(), id());
+            let n = w.servers.len() + w.volumes.len() + 5;
+            let address = if w.server_address.is_empty() {
+                format!("10.0.0.{n}")
+            } else {
+                w.server_address.clone()
+            };
+            let metadata: BTreeMap<String, String> =
+                serde_json::from_value(s["metadata"].clone()).unwrap_or_default();
+            let fault = w.boot_fault.take();
+            w.volumes.insert(
+                volume_id.clone(),
+                FakeVolume {
+                    id: volume_id.clone(),
+                    size: bdm["volume_size"].as_u64().unwrap_or(1),
+                    status: "in-use".into(),
+                    server_id: Some(server_id.clone()),
+                },
+            );
+            let polls = w.boot_polls;
+            w.servers.insert(
+                server_id.clone(),
+                FakeServer {
+                    id: server_id.clone(),
+                    name: s["name"].as_str().unwrap_or("").into(),
+                    status: "BUILD".into(),
+                    task_state: Some("spawning".into()),
+                    fault,
+                    metadata,
+                    volume_id,
+                    delete_on_termination: bdm["delete_on_termination"].as_bool().unwrap_or(false),
+                    address,
+                    port_id,
+                    polls_until_active: polls,
+                    polls_until_gone: None,
+                },
+            );
+            reply(
+                202,
+                json!({"server": {"id": server_id, "links": [], "OS-DCF:diskConfig": "MANUAL",
+                "security_groups": s["security_groups"], "adminPass": "not-used"}}),
+                None,
+                &[],
+            )
+        }
+        ("GET", ["servers", "detail"]) => {
+            let servers: Vec<Value> = w.servers.values().map(|s| server_json(w, s)).collect();
+            ok(json!({"servers": servers, "servers_links": []}))
+        }
+        ("GET", ["servers", sid]) => {
+            let Some(s) = w.servers.get_mut(*sid) else {
+                return err(error(404, "itemNotFound", "Instance could not be found"));
+            };
+            if let Some(left) = s.polls_until_gone.as_mut() {
+                if *left == 0 {
+                    let s = w.servers.remove(*sid).unwrap();
+                    finish_delete(w, &s);
+                    return err(error(404, "itemNotFound", "Instance could not be found"));
+                }
+                *left -= 1;
+            } else if s.status == "BUILD" {
+                if s.polls_until_active == 0 {
+                    s.task_state = None;
+                    s.status = if s.fault.is_some() {
+                        "ERROR".into()
+                    } else {
+                        "ACTIVE".into()
+                    };
+                } else {
+                    s.polls_until_active -= 1;
+                }
+            }
+            let s = w.servers[*sid].clone();
+            ok(json!({"server": server_json(w, &s)}))
+        }
+        ("DELETE", ["servers", sid]) => match w.servers.get_mut(*sid) {
+            Some(s) => {
+                s.task_state = Some("deleting".into());
+                s.polls_until_gone.get_or_insert(1);
+                reply(204, Value::Null, None, &[])
+            }
+            None => err(error(404, "itemNotFound", "Instance could not be found")),
+        },
+        ("POST", ["servers", sid, "action"]) => {
+            if !w.servers.contains_key(*sid) {
+                return err(error(404, "itemNotFound", "Instance could not be found"));
+            }
+            let length = body
+                .as_ref()
+                .and_then(|b| b["os-getConsoleOutput"]["length"].as_u64())
+                .unwrap_or(50);
+            let all = [
+                "FAKE CONSOLE OUTPUT",
+                "Cloud-init v. 24.4 running 'modules:final'",
+                "LAST LINE",
+            ];
+            let skip = all.len().saturating_sub(length as usize);
+            ok(json!({"output": all[skip..].join("\n")}))
+        }
+        _ => err(error(
+            404,
+            "itemNotFound",
+            "The resource could not be found.",
+        )),
+    }
+}
+
+/// What Nova does once a server is gone: its boot volume is deleted (if
+/// asked) or detached, its port removed, its floating IP disassociated.
+fn finish_delete(w: &mut World, s: &FakeServer) {
+    if s.delete_on_termination {
+        w.volumes.remove(&s.volume_id);
+    } else if let Some(v) = w.volumes.get_mut(&s.volume_id) {
+        v.status = "available".into();
+        v.server_id = None;
+    }
+    for f in w.fips.values_mut() {
+        if f.port_id.as_deref() == Some(&s.port_id) {
+            f.port_id = None;
+        }
+    }
+}
+
+/// Cinder v3 (below `/v3/{project_id}`).
+fn volume(w: &mut World, method: &Method, seg: &[&str]) -> Response {
+    match (method.as_str(), seg) {
+        ("GET", ["volumes", "detail"]) => {
+            let volumes: Vec<Value> = w.volumes.values().map(|v| json!({
+                "id": v.id, "name": "", "status": v.status, "size": v.size, "bootable": "true",
+                "metadata": {}, "availability_zone": "nova", "volume_type": "__DEFAULT__",
+                "attachments": v.server_id.iter().map(|s| json!({"server_id": s, "attachment_id": id(),
+                    "volume_id": v.id, "device": "/dev/vda", "id": v.id})).collect::<Vec<_>>(),
+            })).collect();
+            ok(json!({"volumes": volumes}))
+        }
+        ("DELETE", ["volumes", vid]) => match w.volumes.get(*vid) {
+            None => err(error(
+                404,
+                "itemNotFound",
+                &format!("Volume {vid} could not be found."),
+            )),
+            Some(v) if v.status != "available" => err(error(
+                400,
+                "badRequest",
+                "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.",
+            )),
+            Some(_) => {
+                w.volumes.remove(*vid);
+                reply(202, Value::Null, None, &[])
+            }
+        },
+        ("GET", ["limits"]) => {
+            let gb: u64 = w.volumes.values().map(|v| v.size).sum();
+            ok(json!({"limits": {"rate": [], "absolute": {
+                "maxTotalVolumes": w.limits.volumes, "totalVolumesUsed": w.volumes.len(),
+                "maxTotalVolumeGigabytes": w.limits.gigabytes, "totalGigabytesUsed": gb,
+                "maxTotalSnapshots": 10, "totalSnapshotsUsed": 0,
+                "maxTotalBackups": 10, "totalBackupsUsed": 0,
+                "maxTotalBackupGigabytes": 1000, "totalBackupGigabytesUsed": 0
+            }}}))
+        }
+        _ => err(error(
+            404,
+            "itemNotFound",
+            "The resource could not be found.",
+        )),
+    }
+}
+
+fn fip_json(w: &World, f: &FakeFip) -> Value {
+    let pool = w.networks.iter().find(|n| n["name"] == POOL).unwrap()["id"].clone();
+    json!({"id": f.id, "floating_ip_address": f.address, "floating_network_id": pool,
+        "port_id": f.port_id, "fixed_ip_address": Value::Null, "router_id": Value::Null,
+        "status": if f.port_id.is_some() { "ACTIVE" } else { "DOWN" },
+        "project_id": w.project_id, "tenant_id": w.project_id, "description": f.description,
+        "tags": [], "revision_number": 1})
+}
+
+/// Neutron: version discovery at the root, then v2.0.
+fn network(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    query: &HashMap<String, String>,
+    body: Option<Value>,
+) -> Response {
+    if seg.is_empty() {
+        return ok(json!({"versions": [{"id": "v2.0", "status": "CURRENT",
+            "links": [{"href": format!("{}/network/v2.0/", w.base), "rel": "self"}]}]}));
+    }
+    let seg = &seg[1..];
+    match (method.as_str(), seg) {
+        ("GET", ["networks"]) => ok(json!({"networks": w.networks})),
+        ("GET", ["security-groups"]) => {
+            let groups: Vec<&Value> = w
+                .sgs
+                .iter()
+                .filter(|g| {
+                    query
+                        .get("project_id")
+                        .is_none_or(|p| g["project_id"] == p.as_str())
+                })
+                .collect();
+            ok(json!({"security_groups": groups}))
+        }
+        ("GET", ["ports"]) => {
+            let device = query.get("device_id").cloned().unwrap_or_default();
+            let net = w.networks[0]["id"].clone();
+            let ports: Vec<Value> = w.servers.values().filter(|s| s.id == device).map(|s| json!({
+                "id": s.port_id, "device_id": s.id, "device_owner": "compute:nova", "network_id": net,
+                "fixed_ips": [{"ip_address": s.address, "subnet_id": "s1"}], "status": "ACTIVE",
+                "mac_address": "fa:16:3e:00:00:01"})).collect();
+            ok(json!({"ports": ports}))
+        }
+        ("GET", ["floatingips"]) => {
+            let fips: Vec<Value> = w
+                .fips
+                .values()
+                .map(|f| fip_json(w, f))
+                .filter(|f| {
+                    query
+                        .iter()
+                        .all(|(k, v)| f.get(k).is_none_or(|x| x.as_str() == Some(v.as_str())))
+                })
+                .collect();
+            ok(json!({"floatingips": fips}))
+        }
+        ("POST", ["floatingips"]) => {
+            if w.fips.len() as i64 >= w.limits.floatingips {
+                return err(neutron_error(
+                    409,
+                    "OverQuota",
+                    "Quota exceeded for resources: ['floatingip'].",
+                ));
+            }
+            let Some(address) = w.pool_free.pop() else {
+                let pool = w.networks.iter().find(|n| n["name"] == POOL).unwrap()["id"].to_string();
+                return err(neutron_error(
+                    409,
+                    "IpAddressGenerationFailure",
+                    &format!("No more IP addresses available on network {pool}."),
+                ));
+            };
+            let b = &body.unwrap_or(Value::Null)["floatingip"];
+            let f = FakeFip {
+                id: id(),
+                address,
+                port_id: b["port_id"].as_str().map(str::to_owned),
+                description: b["description"].as_str().unwrap_or("").into(),
+            };
+            w.fips.insert(f.id.clone(), f.clone());
+            reply(201, json!({"floatingip": fip_json(w, &f)}), None, &[])
+        }
+        ("PUT", ["floatingips", fid]) => {
+            let b = body.unwrap_or(Value::Null)["floatingip"].clone();
+            let Some(f) = w.fips.get_mut(*fid) else {
+                return err(neutron_error(
+                    404,
+                    "FloatingIPNotFound",
+                    &format!("Floating IP {fid} could not be found"),
+                ));
+            };
+            f.port_id = b["port_id"].as_str().map(str::to_owned);
+            if let Some(d) = b["description"].as_str() {
+                f.description = d.into();
+            }
+            let f = f.clone();
+            ok(json!({"floatingip": fip_json(w, &f)}))
+        }
+        ("DELETE", ["floatingips", fid]) => match w.fips.remove(*fid) {
+            Some(f) => {
+                w.pool_free.push(f.address);
+                reply(204, Value::Null, None, &[])
+            }
+            None => err(neutron_error(
+                404,
+                "FloatingIPNotFound",
+                &format!("Floating IP {fid} could not be found"),
+            )),
+        },
+        ("GET", ["quotas", _project, "details"]) => ok(json!({"quota": {
+            "floatingip": {"limit": w.limits.floatingips, "used": w.fips.len(), "reserved": 0},
+            "network": {"limit": 100, "used": 1, "reserved": 0},
+            "port": {"limit": 500, "used": w.servers.len(), "reserved": 0},
+            "security_group": {"limit": 10, "used": 3, "reserved": 0}
+        }})),
+        _ => err(neutron_error(
+            404,
+            "HTTPNotFound",
+            "The resource could not be found.",
+        )),
+    }
+}
+
+/// Glance: version discovery at the root, then v2.
+fn image(w: &mut World, seg: &[&str], query: &HashMap<String, String>) -> Response {
+    if seg.is_empty() {
+        return ok(json!({"versions": [{"id": "v2.16", "status": "CURRENT",
+            "links": [{"href": format!("{}/image/v2/", w.base), "rel": "self"}]}]}));
+    }
+    match &seg[1..] {
+        ["images"] => {
+            let images: Vec<&Value> = w
+                .images
+                .iter()
+                .filter(|i| query.get("name").is_none_or(|n| i["name"] == n.as_str()))
+                .collect();
+            ok(json!({"images": images, "first": "/v2/images", "schema": "/v2/schemas/images"}))
+        }
+        ["images", iid] => match w.images.iter().find(|i| i["id"] == *iid) {
+            Some(i) => ok(i.clone()),
+            None => reply(404, Value::Null, None, &[]),
+        },
+        _ => reply(404, Value::Null, None, &[]),
+    }
+}
+
+impl World {
+    /// The ids of this project's security groups with these names.
+    pub fn sgs_named(&self, names: &[&str]) -> Vec<Value> {
+        names
+            .iter()
+            .map(|n| {
+                self.sgs
+                    .iter()
+                    .find(|g| g["name"] == *n && g["project_id"] == self.project_id.as_str())
+                    .expect("the group exists")["id"]
+                    .clone()
+            })
+            .collect()
+    }
+}
+
+impl World {
+    pub fn faults_clear(&mut self) {
+        self.faults.clear();
+    }
+}
