@@ -9,7 +9,7 @@ use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, Visitor};
 use super::{AppState, WebError};
 use crate::secret;
-use crate::store::{LinkState, LinkUse};
+use crate::store::{LinkState, LinkUse, User};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -100,13 +100,13 @@ async fn resolve(state: &AppState, ip: ClientIp, presented: &str) -> Result<Link
     }
 }
 
-async fn invitation(
-    State(state): State<AppState>,
-    visitor: Visitor,
-    ip: ClientIp,
-    Path(presented): Path<String>,
-) -> Result<Response, WebError> {
-    let link = resolve(&state, ip, &presented).await?;
+/// Who the link is for: the logged-in visitor (a logged-out one goes through
+/// the login and comes back here), unless they are blocked.
+fn invitee<'v>(
+    state: &AppState,
+    visitor: &'v Visitor,
+    presented: &str,
+) -> Result<&'v User, WebError> {
     let Some(user) = &visitor.user else {
         return Err(WebError::LoginRequired {
             next: format!("/register/{presented}"),
@@ -115,6 +115,17 @@ async fn invitation(
     if state.config.registration.is_blocked(&user.login) {
         return Err(WebError::Blocked);
     }
+    Ok(user)
+}
+
+async fn invitation(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    ip: ClientIp,
+    Path(presented): Path<String>,
+) -> Result<Response, WebError> {
+    let link = resolve(&state, ip, &presented).await?;
+    let user = invitee(&state, &visitor, &presented)?;
     Ok(render(RegisterPage {
         layout: visitor.layout(&state, "Register"),
         label: link.label().to_owned(),
@@ -134,14 +145,7 @@ async fn register(
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
     let link = resolve(&state, ip, &presented).await?;
-    let Some(user) = &visitor.user else {
-        return Err(WebError::LoginRequired {
-            next: format!("/register/{presented}"),
-        });
-    };
-    if state.config.registration.is_blocked(&user.login) {
-        return Err(WebError::Blocked);
-    }
+    let user = invitee(&state, &visitor, &presented)?;
     let via = format!("link: {}", link.label());
     let newly = match &link {
         Link::Configured => state.store.register(user.github_id, &via).await?,
