@@ -403,7 +403,12 @@ impl Store {
         let Some((state, current_progress, last_seq)) = current else {
             return Ok(CallbackOutcome::Refused);
         };
-        if !matches!(state, VmState::Booting | VmState::Building) {
+        // `creating` too: a server whose creation answer was lost (and not
+        // yet adopted) is already running and reporting.
+        if !matches!(
+            state,
+            VmState::Creating | VmState::Booting | VmState::Building
+        ) {
             return Ok(CallbackOutcome::Refused);
         }
         if seq <= last_seq {

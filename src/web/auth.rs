@@ -160,23 +160,24 @@ async fn github_callback(
         .store
         .record_login(identity.id, &identity.login)
         .await?;
-    let next = visitor.take_next().await?;
-    visitor.log_in(&user).await?;
+    // Membership is asked before the session changes: a GitHub failure
+    // here must leave nobody logged in.
     let needs_org = !user.is_registered()
         && !registration.is_admin(&user.login)
         && !registration.allowed_orgs.is_empty();
-    if needs_org {
-        let member = github
+    let member = needs_org
+        && github
             .is_member(&identity.token, &identity.login, &registration.allowed_orgs)
             .await
             .map_err(|e| WebError::LoginFailed(e.to_string()))?;
-        if member {
-            visitor
-                .grant_org_access(OrgAccess {
-                    github_token: identity.token.expose_secret().to_owned(),
-                })
-                .await?;
-        }
+    let next = visitor.take_next().await?;
+    visitor.log_in(&user).await?;
+    if member {
+        visitor
+            .grant_org_access(OrgAccess {
+                github_token: identity.token.expose_secret().to_owned(),
+            })
+            .await?;
     }
     tracing::info!(user = %user.login, "GitHub login");
     Ok(Redirect::to(&next).into_response())

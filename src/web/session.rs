@@ -57,6 +57,10 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<SqliteStore> {
         .with_secure(secure)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(CookieDuration::minutes(idle)))
+        // Saving is what pushes the idle expiry back; without it a session
+        // that only reads would end session_idle_minutes after login,
+        // however active its user. One small SQLite write per request.
+        .with_always_save(true)
 }
 
 /// Whoever sent the request: maybe logged in, always with a CSRF token.
