@@ -17,6 +17,7 @@ mod lifecycle;
 mod readiness;
 mod registration_links;
 mod restart;
+mod secrets_in_logs;
 mod sessions;
 mod users_cli;
 mod validation;
