@@ -8,6 +8,7 @@ mod crash_safety;
 mod deletion;
 mod get_never_mutates;
 mod helpers;
+mod image_build;
 mod journey;
 mod launch_script;
 mod lifecycle;
