@@ -739,6 +739,16 @@ mod tests {
         assert_eq!(c.image.snapshot_timeout_minutes, 60);
     }
 
+    #[test]
+    fn the_image_build_needs_a_base_image_and_positive_timeouts() {
+        let e = load_str("[image]\nbuild_timeout_minutes = 0").unwrap_err();
+        assert_eq!(e.key, "image.build_timeout_minutes");
+        let e = load_str("[image]\nbase_image = \"\"").unwrap_err();
+        assert_eq!(e.key, "image.base_image");
+        let c = load_str("[image]\nbuilder_flavor = \"m1.xlarge\"").unwrap();
+        assert_eq!(c.image.builder_flavor, "m1.xlarge");
+    }
+
     // figment's Jail fixes the closure's error type.
     #[allow(clippy::result_large_err)]
     #[test]

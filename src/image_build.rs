@@ -457,6 +457,12 @@ pub struct ConsoleTail {
 
 impl ConsoleTail {
     pub fn advance(&mut self, output: &str) -> Vec<String> {
+        // An empty answer is Nova not showing the console (409 while the
+        // server changes state), not a console that was wiped: keep the
+        // last look, or the next one would print everything again.
+        if output.is_empty() {
+            return Vec::new();
+        }
         let now: Vec<String> = output.lines().map(str::to_owned).collect();
         let longest = self.last.len().min(now.len());
         let overlap = (0..=longest)
@@ -484,6 +490,7 @@ mod tests {
         // Repeated lines are new lines when they come again.
         assert_eq!(tail.advance("d\ne\ne"), ["e"]);
         assert_eq!(tail.advance(""), Vec::<String>::new());
+        assert_eq!(tail.advance("d\ne\ne\nf"), ["f"]);
     }
 
     #[test]
