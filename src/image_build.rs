@@ -195,9 +195,12 @@ struct Made {
     image: Option<String>,
 }
 
-/// Build the image. `cancel` interrupts the build at its next await; what
-/// it made is deleted before this returns, in every case but success,
-/// where the image stays and only the builder goes.
+/// Build the image. `cancel` interrupts the build while it waits or looks;
+/// a request that creates something (the builder, the snapshot) is let
+/// finish first, because dropping it half-way could leave a resource whose
+/// id we never learn. What the build made is deleted before this returns,
+/// in every case but success, where the image stays and only the builder
+/// goes.
 pub async fn build_image(
     cloud: &dyn Cloud,
     plan: &Plan,
@@ -206,11 +209,7 @@ pub async fn build_image(
     cancel: &CancellationToken,
 ) -> Result<Built, Failure> {
     let mut made = Made::default();
-    let outcome = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => Err(BuildError::Interrupted),
-        r = work(cloud, plan, timing, &mut *progress, &mut made) => r,
-    };
+    let outcome = work(cloud, plan, timing, &mut *progress, &mut made, cancel).await;
     let patience = Patience {
         poll: timing.poll,
         timeout: timing.teardown_timeout,
@@ -240,8 +239,10 @@ async fn work(
     timing: &Timing,
     progress: &mut (dyn FnMut(Progress) + Send),
     made: &mut Made,
+    cancel: &CancellationToken,
 ) -> Result<String, BuildError> {
     let started = Instant::now();
+    stop_if(cancel)?;
     let spec = BuilderSpec {
         name: plan.builder_name(),
         image: plan.base_image.clone(),
@@ -261,10 +262,11 @@ async fn work(
             source,
         })?;
     made.builder = Some(builder.clone());
+    stop_if(cancel)?;
     progress(Progress::Step(format!(
         "builder {builder} requested; following its console until it powers off"
     )));
-    let verdict = watch_build(cloud, &builder, timing, started, progress).await?;
+    let verdict = watch_build(cloud, &builder, timing, started, progress, cancel).await?;
     match verdict {
         ImageBuildVerdict::Succeeded => {}
         ImageBuildVerdict::Failed(reason) => return Err(BuildError::BuildFailed(reason)),
@@ -282,7 +284,8 @@ async fn work(
             source,
         })?;
     made.image = Some(image.clone());
-    wait_until_active(cloud, &image, timing, progress).await?;
+    stop_if(cancel)?;
+    wait_until_active(cloud, &image, timing, progress, cancel).await?;
     Ok(image)
 }
 
@@ -294,13 +297,14 @@ async fn watch_build(
     timing: &Timing,
     started: Instant,
     progress: &mut (dyn FnMut(Progress) + Send),
+    cancel: &CancellationToken,
 ) -> Result<ImageBuildVerdict, BuildError> {
     let deadline = started + timing.build_timeout;
     let mut tail = ConsoleTail::default();
     let mut verdict = ImageBuildVerdict::Unknown;
     let mut last_status = None;
     loop {
-        let looked = match cloud.get_server(builder).await {
+        let looked = match unless_stopped(cancel, cloud.get_server(builder)).await? {
             Ok(server) => Some(server),
             // A blip of the cloud during a long build is not the build's
             // failure: look again at the next poll.
@@ -316,7 +320,7 @@ async fn watch_build(
             }
         };
         // Read after the status, so a SHUTOFF server's console is complete.
-        match cloud.console_output(builder, CONSOLE_WINDOW).await {
+        match unless_stopped(cancel, cloud.console_output(builder, CONSOLE_WINDOW)).await? {
             Ok(output) => {
                 let new = tail.advance(&output);
                 let said = image_build_verdict(&new.join("\n"));
@@ -354,7 +358,7 @@ async fn watch_build(
         if Instant::now() >= deadline {
             return Err(BuildError::BuildTimedOut(minutes(timing.build_timeout)));
         }
-        tokio::time::sleep(timing.poll).await;
+        unless_stopped(cancel, tokio::time::sleep(timing.poll)).await?;
     }
 }
 
@@ -363,11 +367,12 @@ async fn wait_until_active(
     image: &str,
     timing: &Timing,
     progress: &mut (dyn FnMut(Progress) + Send),
+    cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     let deadline = Instant::now() + timing.snapshot_timeout;
     let mut last = None;
     loop {
-        match cloud.get_image(image).await {
+        match unless_stopped(cancel, cloud.get_image(image)).await? {
             Ok(Some(found)) => {
                 if last.as_ref() != Some(&found.status) {
                     progress(Progress::Step(match &found.status {
@@ -399,7 +404,28 @@ async fn wait_until_active(
                 timing.snapshot_timeout,
             )));
         }
-        tokio::time::sleep(timing.poll).await;
+        unless_stopped(cancel, tokio::time::sleep(timing.poll)).await?;
+    }
+}
+
+fn stop_if(cancel: &CancellationToken) -> Result<(), BuildError> {
+    if cancel.is_cancelled() {
+        Err(BuildError::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// Wait for `step` (a look or a pause, which creates nothing) unless the
+/// build is cancelled first.
+async fn unless_stopped<T>(
+    cancel: &CancellationToken,
+    step: impl std::future::Future<Output = T>,
+) -> Result<T, BuildError> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(BuildError::Interrupted),
+        done = step => Ok(done),
     }
 }
 

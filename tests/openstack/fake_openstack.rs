@@ -133,6 +133,8 @@ pub struct World {
     pub snapshot_polls: u32,
     /// New snapshots end `killed` instead of active.
     pub snapshot_fails: bool,
+    /// The answer to `createImage` comes this long after the image exists.
+    pub snapshot_reply_delay: Duration,
     /// GETs left per image still being made.
     image_polls: HashMap<String, u32>,
     pub networks: Vec<Value>,
@@ -198,6 +200,7 @@ impl FakeOpenStack {
             builder_powers_off: true,
             snapshot_polls: 2,
             snapshot_fails: false,
+            snapshot_reply_delay: Duration::ZERO,
             image_polls: HashMap::new(),
             networks: vec![private, public],
             images: vec![
@@ -355,6 +358,25 @@ async fn handle(
         tokio::time::sleep(latency).await;
     }
     let body: Option<Value> = serde_json::from_slice(&body).ok();
+    let snapshot = body
+        .as_ref()
+        .is_some_and(|b| b.get("createImage").is_some());
+    let response = answer(&fake, method, uri, headers, body);
+    let delay = fake.world().snapshot_reply_delay;
+    if snapshot && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// The answer to one call, from the world as it is.
+fn answer(
+    fake: &FakeOpenStack,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Option<Value>,
+) -> Response {
     let query: HashMap<String, String> = uri
         .query()
         .map(|q| {

@@ -293,12 +293,15 @@ async fn an_interrupted_build_deletes_the_builder() {
 
 #[tokio::test]
 async fn an_interruption_while_the_snapshot_saves_deletes_the_half_made_image_too() {
-    // Arrange: the snapshot would stay `saving` for a long time.
+    // Arrange: the snapshot would stay `saving` for a long time, and Nova's
+    // answer to createImage comes well after the image exists: the
+    // interruption lands between the two.
     let env = setup().await;
     {
         let mut w = env.fake.world();
         w.builder_console = console(OK);
         w.snapshot_polls = 1_000_000;
+        w.snapshot_reply_delay = Duration::from_millis(300);
     }
     let cancel = CancellationToken::new();
     let interrupt = {
