@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `users`, `vm`, `check`. Every command goes
+//! The command line: `serve`, `demo`, `users`, `vm`, `image`, `check`. Every command goes
 //! through the same store and provisioner as the web pages.
 
 use crate::app::{self, Application, Login as LoginChoice, Options};
@@ -41,6 +41,9 @@ enum Command {
     /// Look at and manage VMs.
     #[command(subcommand)]
     Vm(VmCommand),
+    /// Build the snapshot image VMs boot from.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Check the cloud: credentials, image, flavor, key pair, security
     /// groups, network, floating IP pool and quotas (exit 1 on any FAIL).
     Check,
@@ -51,6 +54,24 @@ struct DemoArgs {
     /// Where to listen (loopback only); default: server.bind.
     #[arg(long, value_name = "HOST:PORT")]
     bind: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Boot a builder VM from the base image with cloud-init/base-image.yaml,
+    /// wait until it powers off, snapshot it and delete it; prints the new
+    /// image's id. Ctrl-C deletes what the build made.
+    Build {
+        /// Name of the new image (default: stackbinder-snapshot-<date>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Stock image to start from, name or id (default: image.base_image).
+        #[arg(long, value_name = "IMAGE")]
+        base_image: Option<String>,
+        /// Flavor of the builder, name or id (default: image.builder_flavor).
+        #[arg(long)]
+        flavor: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +169,11 @@ impl Cli {
             Command::Users(cmd) => users(Config::load(config_path)?, cmd).await,
             Command::Vm(cmd) => vm(Config::load(config_path)?, cmd).await,
             Command::Check => check(Config::load(config_path)?).await,
+            Command::Image(ImageCommand::Build {
+                name,
+                base_image,
+                flavor,
+            }) => build_image(Config::load(config_path)?, name, base_image, flavor).await,
         }
     }
 }
@@ -242,6 +268,67 @@ async fn check(config: Config) -> anyhow::Result<()> {
         bail!("{failed} of {} checks failed", items.len());
     }
     println!("all {} checks passed", items.len());
+    Ok(())
+}
+
+/// `image build`: the build with its progress on stdout, raced with Ctrl-C,
+/// which cancels it (the build then deletes what it made); a second Ctrl-C
+/// stops at once.
+async fn build_image(
+    config: Config,
+    name: Option<String>,
+    base_image: Option<String>,
+    flavor: Option<String>,
+) -> anyhow::Result<()> {
+    use crate::image_build::{self, Plan, Progress, Timing};
+    let plan = Plan::from_config(&config.image, name, base_image, flavor)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let cloud = app::cloud_from_config(&config);
+    println!(
+        "building image {:?} on the {} cloud (Ctrl-C stops and deletes what it made)",
+        plan.name,
+        cloud.kind()
+    );
+    let mut show = |p: Progress| match p {
+        Progress::Step(step) => println!("==> {step}"),
+        Progress::Console(line) => println!("    | {line}"),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let timing = Timing::from_config(&config);
+    let build = image_build::build_image(&*cloud, &plan, &timing, &mut show, &cancel);
+    tokio::pin!(build);
+    let result = tokio::select! {
+        result = &mut build => result,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: deleting what the build made (Ctrl-C again to leave it)");
+            cancel.cancel();
+            tokio::select! {
+                result = &mut build => result,
+                _ = tokio::signal::ctrl_c() => bail!(
+                    "stopped without cleaning up: delete the server {:?} and any image {:?} by hand",
+                    plan.builder_name(),
+                    plan.name
+                ),
+            }
+        }
+    };
+    let built = result?;
+    println!();
+    println!("image {:?} is active: {}", built.name, built.image_id);
+    println!("use it in the configuration:");
+    println!();
+    println!("    cloud.image = \"{}\"", built.image_id);
+    println!();
+    println!(
+        "(that is, image = \"{0}\" in the [cloud] section of config.toml, or STACKBINDER_CLOUD__IMAGE={0})",
+        built.image_id
+    );
+    if !built.left_behind.is_empty() {
+        bail!(
+            "the image is fine, but these could not be deleted, delete them by hand: {}",
+            built.left_behind.join("; ")
+        );
+    }
     Ok(())
 }
 

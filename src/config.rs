@@ -373,6 +373,14 @@ pub struct ImageConfig {
     pub docker_mtu: u16,
     /// The jupyter-repo2docker release installed from PyPI.
     pub repo2docker_version: String,
+    /// The stock image `stackbinder image build` boots (name or id).
+    pub base_image: String,
+    /// The flavor of the builder VM; its root disk holds the whole image.
+    pub builder_flavor: String,
+    /// The builder must power off within this long.
+    pub build_timeout_minutes: u64,
+    /// The snapshot must be active in Glance within this long.
+    pub snapshot_timeout_minutes: u64,
 }
 
 impl Default for ImageConfig {
@@ -381,6 +389,10 @@ impl Default for ImageConfig {
             prebuild: vec![LaunchConfig::default().default_repo],
             docker_mtu: 1400,
             repo2docker_version: "2026.4.0".into(),
+            base_image: "ubuntu-24.04".into(),
+            builder_flavor: "m1.large".into(),
+            build_timeout_minutes: 90,
+            snapshot_timeout_minutes: 60,
         }
     }
 }
@@ -594,6 +606,20 @@ impl Config {
                 "write a jupyter-repo2docker release from PyPI, e.g. \"2026.4.0\"",
             ));
         }
+        if self.image.base_image.trim().is_empty() || self.image.builder_flavor.trim().is_empty() {
+            return Err(ConfigError::new(
+                "image.base_image",
+                "the image build needs a base image and a builder flavor",
+                "set image.base_image to a stock Ubuntu 24.04 image and image.builder_flavor to a flavor with a root disk",
+            ));
+        }
+        if self.image.build_timeout_minutes == 0 || self.image.snapshot_timeout_minutes == 0 {
+            return Err(ConfigError::new(
+                "image.build_timeout_minutes",
+                "the build and snapshot timeouts must be positive",
+                "use e.g. build_timeout_minutes = 90 and snapshot_timeout_minutes = 60",
+            ));
+        }
         self.secrets().map(|_| ())
     }
 
@@ -707,6 +733,20 @@ mod tests {
         assert_eq!(c.image.prebuild, defaults.prebuild);
         assert_eq!(c.image.docker_mtu, defaults.docker_mtu);
         assert_eq!(c.image.repo2docker_version, defaults.repo2docker_version);
+        assert_eq!(c.image.base_image, defaults.base_image);
+        assert_eq!(c.image.builder_flavor, defaults.builder_flavor);
+        assert_eq!(c.image.build_timeout_minutes, 90);
+        assert_eq!(c.image.snapshot_timeout_minutes, 60);
+    }
+
+    #[test]
+    fn the_image_build_needs_a_base_image_and_positive_timeouts() {
+        let e = load_str("[image]\nbuild_timeout_minutes = 0").unwrap_err();
+        assert_eq!(e.key, "image.build_timeout_minutes");
+        let e = load_str("[image]\nbase_image = \"\"").unwrap_err();
+        assert_eq!(e.key, "image.base_image");
+        let c = load_str("[image]\nbuilder_flavor = \"m1.xlarge\"").unwrap();
+        assert_eq!(c.image.builder_flavor, "m1.xlarge");
     }
 
     // figment's Jail fixes the closure's error type.

@@ -1,6 +1,9 @@
 //! A `Cloud` that times every call and counts failures, by service.
 
-use super::{CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Owned, Server, ServerSpec};
+use super::{
+    BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, Owned, Server,
+    ServerSpec,
+};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use std::future::Future;
@@ -102,6 +105,30 @@ impl Cloud for Metered {
 
     async fn find_server(&self, vm_id: &str) -> CloudResult<Option<Server>> {
         self.measure("compute", "find_server", self.inner.find_server(vm_id))
+            .await
+    }
+
+    async fn create_builder(&self, spec: &BuilderSpec) -> CloudResult<String> {
+        self.measure("compute", "create_builder", self.inner.create_builder(spec))
+            .await
+    }
+
+    async fn create_image(&self, server_id: &str, name: &str) -> CloudResult<String> {
+        self.measure(
+            "compute",
+            "create_image",
+            self.inner.create_image(server_id, name),
+        )
+        .await
+    }
+
+    async fn get_image(&self, id: &str) -> CloudResult<Option<Image>> {
+        self.measure("image", "get_image", self.inner.get_image(id))
+            .await
+    }
+
+    async fn delete_image(&self, id: &str) -> CloudResult<()> {
+        self.measure("image", "delete_image", self.inner.delete_image(id))
             .await
     }
 

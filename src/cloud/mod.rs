@@ -5,7 +5,9 @@
 pub mod metered;
 pub mod openstack;
 pub mod simulated;
+mod simulated_builder;
 mod simulated_vm;
+pub mod teardown;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -16,6 +18,9 @@ pub const META_OWNER: &str = "stackbinder_owner";
 pub const META_LOGIN: &str = "stackbinder_login";
 pub const META_REPO: &str = "stackbinder_repo";
 pub const META_VM: &str = "stackbinder_vm";
+/// Marks the builder VM of `stackbinder image build` (never `META_VM`, so
+/// the reconciler of a running server leaves it alone).
+pub const META_IMAGE_BUILD: &str = "stackbinder_image_build";
 
 /// Everything needed to boot one user's server.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +37,38 @@ pub struct ServerSpec {
     #[serde(skip)]
     pub user_data: String,
     pub metadata: BTreeMap<String, String>,
+}
+
+/// The VM `stackbinder image build` boots: from `image` onto the flavor's
+/// root disk (see `image_build` for why not from a volume), with the
+/// network, key pair and security groups of `[cloud]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuilderSpec {
+    pub name: String,
+    /// The stock base image, name or id.
+    pub image: String,
+    /// Name or id.
+    pub flavor: String,
+    #[serde(skip)]
+    pub user_data: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Where an image stands in Glance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ImageStatus {
+    /// Still being made (`queued`, `saving`, ...: Glance's word).
+    Pending(String),
+    Active,
+    /// It will never become active (`killed`, `deleted`, ...).
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    pub status: ImageStatus,
 }
 
 /// Our own small view of Nova's server status.
@@ -170,6 +207,19 @@ pub trait Cloud: Send + Sync {
             .into_iter()
             .find(|s| s.metadata.get(META_VM).map(String::as_str) == Some(vm_id)))
     }
+
+    /// Boot the image builder VM; its id.
+    async fn create_builder(&self, spec: &BuilderSpec) -> CloudResult<String>;
+
+    /// Snapshot a server into a new image named `name` (Nova `createImage`);
+    /// the new image's id. The image becomes active later.
+    async fn create_image(&self, server_id: &str, name: &str) -> CloudResult<String>;
+
+    /// `None` once the image is gone.
+    async fn get_image(&self, id: &str) -> CloudResult<Option<Image>>;
+
+    /// Delete an image; one that is already gone is not an error.
+    async fn delete_image(&self, id: &str) -> CloudResult<()>;
 
     /// Verify that what the configuration names exists and that there is
     /// room for one more VM (`stackbinder check`).

@@ -4,12 +4,15 @@
 //! floating IPs come from a finite pool, and the console output grows.
 //! Once ACTIVE, a simulated VM runs the launch the way the real launch
 //! script does: it reports progress to stackbinder over HTTP and serves a
-//! small Jupyter stand-in on its own loopback address.
+//! small Jupyter stand-in on its own loopback address. An image builder
+//! prints the build's progress and verdict on its console and powers off;
+//! its snapshot is saving for a moment, then active.
 
+use super::simulated_builder::{self, BuilderScript};
 use super::simulated_vm::{self, VmScript};
 use super::{
-    CheckItem, Cloud, CloudError, CloudResult, FloatingIp, META_VM, Owned, Server, ServerSpec,
-    ServerStatus,
+    BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, ImageStatus,
+    META_VM, Owned, Server, ServerSpec, ServerStatus,
 };
 use crate::cloud_init;
 use crate::config::SimulatorConfig;
@@ -70,6 +73,12 @@ pub enum Scenario {
     /// The server is created but the answer is lost (a timeout or a crash
     /// between the cloud's yes and our record of it).
     LoseCreateResponse,
+    /// The next image builder's build script fails at this step.
+    ImageBuildFails(String),
+    /// The next image builder never powers off.
+    ImageBuildHangs,
+    /// The next snapshot ends `killed` instead of active.
+    SnapshotFails,
 }
 
 /// An operation of the cloud API, for counting calls and injecting failures.
@@ -83,6 +92,19 @@ pub enum Op {
     DeleteVolume,
     ReleaseFloatingIp,
     ListOwned,
+    CreateBuilder,
+    CreateImage,
+    GetImage,
+    DeleteImage,
+}
+
+/// An image being made from a server, or made.
+struct SimImage {
+    image: Image,
+    /// When a pending image settles.
+    ready_at: Instant,
+    /// Settles as `killed` instead of active.
+    fails: bool,
 }
 
 struct SimServer {
@@ -104,6 +126,8 @@ struct State {
     /// floating IP id → (address, server it is attached to).
     floating_ips: BTreeMap<String, (String, Option<String>)>,
     created: Vec<ServerSpec>,
+    builders: Vec<BuilderSpec>,
+    images: BTreeMap<String, SimImage>,
     calls: HashMap<Op, u64>,
     failures: HashMap<Op, u32>,
     /// Calls that take effect but whose answer is lost.
@@ -208,6 +232,21 @@ impl SimulatedCloud {
     pub fn volume_count(&self) -> usize {
         self.reap();
         self.lock().volumes.len()
+    }
+
+    /// Every image builder the cloud booted, in order.
+    pub fn builders(&self) -> Vec<BuilderSpec> {
+        self.lock().builders.clone()
+    }
+
+    /// The images made with `create_image` that still exist.
+    pub fn images(&self) -> Vec<Image> {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.images
+            .values_mut()
+            .map(|i| i.settle(now).clone())
+            .collect()
     }
 
     pub fn floating_ip_count(&self) -> usize {
@@ -334,6 +373,74 @@ impl SimulatedCloud {
     }
 }
 
+impl SimServer {
+    fn new(id: &str, spec: ServerSpec, address: Ipv4Addr, volume_ids: Vec<String>) -> Self {
+        Self {
+            server: Server {
+                id: id.to_owned(),
+                name: spec.name.clone(),
+                status: ServerStatus::Build,
+                fault: None,
+                addresses: vec![address.to_string()],
+                volume_ids,
+                metadata: spec.metadata.clone(),
+            },
+            spec,
+            delete_at: None,
+            console: Arc::default(),
+            vm: None,
+            fip_listener: None,
+            floating_ip: None,
+            jupyter: None,
+        }
+    }
+}
+
+impl SimImage {
+    /// The image as Glance shows it at `now`.
+    fn settle(&mut self, now: Instant) -> &Image {
+        if matches!(self.image.status, ImageStatus::Pending(_)) && now >= self.ready_at {
+            self.image.status = if self.fails {
+                ImageStatus::Failed("killed".into())
+            } else {
+                ImageStatus::Active
+            };
+        }
+        &self.image
+    }
+}
+
+impl SimulatedCloud {
+    /// The builder boots, prints the build on its console over
+    /// `timings.build`, and powers off (unless told to hang).
+    async fn run_builder(self, id: String, script: BuilderScript) {
+        tokio::time::sleep(self.timings.boot).await;
+        let (console, user_data) = {
+            let mut st = self.lock();
+            let Some(sim) = st.servers.get_mut(&id) else {
+                return;
+            };
+            if sim.delete_at.is_some() {
+                return;
+            }
+            sim.server.status = ServerStatus::Active;
+            (sim.console.clone(), sim.spec.user_data.clone())
+        };
+        let (lines, powers_off) = simulated_builder::console_lines(&user_data, &script);
+        let pause = self.timings.build / lines.len().max(1) as u32;
+        for line in &lines {
+            push_console(&console, line);
+            tokio::time::sleep(pause).await;
+        }
+        if powers_off
+            && let Some(sim) = self.lock().servers.get_mut(&id)
+            && sim.delete_at.is_none()
+        {
+            sim.server.status = ServerStatus::Stopped;
+        }
+    }
+}
+
 fn push_console(console: &Mutex<Vec<String>>, line: &str) {
     console.lock().expect("console lock").push(line.to_owned());
 }
@@ -369,24 +476,7 @@ impl Cloud for SimulatedCloud {
             st.created.push(spec.clone());
             st.servers.insert(
                 id.clone(),
-                SimServer {
-                    server: Server {
-                        id: id.clone(),
-                        name: spec.name.clone(),
-                        status: ServerStatus::Build,
-                        fault: None,
-                        addresses: vec![address.to_string()],
-                        volume_ids: vec![volume],
-                        metadata: spec.metadata.clone(),
-                    },
-                    spec: spec.clone(),
-                    delete_at: None,
-                    console: Arc::default(),
-                    vm: None,
-                    fip_listener: None,
-                    floating_ip: None,
-                    jupyter: None,
-                },
+                SimServer::new(&id, spec.clone(), address, vec![volume]),
             );
             scenario
         };
@@ -526,6 +616,102 @@ impl Cloud for SimulatedCloud {
                 })
                 .collect(),
         })
+    }
+
+    async fn create_builder(&self, spec: &BuilderSpec) -> CloudResult<String> {
+        self.enter(Op::CreateBuilder)?;
+        if spec.name.is_empty() || spec.image.is_empty() || spec.flavor.is_empty() {
+            return Err(CloudError::Rejected(
+                "name, image and flavor are required".into(),
+            ));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let script = {
+            let mut st = self.lock();
+            let script = match st.scenarios.front() {
+                Some(Scenario::ImageBuildFails(step)) => BuilderScript::Fails(step.clone()),
+                Some(Scenario::ImageBuildHangs) => BuilderScript::NeverPowersOff,
+                _ => BuilderScript::Succeeds,
+            };
+            if script != BuilderScript::Succeeds {
+                st.scenarios.pop_front();
+            }
+            // Booted from the image onto the flavor's disk: no volume.
+            let as_server = ServerSpec {
+                name: spec.name.clone(),
+                image: spec.image.clone(),
+                flavor: spec.flavor.clone(),
+                volume_size_gb: 0,
+                delete_volume_on_termination: true,
+                key_name: None,
+                security_groups: Vec::new(),
+                network: None,
+                user_data: spec.user_data.clone(),
+                metadata: spec.metadata.clone(),
+            };
+            st.builders.push(spec.clone());
+            st.servers.insert(
+                id.clone(),
+                SimServer::new(&id, as_server, Self::next_address(), Vec::new()),
+            );
+            script
+        };
+        let handle = tokio::spawn(self.clone().run_builder(id.clone(), script));
+        if let Some(sim) = self.lock().servers.get_mut(&id) {
+            sim.vm = Some(handle);
+        }
+        self.deliver(Op::CreateBuilder, id)
+    }
+
+    async fn create_image(&self, server_id: &str, name: &str) -> CloudResult<String> {
+        self.enter(Op::CreateImage)?;
+        self.reap();
+        let ready_at = Instant::now() + self.timings.boot;
+        let mut st = self.lock();
+        match st.servers.get(server_id).map(|s| &s.server.status) {
+            None => return Err(CloudError::Rejected(format!("no server {server_id}"))),
+            Some(ServerStatus::Active | ServerStatus::Stopped) => {}
+            Some(other) => {
+                return Err(CloudError::Rejected(format!(
+                    "cannot snapshot server {server_id} while it is {other:?} (409)"
+                )));
+            }
+        }
+        let fails = matches!(st.scenarios.front(), Some(Scenario::SnapshotFails));
+        if fails {
+            st.scenarios.pop_front();
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        st.images.insert(
+            id.clone(),
+            SimImage {
+                image: Image {
+                    id: id.clone(),
+                    name: name.to_owned(),
+                    status: ImageStatus::Pending("saving".into()),
+                },
+                ready_at,
+                fails,
+            },
+        );
+        drop(st);
+        self.deliver(Op::CreateImage, id)
+    }
+
+    async fn get_image(&self, id: &str) -> CloudResult<Option<Image>> {
+        self.enter(Op::GetImage)?;
+        let now = Instant::now();
+        Ok(self
+            .lock()
+            .images
+            .get_mut(id)
+            .map(|i| i.settle(now).clone()))
+    }
+
+    async fn delete_image(&self, id: &str) -> CloudResult<()> {
+        self.enter(Op::DeleteImage)?;
+        self.lock().images.remove(id);
+        self.deliver(Op::DeleteImage, ())
     }
 
     async fn check(&self) -> Vec<CheckItem> {

@@ -134,6 +134,7 @@ mod tests {
             ],
             docker_mtu: 1450,
             repo2docker_version: "1.0\nruncmd: [[reboot]]\n'\"".into(),
+            ..ImageConfig::default()
         };
         let rendered = render_base_image(&image);
         let config: Value = serde_yaml_ng::from_str(&rendered).unwrap();

@@ -88,6 +88,7 @@ fn every_rendered_cloud_config_passes_cloud_init_schema() {
                 ],
                 docker_mtu: 1450,
                 repo2docker_version: "1.0\nruncmd: [[reboot]]\n'\"".into(),
+                ..ImageConfig::default()
             }),
         ),
         (

@@ -11,6 +11,7 @@ mod fake_github;
 mod get_never_mutates;
 mod github_login;
 mod helpers;
+mod image_build;
 mod journey;
 mod launch_script;
 mod lifecycle;

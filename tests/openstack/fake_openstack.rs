@@ -3,7 +3,10 @@
 //! service catalog, Nova v2.1, Cinder v3, Neutron v2.0 and Glance v2. It
 //! keeps servers, volumes, ports and floating IPs like the real services
 //! do (a boot volume per server, deleted with it when asked), records
-//! every call with its body, and injects faults on demand.
+//! every call with its body, and injects faults on demand. A server booted
+//! from an image (the image builder) prints a console script the test sets,
+//! one line per console read, then powers off; `createImage` makes a Glance
+//! image that goes queued → saving → active as it is looked at.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,7 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,6 +24,8 @@ pub const PROJECT: &str = "demo";
 pub const APP_CRED_ID: &str = "0c5e8d7a1b2f4c3d9e8f7a6b5c4d3e2f";
 pub const APP_CRED_SECRET: &str = "app-cred-secret-77d1";
 pub const IMAGE: &str = "stackbinder-snapshot";
+/// The stock image the image build boots.
+pub const BASE_IMAGE: &str = "ubuntu-24.04";
 pub const FLAVOR: &str = "m1.large";
 pub const KEY: &str = "stackbinder-admin";
 pub const POOL: &str = "public";
@@ -68,8 +73,15 @@ pub struct FakeServer {
     pub task_state: Option<String>,
     pub fault: Option<String>,
     pub metadata: BTreeMap<String, String>,
-    pub volume_id: String,
+    /// The boot volume; none for a server booted from an image.
+    pub volume_id: Option<String>,
     pub delete_on_termination: bool,
+    /// What the console showed so far.
+    pub console: Vec<String>,
+    /// Lines still to come, one per console read (image-backed servers).
+    script: VecDeque<String>,
+    /// Power off once the script is printed.
+    powers_off: bool,
     pub address: String,
     pub port_id: String,
     polls_until_active: u32,
@@ -82,6 +94,9 @@ pub struct FakeVolume {
     pub size: u64,
     pub status: String,
     pub server_id: Option<String>,
+    /// Cinder snapshots of it (createImage of a volume-backed server): it
+    /// cannot be deleted while it has any.
+    pub snapshots: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +124,19 @@ pub struct World {
     pub boot_polls: u32,
     /// The next server goes to ERROR with this fault message.
     pub boot_fault: Option<String>,
+    /// What a server booted from an image prints on its console, one line
+    /// per console read once ACTIVE...
+    pub builder_console: Vec<String>,
+    /// ...after which it powers off (SHUTOFF), unless this is false.
+    pub builder_powers_off: bool,
+    /// GETs of a new snapshot before it is active (queued, then saving).
+    pub snapshot_polls: u32,
+    /// New snapshots end `killed` instead of active.
+    pub snapshot_fails: bool,
+    /// The answer to `createImage` comes this long after the image exists.
+    pub snapshot_reply_delay: Duration,
+    /// GETs left per image still being made.
+    image_polls: HashMap<String, u32>,
     pub networks: Vec<Value>,
     pub images: Vec<Value>,
     pub servers: BTreeMap<String, FakeServer>,
@@ -168,10 +196,21 @@ impl FakeOpenStack {
             server_address: String::new(),
             boot_polls: 1,
             boot_fault: None,
+            builder_console: Vec::new(),
+            builder_powers_off: true,
+            snapshot_polls: 2,
+            snapshot_fails: false,
+            snapshot_reply_delay: Duration::ZERO,
+            image_polls: HashMap::new(),
             networks: vec![private, public],
-            images: vec![json!({"id": id(), "name": IMAGE, "status": "active",
+            images: vec![
+                json!({"id": id(), "name": IMAGE, "status": "active",
                 "visibility": "private", "disk_format": "qcow2", "container_format": "bare",
-                "min_disk": 20, "min_ram": 0, "size": 3_221_225_472u64, "owner": project_id})],
+                "min_disk": 20, "min_ram": 0, "size": 3_221_225_472u64, "owner": project_id}),
+                json!({"id": id(), "name": BASE_IMAGE, "status": "active",
+                "visibility": "public", "disk_format": "qcow2", "container_format": "bare",
+                "min_disk": 0, "min_ram": 0, "size": 600_000_000u64, "owner": "admin"}),
+            ],
             servers: BTreeMap::new(),
             volumes: BTreeMap::new(),
             fips: BTreeMap::new(),
@@ -260,6 +299,11 @@ impl FakeOpenStack {
         self.world().volumes.len()
     }
 
+    /// The images Glance holds now, as it shows them.
+    pub fn images(&self) -> Vec<Value> {
+        self.world().images.clone()
+    }
+
     pub fn fips(&self) -> Vec<FakeFip> {
         self.world().fips.values().cloned().collect()
     }
@@ -314,6 +358,25 @@ async fn handle(
         tokio::time::sleep(latency).await;
     }
     let body: Option<Value> = serde_json::from_slice(&body).ok();
+    let snapshot = body
+        .as_ref()
+        .is_some_and(|b| b.get("createImage").is_some());
+    let response = answer(&fake, method, uri, headers, body);
+    let delay = fake.world().snapshot_reply_delay;
+    if snapshot && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// The answer to one call, from the world as it is.
+fn answer(
+    fake: &FakeOpenStack,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Option<Value>,
+) -> Response {
     let query: HashMap<String, String> = uri
         .query()
         .map(|q| {
@@ -381,7 +444,7 @@ async fn handle(
         "compute" => compute(&mut w, &method, &segments, &query, body),
         "volume" => volume(&mut w, &method, &segments),
         "network" => network(&mut w, &method, &segments, &query, body),
-        _ => image(&mut w, &segments, &query),
+        _ => image(&mut w, &method, &segments, &query),
     }
 }
 
@@ -529,7 +592,7 @@ fn server_json(w: &World, s: &FakeServer) -> Value {
         "metadata": s.metadata,
         "image": "",
         "flavor": {"original_name": FLAVOR, "vcpus": 4, "ram": 16384, "disk": 0},
-        "os-extended-volumes:volumes_attached": [{"id": s.volume_id, "delete_on_termination": s.delete_on_termination}],
+        "os-extended-volumes:volumes_attached": s.volume_id.iter().map(|v| json!({"id": v, "delete_on_termination": s.delete_on_termination})).collect::<Vec<_>>(),
         "links": [],
     });
     if let Some(fault) = &s.fault {
@@ -591,7 +654,9 @@ fn compute(
                 ));
             }
             let bdm = &s["block_device_mapping_v2"][0];
-            let (server_id, volume_id, port_id) = (id(), id(), id());
+            let (server_id, port_id) = (id(), id());
+            // Boot from volume makes the boot volume; boot from image does not.
+            let volume_id = (!bdm.is_null()).then(id);
             let n = w.servers.len() + w.volumes.len() + 5;
             let address = if w.server_address.is_empty() {
                 format!("10.0.0.{n}")
@@ -601,15 +666,24 @@ fn compute(
             let metadata: BTreeMap<String, String> =
                 serde_json::from_value(s["metadata"].clone()).unwrap_or_default();
             let fault = w.boot_fault.take();
-            w.volumes.insert(
-                volume_id.clone(),
-                FakeVolume {
-                    id: volume_id.clone(),
-                    size: bdm["volume_size"].as_u64().unwrap_or(1),
-                    status: "in-use".into(),
-                    server_id: Some(server_id.clone()),
-                },
-            );
+            if let Some(volume_id) = &volume_id {
+                w.volumes.insert(
+                    volume_id.clone(),
+                    FakeVolume {
+                        id: volume_id.clone(),
+                        size: bdm["volume_size"].as_u64().unwrap_or(1),
+                        status: "in-use".into(),
+                        server_id: Some(server_id.clone()),
+                        snapshots: 0,
+                    },
+                );
+            }
+            let script: VecDeque<String> = if volume_id.is_none() {
+                w.builder_console.iter().cloned().collect()
+            } else {
+                VecDeque::new()
+            };
+            let powers_off = volume_id.is_none() && w.builder_powers_off;
             let polls = w.boot_polls;
             w.servers.insert(
                 server_id.clone(),
@@ -621,7 +695,11 @@ fn compute(
                     fault,
                     metadata,
                     volume_id,
+                    // Nova deletes an image-backed server's disk with it.
                     delete_on_termination: bdm["delete_on_termination"].as_bool().unwrap_or(false),
+                    console: Vec::new(),
+                    script,
+                    powers_off,
                     address,
                     port_id,
                     polls_until_active: polls,
@@ -678,17 +756,30 @@ fn compute(
             if !w.servers.contains_key(*sid) {
                 return err(error(404, "itemNotFound", "Instance could not be found"));
             }
-            let length = body
-                .as_ref()
-                .and_then(|b| b["os-getConsoleOutput"]["length"].as_u64())
-                .unwrap_or(50);
-            let all = [
-                "FAKE CONSOLE OUTPUT",
-                "Cloud-init v. 24.4 running 'modules:final'",
-                "LAST LINE",
-            ];
-            let skip = all.len().saturating_sub(length as usize);
-            ok(json!({"output": all[skip..].join("\n")}))
+            let body = body.unwrap_or(Value::Null);
+            if let Some(create) = body.get("createImage") {
+                return create_image(w, sid, create);
+            }
+            let length = body["os-getConsoleOutput"]["length"].as_u64().unwrap_or(50) as usize;
+            let s = w.servers.get_mut(*sid).unwrap();
+            if s.volume_id.is_some() {
+                let all = [
+                    "FAKE CONSOLE OUTPUT",
+                    "Cloud-init v. 24.4 running 'modules:final'",
+                    "LAST LINE",
+                ];
+                let skip = all.len().saturating_sub(length);
+                return ok(json!({"output": all[skip..].join("\n")}));
+            }
+            if s.status == "ACTIVE" {
+                match s.script.pop_front() {
+                    Some(line) => s.console.push(line),
+                    None if s.powers_off => s.status = "SHUTOFF".into(),
+                    None => {}
+                }
+            }
+            let skip = s.console.len().saturating_sub(length);
+            ok(json!({"output": s.console[skip..].join("\n")}))
         }
         _ => err(error(
             404,
@@ -698,14 +789,59 @@ fn compute(
     }
 }
 
+/// Nova `createImage` at microversion 2.45 or later (the image id in the
+/// body). An image-backed server's disk is uploaded to a new Glance image;
+/// a volume-backed one gets a Cinder snapshot of its boot volume and an
+/// image, active at once, that only points at it (as real Nova does).
+fn create_image(w: &mut World, sid: &str, create: &Value) -> Response {
+    let s = w.servers[sid].clone();
+    if !matches!(s.status.as_str(), "ACTIVE" | "SHUTOFF") || s.task_state.is_some() {
+        return err(error(
+            409,
+            "conflictingRequest",
+            &format!(
+                "Cannot 'createImage' instance {sid} while it is in vm_state {}",
+                s.status.to_lowercase()
+            ),
+        ));
+    }
+    let image_id = id();
+    let mut image = json!({"id": image_id, "name": create["name"], "visibility": "private",
+        "disk_format": "qcow2", "container_format": "bare", "min_disk": 80, "min_ram": 0,
+        "owner": w.project_id, "instance_uuid": sid});
+    match &s.volume_id {
+        Some(volume) => {
+            if let Some(v) = w.volumes.get_mut(volume) {
+                v.snapshots += 1;
+            }
+            image["status"] = json!("active");
+            image["block_device_mapping"] = json!(format!(
+                "[{{\"source_type\": \"snapshot\", \"snapshot_id\": \"{}\"}}]",
+                id()
+            ));
+        }
+        None => {
+            image["status"] = json!("queued");
+            let polls = w.snapshot_polls;
+            w.image_polls.insert(image_id.clone(), polls);
+        }
+    }
+    w.images.push(image);
+    reply(202, json!({"image_id": image_id}), None, &[])
+}
+
 /// What Nova does once a server is gone: its boot volume is deleted (if
 /// asked) or detached, its port removed, its floating IP disassociated.
+/// Cinder refuses to delete a volume with snapshots: it stays, available.
 fn finish_delete(w: &mut World, s: &FakeServer) {
-    if s.delete_on_termination {
-        w.volumes.remove(&s.volume_id);
-    } else if let Some(v) = w.volumes.get_mut(&s.volume_id) {
-        v.status = "available".into();
-        v.server_id = None;
+    if let Some(volume) = &s.volume_id {
+        let snapshots = w.volumes.get(volume).map_or(0, |v| v.snapshots);
+        if s.delete_on_termination && snapshots == 0 {
+            w.volumes.remove(volume);
+        } else if let Some(v) = w.volumes.get_mut(volume) {
+            v.status = "available".into();
+            v.server_id = None;
+        }
     }
     for f in w.fips.values_mut() {
         if f.port_id.as_deref() == Some(&s.port_id) {
@@ -732,7 +868,7 @@ fn volume(w: &mut World, method: &Method, seg: &[&str]) -> Response {
                 "itemNotFound",
                 &format!("Volume {vid} could not be found."),
             )),
-            Some(v) if v.status != "available" => err(error(
+            Some(v) if v.status != "available" || v.snapshots > 0 => err(error(
                 400,
                 "badRequest",
                 "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots or be disassociated from snapshots after volume transfer.",
@@ -885,14 +1021,20 @@ fn network(
     }
 }
 
-/// Glance: version discovery at the root, then v2.
-fn image(w: &mut World, seg: &[&str], query: &HashMap<String, String>) -> Response {
+/// Glance: version discovery at the root, then v2. A snapshot being made
+/// moves on (queued → saving → active, or killed) as it is looked at.
+fn image(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    query: &HashMap<String, String>,
+) -> Response {
     if seg.is_empty() {
         return ok(json!({"versions": [{"id": "v2.16", "status": "CURRENT",
             "links": [{"href": format!("{}/image/v2/", w.base), "rel": "self"}]}]}));
     }
-    match &seg[1..] {
-        ["images"] => {
+    match (method.as_str(), &seg[1..]) {
+        ("GET", ["images"]) => {
             let images: Vec<&Value> = w
                 .images
                 .iter()
@@ -900,8 +1042,28 @@ fn image(w: &mut World, seg: &[&str], query: &HashMap<String, String>) -> Respon
                 .collect();
             ok(json!({"images": images, "first": "/v2/images", "schema": "/v2/schemas/images"}))
         }
-        ["images", iid] => match w.images.iter().find(|i| i["id"] == *iid) {
-            Some(i) => ok(i.clone()),
+        ("GET", ["images", iid]) => {
+            let Some(i) = w.images.iter().position(|i| i["id"] == *iid) else {
+                return reply(404, Value::Null, None, &[]);
+            };
+            if let Some(left) = w.image_polls.get_mut(*iid) {
+                let status = if *left == 0 {
+                    w.image_polls.remove(*iid);
+                    if w.snapshot_fails { "killed" } else { "active" }
+                } else {
+                    *left -= 1;
+                    "saving"
+                };
+                w.images[i]["status"] = json!(status);
+            }
+            ok(w.images[i].clone())
+        }
+        ("DELETE", ["images", iid]) => match w.images.iter().position(|i| i["id"] == *iid) {
+            Some(i) => {
+                w.images.remove(i);
+                w.image_polls.remove(*iid);
+                reply(204, Value::Null, None, &[])
+            }
             None => reply(404, Value::Null, None, &[]),
         },
         _ => reply(404, Value::Null, None, &[]),

@@ -7,4 +7,5 @@ mod check;
 mod fake_openstack;
 mod faults;
 mod helpers;
+mod image_build;
 mod launch;

@@ -59,9 +59,19 @@ pub enum Repeat {
 pub struct Reply {
     body: Vec<u8>,
     what: String,
+    /// The `Location` header, where an older API puts a new resource's URL.
+    location: Option<String>,
 }
 
 impl Reply {
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::new(
@@ -193,6 +203,11 @@ impl Api {
             })?;
             let status = response.status();
             let wait = retry_after(response.headers());
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let body = response
                 .bytes()
                 .await
@@ -201,6 +216,7 @@ impl Api {
                 Ok(Reply {
                     body: body.to_vec(),
                     what: what.to_owned(),
+                    location,
                 })
             } else {
                 Err(ApiError::from_status(what, status, &body, wait))

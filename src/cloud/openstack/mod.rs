@@ -9,6 +9,7 @@ mod breaker;
 mod check;
 mod errors;
 mod floating_ips;
+mod images;
 mod quota;
 mod resolve;
 mod servers;
@@ -19,7 +20,8 @@ pub use api::Tuning;
 pub use session::Credentials;
 
 use super::{
-    CheckItem, Cloud, CloudError, CloudResult, FloatingIp, META_VM, Owned, Server, ServerSpec,
+    BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, META_VM, Owned,
+    Server, ServerSpec,
 };
 use crate::config::CloudConfig;
 use async_trait::async_trait;
@@ -163,6 +165,27 @@ impl Cloud for OpenStackCloud {
             .await?
             .into_iter()
             .find(|s| s.metadata.get(META_VM).map(String::as_str) == Some(vm_id)))
+    }
+
+    #[tracing::instrument(name = "openstack create image builder", skip_all, fields(name = %spec.name))]
+    async fn create_builder(&self, spec: &BuilderSpec) -> CloudResult<String> {
+        let id = self.post_builder(spec).await?;
+        tracing::info!(server = %id, "image builder requested");
+        Ok(id)
+    }
+
+    #[tracing::instrument(name = "openstack create image", skip(self))]
+    async fn create_image(&self, server_id: &str, name: &str) -> CloudResult<String> {
+        Ok(self.snapshot(server_id, name).await?)
+    }
+
+    async fn get_image(&self, id: &str) -> CloudResult<Option<Image>> {
+        Ok(self.show_image(id).await?)
+    }
+
+    #[tracing::instrument(name = "openstack delete image", skip(self))]
+    async fn delete_image(&self, id: &str) -> CloudResult<()> {
+        Ok(self.remove_image(id).await?)
     }
 
     async fn check(&self) -> Vec<CheckItem> {
