@@ -101,7 +101,10 @@ async fn conformance_check_fails_when_the_flavor_is_renamed() {
         said.contains("FAIL flavor: no flavor \"sb.conformance\""),
         "{said}"
     );
-    assert!(said.contains("sb.conformance-renamed"), "the fix lists it: {said}");
+    assert!(
+        said.contains("sb.conformance-renamed"),
+        "the fix lists it: {said}"
+    );
     assert!(said.contains("OK   image"), "{said}");
 }
 

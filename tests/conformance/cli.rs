@@ -77,8 +77,15 @@ async fn conformance_vm_start_list_show_and_delete_drive_the_running_server() {
 
     let (ok, said) = run(&app, &["vm", "delete", "dave", "--wait"]).await;
     assert!(ok, "{said}");
-    assert!(said.contains("deleted: server, volumes and floating IP are gone"), "{said}");
-    assert!(!admin.exists("compute", &format!("/servers/{server_id}")).await);
+    assert!(
+        said.contains("deleted: server, volumes and floating IP are gone"),
+        "{said}"
+    );
+    assert!(
+        !admin
+            .exists("compute", &format!("/servers/{server_id}"))
+            .await
+    );
     let (servers, volumes, fips) = admin.inventory().await;
     assert!(
         servers.is_empty() && volumes.is_empty() && fips.is_empty(),

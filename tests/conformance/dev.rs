@@ -253,8 +253,13 @@ impl Rest {
                 .await;
         }
         for id in &fips {
-            self.send(Method::DELETE, "network", &format!("/v2.0/floatingips/{id}"), None)
-                .await;
+            self.send(
+                Method::DELETE,
+                "network",
+                &format!("/v2.0/floatingips/{id}"),
+                None,
+            )
+            .await;
         }
         eventually("the servers to go", Duration::from_secs(120), || async {
             self.inventory().await.0.is_empty().then_some(())
@@ -262,8 +267,13 @@ impl Rest {
         .await;
         let (_, volumes, _) = self.inventory().await;
         for id in &volumes {
-            self.send(Method::DELETE, "block-storage", &format!("/volumes/{id}"), None)
-                .await;
+            self.send(
+                Method::DELETE,
+                "block-storage",
+                &format!("/volumes/{id}"),
+                None,
+            )
+            .await;
         }
         eventually("the volumes to go", Duration::from_secs(120), || async {
             self.inventory().await.1.is_empty().then_some(())

@@ -49,8 +49,13 @@ async fn assert_launched(rest: &Rest, view: &Value, login: &str) -> (String, Str
     assert_eq!(meta["stackbinder_login"], login);
     assert_eq!(meta["stackbinder_repo"], REPO);
     assert!(meta["stackbinder_owner"].is_string(), "{meta}");
-    assert_eq!(server["image"], "", "boot from volume: no image on the server");
-    let user_data = server["OS-EXT-SRV-ATTR:user_data"].as_str().expect("user data");
+    assert_eq!(
+        server["image"], "",
+        "boot from volume: no image on the server"
+    );
+    let user_data = server["OS-EXT-SRV-ATTR:user_data"]
+        .as_str()
+        .expect("user data");
     let user_data = base64::engine::general_purpose::STANDARD
         .decode(user_data)
         .unwrap();
