@@ -7,26 +7,36 @@
 use crate::fake_openstack::FakeOpenStack;
 use crate::helpers::*;
 use axum::http::Method;
-use reqwest::redirect::Policy;
-use reqwest::{Client, StatusCode};
-use secrecy::SecretString;
+use reqwest::Client;
 use serde_json::{Value, json};
-use stackbinder::app::{Application, Login, Options};
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::config::Config;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
-const REPO: &str = "https://github.com/binder-examples/requirements";
+#[path = "../support/web_app.rs"]
+mod web_app;
 
+use web_app::{REPO, WebApp};
+
+/// The application on the fake OpenStack, and the fake to look at.
 struct App {
-    base: String,
-    browser: Client,
-    secret: String,
+    web: WebApp,
     fake: FakeOpenStack,
-    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for App {
+    type Target = WebApp;
+    fn deref(&self) -> &WebApp {
+        &self.web
+    }
+}
+
+impl App {
+    async fn wait_for(&self, state: &str) -> Value {
+        self.web.wait_for(state, Duration::from_secs(20)).await
+    }
 }
 
 async fn spawn(configure: impl FnOnce(&mut Config)) -> App {
@@ -37,130 +47,18 @@ async fn spawn(configure: impl FnOnce(&mut Config)) -> App {
         w.pool_free = vec!["127.0.0.1".into()];
         w.boot_polls = 2;
     }
-    let db = tempfile::tempdir().unwrap();
-    let secret = stackbinder::secret::generate();
     let mut config = Config::defaults();
-    config.server.bind = "127.0.0.1:0".parse().unwrap();
-    config.database.url = format!("sqlite://{}", db.path().join("db.sqlite").display());
-    config.registration.secret = Some(SecretString::from(secret.clone()));
-    config.registration.secret_file = None;
     config.provision.poll_interval_ms = 50;
     config.cloud = env.config.clone();
     configure(&mut config);
     let cloud: Arc<dyn Cloud> = Arc::new(cloud_for(&config.cloud, &env.clouds_yaml));
-    let app = Application::build(
-        config,
-        Options {
-            login: Login::Demo,
-            cloud: Some(cloud),
-            drive_in_background: true,
-            public_url_from_bind: true,
-        },
-    )
-    .await
-    .expect("the application starts");
-    let base = format!("http://{}", app.address());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let browser = Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let web = WebApp::start(config, cloud, "alice", Duration::from_secs(10)).await;
     let app = App {
-        base,
-        browser,
-        secret,
+        web,
         fake: env.fake.clone(),
-        _dirs: vec![db],
     };
-    app.log_in_and_register("alice").await;
     std::mem::forget(env); // keep the clouds.yaml directory for the run
     app
-}
-
-fn csrf_from(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    let len = html[start..].find('"').unwrap();
-    html[start..start + len].to_owned()
-}
-
-impl App {
-    async fn get(&self, path: &str) -> String {
-        let r = self
-            .browser
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        r.text().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> StatusCode {
-        let r = self
-            .browser
-            .post(format!("{}{path}", self.base))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        r.status()
-    }
-
-    async fn log_in_and_register(&self, name: &str) {
-        let csrf = csrf_from(&self.get("/login").await);
-        self.post(
-            "/login/demo",
-            &[("csrf", &csrf), ("login", name), ("next", "/")],
-        )
-        .await;
-        let path = format!("/register/{}", self.secret);
-        let csrf = csrf_from(&self.get(&path).await);
-        assert_eq!(self.post(&path, &[("csrf", &csrf)]).await, StatusCode::OK);
-    }
-
-    async fn launch(&self) {
-        let page = self.get(&format!("/VM_start?giturl={REPO}")).await;
-        let csrf = csrf_from(&page);
-        let status = self
-            .post("/VM_start", &[("csrf", &csrf), ("giturl", REPO)])
-            .await;
-        assert_eq!(status, StatusCode::SEE_OTHER);
-    }
-
-    async fn delete(&self) {
-        let csrf = csrf_from(&self.get("/VM_delete").await);
-        assert_eq!(
-            self.post("/VM_delete", &[("csrf", &csrf)]).await,
-            StatusCode::SEE_OTHER
-        );
-    }
-
-    async fn view(&self) -> Value {
-        let r = self
-            .browser
-            .get(format!("{}/api/vm", self.base))
-            .send()
-            .await
-            .unwrap();
-        r.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn wait_for(&self, state: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let v = self.view().await;
-            if v["state"] == state {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited for {state}; last view {v:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-    }
 }
 
 /// A Jupyter stand-in on 127.0.0.1: `/api` answers 200.
