@@ -319,7 +319,7 @@ fn random_hex(bytes: usize) -> String {
     use rand::RngCore;
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
-    hex::encode(buf)
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Record each request before it is handled (a client may give up before
