@@ -281,6 +281,26 @@ impl Rest {
         .await;
     }
 
+    /// Revoke a token (`DELETE /v3/auth/tokens` with `X-Subject-Token`);
+    /// returns Keystone's status (204 when revoked).
+    pub async fn revoke_token(&self, token: &str) -> u16 {
+        let url = format!("{}/auth/tokens", self.endpoint("identity"));
+        let url = if url.contains("/v3/") {
+            url
+        } else {
+            url.replace("/auth/tokens", "/v3/auth/tokens")
+        };
+        self.http
+            .delete(url)
+            .header("X-Auth-Token", &self.token)
+            .header("X-Subject-Token", token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// Set the project's Nova quota for instances.
     pub async fn set_instance_quota(&self, instances: i64) {
         let (status, body) = self

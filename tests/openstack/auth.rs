@@ -1,6 +1,6 @@
 //! Credentials the OpenStack way: one token, shared and renewed.
 
-use crate::fake_openstack::PASSWORD;
+use crate::fake_openstack::{Fault, PASSWORD};
 use crate::helpers::*;
 use stackbinder::cloud::{Cloud, CloudError};
 use std::time::Duration;
@@ -98,4 +98,112 @@ async fn debug_output_holds_neither_password_nor_token() {
     assert!(!shown.contains(PASSWORD), "{shown}");
     assert!(!shown.contains("gAAAAAB"), "{shown}");
     assert!(shown.contains("fake"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_replaced_once_and_the_refused_call_repeated() {
+    let env = setup().await;
+    let id = env
+        .cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
+    env.fake.world().revoke_tokens();
+
+    let server = env.cloud.get_server(&id).await.expect("the call succeeds");
+    assert!(server.is_some());
+    env.cloud
+        .delete_server(&id)
+        .await
+        .expect("and so do the next ones");
+
+    let w = env.fake.world();
+    assert_eq!(w.auths, ["password", "password"], "one new token");
+    assert_eq!(w.rejected_tokens, 1, "only the first call met the 401");
+    let gets = w
+        .calls
+        .iter()
+        .filter(|c| c.method == axum::http::Method::GET && c.path == format!("servers/{id}"))
+        .count();
+    assert_eq!(gets, 2, "the GET refused with 401, then the same GET again");
+}
+
+#[tokio::test]
+async fn calls_that_meet_a_revoked_token_together_authenticate_once() {
+    let env = setup().await;
+    env.cloud.get_server("warm-up").await.unwrap();
+    env.fake.world().revoke_tokens();
+
+    let calls = (0..6).map(|_| env.cloud.get_server("nope"));
+    for r in futures_util::future::join_all(calls).await {
+        assert!(r.expect("every call succeeds").is_none());
+    }
+    assert_eq!(env.fake.world().auths.len(), 2, "one renewal for six 401s");
+}
+
+/// Keystone's answer to a token it no longer knows.
+fn unauthorized(method: axum::http::Method, path: &'static str) -> Fault {
+    Fault {
+        method,
+        path,
+        status: 401,
+        body: serde_json::json!({"error": {"code": 401, "title": "Unauthorized",
+            "message": "The request you have made requires authentication."}}),
+        retry_after: None,
+        times: 1,
+    }
+}
+
+#[tokio::test]
+async fn a_create_refused_with_401_is_sent_again_once_and_makes_one_server() {
+    // A 401 comes from the token check in front of the API, before Nova
+    // acts: sending the create again cannot make a second server. (The
+    // token goes bad between the quota read and the create.)
+    let env = setup().await;
+    env.cloud
+        .create_server(&spec(&env.config, "alice"))
+        .await
+        .unwrap();
+    env.fake
+        .inject(unauthorized(axum::http::Method::POST, "servers"));
+
+    env.cloud
+        .create_server(&spec(&env.config, "bob"))
+        .await
+        .expect("the create succeeds with the new token");
+
+    assert_eq!(env.fake.server_count(), 2, "one server each");
+    assert_eq!(
+        env.fake.find_calls(axum::http::Method::POST, "servers").len(),
+        3,
+        "alice's, bob's refused once, bob's sent once more"
+    );
+    assert_eq!(env.fake.world().auths.len(), 2);
+}
+
+#[tokio::test]
+async fn credentials_that_keystone_now_refuses_fail_clearly_after_one_try() {
+    // The token is revoked and the password changed: the one renewal is
+    // refused, and the call says so instead of looping.
+    let env = setup().await;
+    env.cloud.get_server("warm-up").await.unwrap();
+    env.fake.world().revoke_tokens();
+    env.fake
+        .inject(unauthorized(axum::http::Method::POST, "auth/tokens"));
+
+    let err = env.cloud.get_server("x").await.unwrap_err();
+    assert!(matches!(err, CloudError::Rejected(_)), "{err:?}");
+    assert!(err.to_string().contains("clouds.yaml"), "{err}");
+    let keystone_posts = env
+        .fake
+        .find_calls(axum::http::Method::POST, "auth/tokens")
+        .len();
+    assert_eq!(keystone_posts, 2, "the first token, one refused renewal");
+
+    // Keystone takes the credentials again: the next call gets a token.
+    env.cloud
+        .get_server("x")
+        .await
+        .expect("the next call authenticates afresh");
+    assert_eq!(env.fake.world().auths.len(), 2);
 }

@@ -1090,4 +1090,11 @@ impl World {
     pub fn faults_clear(&mut self) {
         self.faults.clear();
     }
+
+    /// Keystone revokes every token issued so far (an operator's
+    /// `openstack token revoke`, a rotated application credential): each
+    /// service answers 401 to them from now on.
+    pub fn revoke_tokens(&mut self) {
+        self.tokens.clear();
+    }
 }

@@ -247,3 +247,68 @@ async fn a_cloud_that_is_down_trips_the_breaker_and_is_left_alone() {
         .await
         .expect("and the circuit is closed");
 }
+
+/// Call until the breaker lets a call through (it refuses at once while
+/// open), at most `limit`; the answer of the first call let through.
+async fn first_call_let_through(
+    env: &Env,
+    limit: Duration,
+) -> Result<Option<stackbinder::cloud::Server>, CloudError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match env.cloud.get_server("x").await {
+            Err(e) if e.to_string().contains("not calling it") => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the circuit stayed open for {limit:?}: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_half_open_trial_that_fails_without_an_outage_does_not_keep_the_circuit_open_for_ever()
+{
+    // Keystone is down (500s): three calls fail and open the circuit.
+    let env = setup().await;
+    env.fake
+        .inject(fault(Method::POST, "auth/tokens", 500, 1000));
+    for _ in 0..3 {
+        let err = env.cloud.get_server("x").await.unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+    }
+    assert!(
+        env.cloud
+            .get_server("x")
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("not calling it")
+    );
+
+    // Keystone is back but refuses the first authentication: the trial
+    // after the cooldown fails with a refusal, not an outage.
+    env.fake.world().faults_clear();
+    env.fake.inject(Fault {
+        body: json!({"error": {"code": 401, "title": "Unauthorized",
+            "message": "The request you have made requires authentication."}}),
+        ..fault(Method::POST, "auth/tokens", 401, 1)
+    });
+    let trial = first_call_let_through(&env, Duration::from_secs(5)).await;
+    assert!(
+        matches!(trial, Err(CloudError::Rejected(_))),
+        "the trial meets the refusal: {trial:?}"
+    );
+
+    // The circuit opened again for a cooldown, and the next trial finds
+    // the cloud well.
+    let next = first_call_let_through(&env, Duration::from_secs(5)).await;
+    assert!(next.expect("the cloud is back").is_none());
+    env.cloud
+        .get_server("x")
+        .await
+        .expect("and the circuit is closed");
+}

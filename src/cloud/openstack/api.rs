@@ -1,16 +1,19 @@
 //! The one door every OpenStack request goes through: authentication on
-//! first use, a bound on concurrent calls, a timeout per attempt, retries
-//! with backoff (honouring `Retry-After`) and a circuit breaker.
+//! first use (and again when a 401 says the token went bad), a bound on
+//! concurrent calls, a timeout per attempt, retries with backoff
+//! (honouring `Retry-After`) and a circuit breaker.
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, Verdict};
 use super::errors::{ApiError, ApiErrorKind, retry_after};
 use super::session::{self, Credentials, Ready};
 use backon::{ExponentialBuilder, Retryable};
 use osauth::ServiceRequestBuilder;
 use osauth::services::ServiceType;
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{Mutex, Semaphore};
 
 /// How hard to try. The defaults suit a real cloud; tests shorten them.
 #[derive(Debug, Clone)]
@@ -45,6 +48,10 @@ impl Default for Tuning {
 }
 
 /// Whether a request may be sent twice.
+///
+/// Either kind is sent once more after a 401 with a new token: every
+/// OpenStack API checks the token (keystonemiddleware) before it acts, so a
+/// request refused with 401 was not acted on, a create included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repeat {
     /// GET, DELETE, PUT: repeating does no harm.
@@ -87,7 +94,9 @@ pub struct Api {
     credentials: Credentials,
     region: Option<String>,
     interface: Option<String>,
-    ready: OnceCell<Ready>,
+    /// The authenticated session every call shares; replaced when a 401
+    /// shows its token was revoked (or its credential rotated).
+    ready: Mutex<Option<Arc<Ready>>>,
     permits: Semaphore,
     breaker: Breaker,
     tuning: Tuning,
@@ -104,7 +113,7 @@ impl Api {
             credentials,
             region,
             interface,
-            ready: OnceCell::new(),
+            ready: Mutex::new(None),
             permits: Semaphore::new(tuning.max_concurrent_requests.max(1)),
             breaker: Breaker::new(tuning.breaker_threshold, tuning.breaker_cooldown),
             tuning,
@@ -116,26 +125,51 @@ impl Api {
     }
 
     /// The authenticated session; the first caller authenticates, the
-    /// others wait for it. A failure is not cached: the next call tries again.
-    pub async fn ready(&self) -> Result<&Ready, ApiError> {
-        self.ready
-            .get_or_try_init(|| async {
-                let connect = session::connect(
-                    &self.credentials,
-                    self.region.as_deref(),
-                    self.interface.as_deref(),
-                );
-                tokio::time::timeout(self.tuning.request_timeout, connect)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(ApiError::new(
-                            "authenticate with Keystone",
-                            ApiErrorKind::Timeout,
-                            format!("no answer in {:?}", self.tuning.request_timeout),
-                        ))
-                    })
-            })
+    /// others wait for it. A failure is not kept: the next call tries again.
+    pub async fn ready(&self) -> Result<Arc<Ready>, ApiError> {
+        let mut slot = self.ready.lock().await;
+        if let Some(ready) = &*slot {
+            return Ok(ready.clone());
+        }
+        let ready = Arc::new(self.connect().await?);
+        *slot = Some(ready.clone());
+        Ok(ready)
+    }
+
+    /// A call made with `stale` was answered 401: authenticate again (which
+    /// reads the credentials again, so a rotated application credential is
+    /// picked up), unless a concurrent call has already done so. However
+    /// many calls meet the 401 together, Keystone is asked once.
+    async fn renew(&self, stale: &Arc<Ready>) -> Result<Arc<Ready>, ApiError> {
+        let mut slot = self.ready.lock().await;
+        if let Some(current) = &*slot
+            && !Arc::ptr_eq(current, stale)
+        {
+            return Ok(current.clone());
+        }
+        // Should Keystone refuse now, the next call starts afresh.
+        *slot = None;
+        let ready = Arc::new(self.connect().await?);
+        tracing::info!("OpenStack answered 401: authenticated again");
+        *slot = Some(ready.clone());
+        Ok(ready)
+    }
+
+    async fn connect(&self) -> Result<Ready, ApiError> {
+        let connect = session::connect(
+            &self.credentials,
+            self.region.as_deref(),
+            self.interface.as_deref(),
+        );
+        tokio::time::timeout(self.tuning.request_timeout, connect)
             .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    "authenticate with Keystone",
+                    ApiErrorKind::Timeout,
+                    format!("no answer in {:?}", self.tuning.request_timeout),
+                ))
+            })
     }
 
     /// Send the request `build` makes (again for each attempt) and return
@@ -145,16 +179,19 @@ impl Api {
         S: ServiceType + Send,
         F: Fn(&Ready) -> ServiceRequestBuilder<S>,
     {
-        if let Err(left) = self.breaker.admit() {
-            return Err(ApiError::new(
-                what,
-                ApiErrorKind::CircuitOpen,
-                format!(
-                    "the cloud failed several calls in a row; not calling it for another {} s",
-                    left.as_secs()
-                ),
-            ));
-        }
+        let pass = match self.breaker.admit() {
+            Ok(pass) => pass,
+            Err(left) => {
+                return Err(ApiError::new(
+                    what,
+                    ApiErrorKind::CircuitOpen,
+                    format!(
+                        "the cloud failed several calls in a row; not calling it for another {} s",
+                        left.as_secs()
+                    ),
+                ));
+            }
+        };
         let t = &self.tuning;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(t.min_backoff)
@@ -174,16 +211,33 @@ impl Api {
                 tracing::warn!(error = %e, retry_in = ?delay, "OpenStack call failed; retrying");
             })
             .await;
-        match &result {
-            Ok(_) => self.breaker.record_success(),
-            Err(e) if e.is_outage() => self.breaker.record_outage(),
-            Err(e) if e.kind == ApiErrorKind::Status => self.breaker.record_answer(),
-            Err(_) => {}
-        }
+        pass.settle(match &result {
+            Ok(_) => Verdict::Up,
+            Err(e) if e.is_outage() => Verdict::Down,
+            // A refusal (404, 409, 401...) is an answer: the cloud is up.
+            Err(e) if e.kind == ApiErrorKind::Status => Verdict::Up,
+            Err(_) => Verdict::Unknown,
+        });
         result
     }
 
+    /// One attempt; after a 401, one more with a new token.
     async fn attempt<S, F>(&self, what: &str, build: &F) -> Result<Reply, ApiError>
+    where
+        S: ServiceType + Send,
+        F: Fn(&Ready) -> ServiceRequestBuilder<S>,
+    {
+        let ready = self.ready().await?;
+        match self.exchange(what, build, &ready).await {
+            Err(e) if e.status == Some(StatusCode::UNAUTHORIZED) => {
+                let ready = self.renew(&ready).await?;
+                self.exchange(what, build, &ready).await
+            }
+            other => other,
+        }
+    }
+
+    async fn exchange<S, F>(&self, what: &str, build: &F, ready: &Ready) -> Result<Reply, ApiError>
     where
         S: ServiceType + Send,
         F: Fn(&Ready) -> ServiceRequestBuilder<S>,
@@ -191,9 +245,18 @@ impl Api {
         let _permit = self.permits.acquire().await.expect("never closed");
         let timeout = self.tuning.request_timeout;
         let exchange = async {
-            let ready = self.ready().await?;
             let response = build(ready).send_unchecked().await.map_err(|e| {
                 let kind = match e.kind() {
+                    // osauth's endpoint discovery met a 401: the token went
+                    // bad, as for a 401 answer to the request itself.
+                    osauth::ErrorKind::AuthenticationFailed => {
+                        return ApiError::from_status(
+                            what,
+                            StatusCode::UNAUTHORIZED,
+                            e.to_string().as_bytes(),
+                            None,
+                        );
+                    }
                     osauth::ErrorKind::ProtocolError => ApiErrorKind::Transport,
                     osauth::ErrorKind::InternalServerError => ApiErrorKind::Transport,
                     osauth::ErrorKind::EndpointNotFound => ApiErrorKind::BadAnswer,

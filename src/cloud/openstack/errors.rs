@@ -127,8 +127,8 @@ impl From<ApiError> for CloudError {
                 CloudError::Unavailable(e.to_string())
             }
             ApiErrorKind::Status if e.is_retryable() => CloudError::Unavailable(e.to_string()),
-            // A 401 after a good start means the token went bad under us;
-            // the next call authenticates again.
+            // A 401 that a new token did not cure (the API calls Keystone
+            // to check it, and that may be failing): worth trying later.
             ApiErrorKind::Status if e.status == Some(StatusCode::UNAUTHORIZED) => {
                 CloudError::Unavailable(e.to_string())
             }
