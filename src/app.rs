@@ -1,6 +1,7 @@
 //! Wiring: the store, the cloud, the provisioner and the router, built the
 //! same way for `serve`, `demo` and the tests.
 
+use crate::access::Access;
 use crate::cloud::Cloud;
 use crate::cloud::openstack::OpenStackCloud;
 use crate::cloud::simulated::{SimulatedCloud, Timings};
@@ -8,7 +9,7 @@ use crate::config::{Backend, Config, ConfigError};
 use crate::github::Github;
 use crate::provision::{self, Provisioner};
 use crate::store::Store;
-use crate::web::{self, AppState, GuessGuard, LoginMode};
+use crate::web::{self, AppState, GuessGuard, LoginMode, SessionRows};
 use anyhow::Context;
 use secrecy::SecretString;
 use std::future::Future;
@@ -18,7 +19,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_sessions::ExpiredDeletion;
-use tower_sessions_sqlx_store::SqliteStore;
 use url::Url;
 
 /// How many floating IPs the simulated cloud's pool holds.
@@ -99,6 +99,9 @@ impl Application {
             config.server.public_url = Url::parse(&format!("http://{bound}/"))?;
         }
         let secrets = config.secrets()?;
+        if let Some(warning) = web::forwarded_for_warning(&config.server) {
+            tracing::warn!("{warning}");
+        }
         let login_mode = match options.login {
             Login::Demo => LoginMode::Demo,
             Login::Github => {
@@ -125,7 +128,7 @@ impl Application {
             }
         };
         let store = Store::connect(&config.database.url).await?;
-        SqliteStore::new(store.pool().clone())
+        SessionRows::new(store.pool().clone())
             .migrate()
             .await
             .context("cannot create the session table")?;
@@ -135,7 +138,13 @@ impl Application {
             config.registration.wrong_guesses,
             Duration::from_secs(u64::from(config.registration.guess_window_minutes) * 60),
         ));
+        let access = Arc::new(
+            Access::load(&config.registration, &store)
+                .await
+                .context("cannot read the admins and blocked users")?,
+        );
         let state = AppState {
+            access,
             config: Arc::new(config),
             store,
             provisioner,
@@ -184,7 +193,7 @@ impl Application {
                     .run_until_stopped(stop.clone()),
             )
         });
-        let sessions = SqliteStore::new(self.state.store.pool().clone());
+        let sessions = SessionRows::new(self.state.store.pool().clone());
         let session_cleanup = tokio::spawn(
             sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)),
         );

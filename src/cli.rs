@@ -5,7 +5,7 @@ use crate::app::{self, Application, Login as LoginChoice, Options};
 use crate::config::{Backend, Config, ConfigError};
 use crate::domain::{LaunchParams, Login, VmId, VmState};
 use crate::provision::{DeleteReason, ProvisionError, Provisioner};
-use crate::store::{AllowOutcome, NewLink, Store, VmRecord};
+use crate::store::{AllowOutcome, Imported, NewLink, Store, VmRecord};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
@@ -386,24 +386,33 @@ async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Import { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let (mut added, mut bad) = (0, 0);
+            let (mut added, mut withdrawn, mut bad) = (0, 0, 0);
             for (number, line) in text.lines().enumerate() {
                 let entry = line.split('#').next().unwrap_or("").trim();
                 if entry.is_empty() {
                     continue;
                 }
                 match Login::parse(entry) {
-                    Ok(login) => {
-                        store.allow_login(&login, "import").await?;
-                        added += 1;
-                    }
+                    Ok(login) => match store.import_login(&login, "import").await? {
+                        Imported::LeftOutRevoked => {
+                            println!(
+                                "{login}: left out, their access was revoked \
+                                     (`stackbinder users add {login}` allows them again)"
+                            );
+                            withdrawn += 1;
+                        }
+                        Imported::Allowed(_) => added += 1,
+                    },
                     Err(e) => {
                         eprintln!("{}:{}: {entry:?} skipped: {e}", file.display(), number + 1);
                         bad += 1;
                     }
                 }
             }
-            println!("{added} login(s) allowed, {bad} line(s) skipped");
+            println!(
+                "{added} login(s) allowed, {withdrawn} revoked login(s) left out, \
+                 {bad} line(s) skipped"
+            );
             if bad > 0 {
                 bail!("some lines of {} are not GitHub logins", file.display());
             }
@@ -411,7 +420,7 @@ async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Link(cmd) => links(&config, store, cmd).await?,
         UsersCommand::Remove { login } => {
             let login = Login::parse(&login).map_err(|e| anyhow::anyhow!("{login:?}: {e}"))?;
-            let (user, uninvited) = store.revoke_login(&login).await?;
+            let (user, uninvited) = store.revoke_login(&login, "cli").await?;
             match user {
                 Some(user) => {
                     println!("{login}: removed from the allowlist");

@@ -4,7 +4,7 @@
 //! Every problem is reported as the key, what is wrong with its value and how
 //! to fix it, because the person reading it is an operator at a terminal.
 
-use crate::domain::{Login, RepoSpec};
+use crate::domain::{GithubId, Login, RepoSpec};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
@@ -119,13 +119,16 @@ pub struct RegistrationConfig {
     /// The secret in `/register/{secret}`.
     pub secret: Option<SecretString>,
     pub secret_file: Option<PathBuf>,
-    /// GitHub logins that are always allowed.
-    pub admins: Vec<Login>,
+    /// GitHub accounts that are always allowed and see /admin: `id:1234`
+    /// or a login, which is tied to the account that first logs in with
+    /// it (GitHub lets anyone take a login its owner renamed away from).
+    pub admins: Vec<GithubUser>,
     /// Also allowed without a link: members of these GitHub organizations
     /// (`org`) or teams (`org/team`). Asks GitHub for `read:org`.
     pub allowed_orgs: Vec<OrgOrTeam>,
-    /// Refused everywhere, whatever else says.
-    pub blocked_users: Vec<Login>,
+    /// Refused everywhere, whatever else says; written like `admins`, so
+    /// a rename does not get a blocked account back in.
+    pub blocked_users: Vec<GithubUser>,
     /// Wrong registration secrets one client may try per `guess_window_minutes`.
     pub wrong_guesses: u32,
     pub guess_window_minutes: u32,
@@ -145,17 +148,44 @@ impl Default for RegistrationConfig {
     }
 }
 
-impl RegistrationConfig {
-    pub fn is_admin(&self, login: &str) -> bool {
-        self.admins
-            .iter()
-            .any(|a| a.as_str().eq_ignore_ascii_case(login))
-    }
+/// A GitHub account in `registration.admins` or `blocked_users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum GithubUser {
+    /// `id:1234`: GitHub's numeric user id, which never changes.
+    Id(GithubId),
+    /// A login, resolved to an id at its first login (see `crate::access`).
+    Login(Login),
+}
 
-    pub fn is_blocked(&self, login: &str) -> bool {
-        self.blocked_users
-            .iter()
-            .any(|b| b.as_str().eq_ignore_ascii_case(login))
+impl From<Login> for GithubUser {
+    fn from(login: Login) -> Self {
+        Self::Login(login)
+    }
+}
+
+impl std::str::FromStr for GithubUser {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw.trim().strip_prefix("id:") {
+            Some(id) => match id.trim().parse::<i64>() {
+                Ok(n) if n > 0 => Ok(Self::Id(GithubId(n))),
+                _ => Err(format!(
+                    "{raw:?}: a GitHub id is a positive number, e.g. id:583231"
+                )),
+            },
+            None => Login::parse(raw)
+                .map(Self::Login)
+                .map_err(|e| format!("{raw:?}: {e}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GithubUser {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -691,6 +721,11 @@ fn from_figment_error(err: figment::Error) -> ConfigError {
 }
 
 fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
+    // A list entry's key ends in its index (`registration.admins.0`).
+    let key = key
+        .rsplit_once('.')
+        .filter(|(_, last)| last.parse::<usize>().is_ok())
+        .map_or(key, |(list, _)| list);
     if matches!(kind, figment::error::Kind::UnknownField(..)) {
         return "check the spelling against the documented config.toml".into();
     }
@@ -705,7 +740,7 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         }
         "cloud.backend" => "use \"simulated\" or \"openstack\"".into(),
         "registration.admins" | "registration.blocked_users" => {
-            "list GitHub logins, e.g. [\"octocat\"]".into()
+            "list GitHub logins or ids, e.g. [\"octocat\", \"id:583231\"]".into()
         }
         "registration.allowed_orgs" => {
             "list organizations or org/team slugs, e.g. [\"my-org\", \"my-org/tutors\"]".into()
@@ -838,6 +873,27 @@ mod tests {
             ),
         ] {
             assert_eq!(load_str(toml).unwrap_err().key, key, "{toml}");
+        }
+    }
+
+    #[test]
+    fn admins_and_blocked_users_take_ids_or_logins() {
+        let c = load_str(
+            "[registration]\nadmins = [\"id:583231\", \"Octocat\"]\nblocked_users = [\"id:7\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            c.registration.admins,
+            [
+                GithubUser::Id(GithubId(583231)),
+                GithubUser::Login(Login::parse("Octocat").unwrap())
+            ]
+        );
+        assert_eq!(c.registration.blocked_users, [GithubUser::Id(GithubId(7))]);
+        for bad in ["id:", "id:-3", "id:12x", "not a login"] {
+            let e = load_str(&format!("[registration]\nadmins = [\"{bad}\"]")).unwrap_err();
+            assert_eq!(e.key, "registration.admins.0", "{bad}");
+            assert!(e.fix.contains("id:583231"), "{bad}: {}", e.fix);
         }
     }
 

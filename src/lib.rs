@@ -4,6 +4,7 @@
 //! `provision` runs the launch/delete state machine, `cloud` is the only door
 //! to a cloud, and `store` records every step so a restart can pick it up.
 
+pub mod access;
 pub mod app;
 pub mod cli;
 pub mod cloud;

@@ -46,6 +46,8 @@ impl RegistrationLink {
 pub enum LinkUse {
     Registered,
     AlreadyRegistered,
+    /// The user's access was revoked; a link does not undo that.
+    Withdrawn,
     /// Expired, used up or revoked by the time it was used.
     LinkNotActive,
 }
@@ -111,7 +113,8 @@ impl Store {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         let registered = sqlx::query(
-            "UPDATE users SET registered_at = ?, registered_via = ? WHERE github_id = ? AND registered_at IS NULL",
+            "UPDATE users SET registered_at = ?, registered_via = ?
+             WHERE github_id = ? AND registered_at IS NULL AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(via)
@@ -121,7 +124,17 @@ impl Store {
         .rows_affected()
             == 1;
         if !registered {
-            return Ok(LinkUse::AlreadyRegistered);
+            let withdrawn: bool =
+                sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM users WHERE github_id = ?")
+                    .bind(user)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(false);
+            return Ok(if withdrawn {
+                LinkUse::Withdrawn
+            } else {
+                LinkUse::AlreadyRegistered
+            });
         }
         let counted = sqlx::query(
             "UPDATE registration_links SET uses = uses + 1

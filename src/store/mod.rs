@@ -1,14 +1,16 @@
 //! The embedded store: SQLite through sqlx. Every state change of a VM is
 //! written here before the next step is taken, so a restart resumes it.
 
+mod access_names;
 mod events;
 mod links;
 mod users;
 mod vms;
 
+pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
-pub use users::{AllowOutcome, Invite, User};
+pub use users::{AllowOutcome, Imported, Invite, Registration, User};
 pub use vms::{CallbackOutcome, MAX_LOG_LINES_PER_VM, NewVm, VmRecord};
 
 use sqlx::SqlitePool;

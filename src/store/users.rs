@@ -11,12 +11,29 @@ pub struct User {
     pub last_login_at: DateTime<Utc>,
     pub registered_at: Option<DateTime<Utc>>,
     pub registered_via: Option<String>,
+    /// Set by a revocation, cleared only when an admin allows them again:
+    /// until then no registration link registers them.
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
 }
 
 impl User {
     pub fn is_registered(&self) -> bool {
         self.registered_at.is_some()
     }
+
+    pub fn is_withdrawn(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+/// What a registration link did for a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Registered,
+    AlreadyRegistered,
+    /// Their access was revoked: only an admin can allow them again.
+    Withdrawn,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -57,8 +74,10 @@ impl Store {
             .rows_affected()
             > 0;
         if invited {
+            // An admin allowed this login: that lifts a revocation too.
             sqlx::query(
-                "UPDATE users SET registered_at = ?, registered_via = 'invitation'
+                "UPDATE users SET registered_at = ?, registered_via = 'invitation',
+                                  revoked_at = NULL, revoked_by = NULL
                  WHERE github_id = ? AND registered_at IS NULL",
             )
             .bind(now)
@@ -84,26 +103,51 @@ impl Store {
             .await?)
     }
 
-    /// Put a user on the allowlist; `via` says how (a link label, `cli`...).
-    /// Returns false when they were already registered.
-    pub async fn register(&self, id: GithubId, via: &str) -> Result<bool> {
+    /// Register a user through a registration link; `via` says which.
+    /// A revoked user is not registered.
+    pub async fn register(&self, id: GithubId, via: &str) -> Result<Registration> {
         let done = sqlx::query(
             "UPDATE users SET registered_at = ?, registered_via = ?
-             WHERE github_id = ? AND registered_at IS NULL",
+             WHERE github_id = ? AND registered_at IS NULL AND revoked_at IS NULL",
         )
         .bind(Utc::now())
         .bind(via)
         .bind(id)
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() > 0 {
+            return Ok(Registration::Registered);
+        }
+        let withdrawn = self.user(id).await?.is_some_and(|u| u.is_withdrawn());
+        Ok(if withdrawn {
+            Registration::Withdrawn
+        } else {
+            Registration::AlreadyRegistered
+        })
+    }
+
+    /// An admin allows a user (again): registers them and lifts a
+    /// revocation. Returns false when they were already registered.
+    pub async fn allow_user(&self, id: GithubId, by: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET registered_at = ?, registered_via = ?,
+                              revoked_at = NULL, revoked_by = NULL
+             WHERE github_id = ? AND registered_at IS NULL",
+        )
+        .bind(Utc::now())
+        .bind(by)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    /// Allow a login: registers the user if they have logged in before,
-    /// otherwise remembers the invitation for their first login.
+    /// An admin allows a login (`users add`): registers the user if they
+    /// have logged in before (lifting a revocation), otherwise remembers
+    /// the invitation for their first login.
     pub async fn allow_login(&self, login: &Login, by: &str) -> Result<AllowOutcome> {
         if let Some(user) = self.user_by_login(login).await? {
-            return Ok(if self.register(user.github_id, by).await? {
+            return Ok(if self.allow_user(user.github_id, by).await? {
                 AllowOutcome::Registered
             } else {
                 AllowOutcome::AlreadyRegistered
@@ -121,19 +165,39 @@ impl Store {
         Ok(AllowOutcome::Invited)
     }
 
+    /// `users import`: allow a login of a list, unless its user was
+    /// revoked: importing the course list again must not undo that.
+    pub async fn import_login(&self, login: &Login, by: &str) -> Result<Imported> {
+        let withdrawn = self
+            .user_by_login(login)
+            .await?
+            .is_some_and(|u| u.is_withdrawn());
+        if withdrawn {
+            return Ok(Imported::LeftOutRevoked);
+        }
+        Ok(Imported::Allowed(self.allow_login(login, by).await?))
+    }
+
     /// Take a login off the allowlist (and drop a pending invitation).
     /// Returns the user, if there is one, so the caller can delete their VM.
-    pub async fn revoke_login(&self, login: &Login) -> Result<(Option<User>, bool)> {
+    /// The revocation sticks: see `register`.
+    pub async fn revoke_login(&self, login: &Login, by: &str) -> Result<(Option<User>, bool)> {
         let uninvited = sqlx::query("DELETE FROM invited_logins WHERE login = ?")
             .bind(login.as_str())
             .execute(&self.pool)
             .await?
             .rows_affected()
             > 0;
-        sqlx::query("UPDATE users SET registered_at = NULL, registered_via = NULL WHERE login = ?")
-            .bind(login.as_str())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET registered_at = NULL, registered_via = NULL,
+                              revoked_at = ?, revoked_by = ?
+             WHERE login = ?",
+        )
+        .bind(Utc::now())
+        .bind(by)
+        .bind(login.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok((self.user_by_login(login).await?, uninvited))
     }
 
@@ -157,4 +221,11 @@ pub enum AllowOutcome {
     Registered,
     AlreadyRegistered,
     Invited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    Allowed(AllowOutcome),
+    /// The user was revoked; only `users add` or /admin allows them again.
+    LeftOutRevoked,
 }

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(page))
         .route("/admin/vms/{id}/delete", post(delete_vm))
         .route("/admin/users/{id}/revoke", post(revoke_user))
+        .route("/admin/users/{id}/allow", post(allow_user))
         .route("/admin/links", post(create_link))
         .route("/admin/links/{id}/revoke", post(revoke_link))
 }
@@ -41,9 +42,8 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let user = RegisteredUser::from_request_parts(parts, state).await?;
         if AppState::from_ref(state)
-            .config
-            .registration
-            .is_admin(&user.user.login)
+            .access
+            .is_admin(user.user.github_id)
         {
             Ok(Self(user))
         } else {
@@ -159,7 +159,8 @@ async fn revoke_user(
         .await?
         .ok_or(WebError::NotFound)?;
     let login = Login::parse(&user.login).map_err(|_| WebError::NotFound)?;
-    state.store.revoke_login(&login).await?;
+    let by = format!("admin {}", admin.0.user.login);
+    state.store.revoke_login(&login, &by).await?;
     if let Some(vm) = state.store.live_vm_of(user.github_id).await? {
         let why = format!("its owner was revoked by the admin {}", admin.0.user.login);
         state
@@ -169,6 +170,25 @@ async fn revoke_user(
             .map_err(|e| WebError::Internal(e.into()))?;
     }
     tracing::info!(user = %user.login, admin = %admin.0.user.login, "user revoked");
+    Ok(Redirect::to("/admin").into_response())
+}
+
+/// Register a user (again): the one way, besides `users add`, to lift a
+/// revocation.
+async fn allow_user(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Result<Response, WebError> {
+    let user = state
+        .store
+        .user(GithubId(id))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let by = format!("admin {}", admin.0.user.login);
+    state.store.allow_user(user.github_id, &by).await?;
+    tracing::info!(user = %user.login, admin = %admin.0.user.login, "user allowed");
     Ok(Redirect::to("/admin").into_response())
 }
 

@@ -36,7 +36,7 @@ struct DemoLoginPage {
 
 async fn login(
     State(state): State<AppState>,
-    visitor: Visitor,
+    mut visitor: Visitor,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, WebError> {
     let next = super::session::safe_next(q.next.as_deref().unwrap_or("/"));
@@ -44,12 +44,15 @@ async fn login(
         return Ok(Redirect::to(&next).into_response());
     }
     match &state.login_mode {
-        LoginMode::Demo => Ok(render(DemoLoginPage {
-            layout: visitor.layout(&state, "Log in"),
-            next,
-            error: None,
-        })?
-        .into_response()),
+        LoginMode::Demo => {
+            visitor.ensure_csrf().await?;
+            Ok(render(DemoLoginPage {
+                layout: visitor.layout(&state, "Log in"),
+                next,
+                error: None,
+            })?
+            .into_response())
+        }
         LoginMode::Github(github) => {
             let redirect = github.authorize();
             visitor.set_next(&next).await?;
@@ -97,13 +100,12 @@ async fn demo_login(
             return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
         }
     };
-    if state.config.registration.is_blocked(login.as_str()) {
+    let id = GithubId::for_demo(&login);
+    state.access.sight(id, &login).await?;
+    if state.access.is_blocked(id) {
         return Err(WebError::Blocked);
     }
-    let user = state
-        .store
-        .record_login(GithubId::for_demo(&login), &login)
-        .await?;
+    let user = state.store.record_login(id, &login).await?;
     visitor.log_in(&user).await?;
     tracing::info!(user = %user.login, "demo login");
     Ok(Redirect::to(&next).into_response())
@@ -126,12 +128,14 @@ async fn github_callback(
     };
     let pending = visitor.take_oauth().await?;
     if let Some(error) = q.error {
-        let message = if error == "access_denied" {
-            "You did not allow the login on GitHub. You can try again whenever you like.".to_owned()
-        } else {
-            format!("GitHub reported a problem with the login ({error}).")
-        };
-        return Err(WebError::LoginFailed(message));
+        // Anyone can send a link with any `error` text: it is never shown.
+        tracing::warn!(
+            code = authorization_error_code(&error),
+            "GitHub sent the login back with an error"
+        );
+        return Err(WebError::LoginFailed(
+            authorization_error_message(&error).to_owned(),
+        ));
     }
     let (Some(pending), Some(returned_state), Some(code)) = (pending, q.state, q.code) else {
         return Err(WebError::LoginFailed(
@@ -152,7 +156,8 @@ async fn github_callback(
             WebError::LoginFailed(e.to_string())
         })?;
     let registration = &state.config.registration;
-    if registration.is_blocked(identity.login.as_str()) {
+    state.access.sight(identity.id, &identity.login).await?;
+    if state.access.is_blocked(identity.id) {
         tracing::warn!(user = %identity.login, "blocked user tried to log in");
         return Err(WebError::Blocked);
     }
@@ -163,7 +168,8 @@ async fn github_callback(
     // Membership is asked before the session changes: a GitHub failure
     // here must leave nobody logged in.
     let needs_org = !user.is_registered()
-        && !registration.is_admin(&user.login)
+        && !user.is_withdrawn()
+        && !state.access.is_admin(user.github_id)
         && !registration.allowed_orgs.is_empty();
     let member = needs_org
         && github
@@ -183,7 +189,89 @@ async fn github_callback(
     Ok(Redirect::to(&next).into_response())
 }
 
+/// GitHub's documented authorization errors (and the OAuth 2.0 ones it may
+/// send), in our words.
+const AUTHORIZATION_ERRORS: &[(&str, &str)] = &[
+    (
+        "access_denied",
+        "You did not allow the login on GitHub. You can try again whenever you like.",
+    ),
+    (
+        "redirect_uri_mismatch",
+        "GitHub refused the login: this server's callback URL is not the one registered for \
+         its OAuth app. Please tell the operator of this server.",
+    ),
+    (
+        "application_suspended",
+        "GitHub refused the login: this server's OAuth app is suspended. Please tell the \
+         operator of this server.",
+    ),
+    (
+        "unauthorized_client",
+        "GitHub refused the login: this server's OAuth app may not log people in this way. \
+         Please tell the operator of this server.",
+    ),
+    (
+        "invalid_scope",
+        "GitHub refused the permissions this server asked for. Please tell the operator of \
+         this server.",
+    ),
+    (
+        "server_error",
+        "GitHub had a problem with the login. Please try again in a minute.",
+    ),
+    (
+        "temporarily_unavailable",
+        "GitHub is busy and could not log you in. Please try again in a minute.",
+    ),
+];
+
+const UNKNOWN_AUTHORIZATION_ERROR: &str = "GitHub did not complete the login. Please start again.";
+
+/// The page's message for an `error` GitHub sent back; anything else that
+/// a link may carry gets the generic message, never its own text.
+fn authorization_error_message(code: &str) -> &'static str {
+    AUTHORIZATION_ERRORS
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map_or(UNKNOWN_AUTHORIZATION_ERROR, |(_, message)| message)
+}
+
+/// The code for the log: a known one, or "other" (the log is not a place
+/// for attacker text either).
+fn authorization_error_code(code: &str) -> &'static str {
+    AUTHORIZATION_ERRORS
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map_or("other", |(known, _)| known)
+}
+
 async fn logout(visitor: Visitor, CsrfForm(_): CsrfForm<CsrfOnly>) -> Result<Response, WebError> {
     visitor.log_out().await?;
     Ok(Redirect::to("/").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_documented_authorization_error_has_its_own_message() {
+        for (code, message) in AUTHORIZATION_ERRORS {
+            assert_eq!(authorization_error_message(code), *message);
+            assert_eq!(authorization_error_code(code), *code);
+        }
+        for other in [
+            "",
+            "access_denied ",
+            "<b>call 555-0100</b>",
+            "Access_Denied",
+        ] {
+            assert_eq!(
+                authorization_error_message(other),
+                UNKNOWN_AUTHORIZATION_ERROR
+            );
+            assert_eq!(authorization_error_code(other), "other");
+        }
+    }
 }

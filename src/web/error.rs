@@ -27,6 +27,9 @@ pub enum WebError {
     /// 403: on `registration.blocked_users`.
     #[error("blocked")]
     Blocked,
+    /// 403: their access was revoked; a registration link does not undo that.
+    #[error("access withdrawn")]
+    AccessWithdrawn,
     /// 410: a registration link that expired or was used up.
     #[error("registration link inactive")]
     LinkInactive(&'static str),
@@ -80,7 +83,9 @@ impl WebError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) | Self::LoginFailed(_) => StatusCode::BAD_REQUEST,
             Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            Self::NotRegistered { .. } | Self::Csrf | Self::Blocked => StatusCode::FORBIDDEN,
+            Self::NotRegistered { .. } | Self::Csrf | Self::Blocked | Self::AccessWithdrawn => {
+                StatusCode::FORBIDDEN
+            }
             Self::LinkInactive(_) => StatusCode::GONE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -111,6 +116,12 @@ impl WebError {
             Self::Blocked => (
                 "Not allowed",
                 "This GitHub account may not use this server. Ask its operator if you think this is a mistake."
+                    .into(),
+            ),
+            Self::AccessWithdrawn => (
+                "Your access was withdrawn",
+                "Your access to this server was withdrawn, so a registration link does not let you in again. \
+                 Ask the course staff if you think you should have it back."
                     .into(),
             ),
             Self::LinkInactive(why) => (

@@ -17,11 +17,14 @@ mod layout;
 mod metrics;
 mod register;
 mod session;
+mod session_store;
 mod status;
 
+pub use client_ip::forwarded_for_warning;
 pub use error::WebError;
-pub use guard::GuessGuard;
+pub use guard::{ADDRESS_ALLOWANCE, GuessGuard};
 pub use session::SESSION_COOKIE;
+pub use session_store::SessionRows;
 
 use crate::config::Config;
 use crate::provision::Provisioner;
@@ -50,6 +53,8 @@ pub struct AppState {
     pub provisioner: Provisioner,
     pub login_mode: LoginMode,
     pub registration_secret: Option<Arc<SecretString>>,
+    /// `registration.admins` and `blocked_users`, by GitHub account.
+    pub access: Arc<crate::access::Access>,
     /// Locks out clients that guess registration secrets.
     pub guesses: Arc<GuessGuard>,
     /// Fires at shutdown, so long-lived event streams end.
@@ -91,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(assets::router())
         .fallback(|| async { WebError::NotFound })
+        .layer(axum::middleware::from_fn(session::keep_alive))
         .layer(session::layer(&state))
         .layer(
             ServiceBuilder::new()

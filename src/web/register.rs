@@ -5,11 +5,12 @@
 //! a plain 404, and a client that keeps guessing is locked out.
 
 use super::client_ip::ClientIp;
+use super::guard::{Guesser, Lockout};
 use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, Visitor};
 use super::{AppState, WebError};
 use crate::secret;
-use crate::store::{LinkState, LinkUse, User};
+use crate::store::{LinkState, LinkUse, Registration, User};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -63,9 +64,20 @@ impl Link {
 }
 
 /// Find the active link `presented` opens. Every candidate is compared
-/// in constant time; a wrong guess counts against the client.
-async fn resolve(state: &AppState, ip: ClientIp, presented: &str) -> Result<Link, WebError> {
-    if let Some(retry_after) = state.guesses.locked_for(ip.0) {
+/// in constant time; a wrong guess counts against the visitor's session
+/// and address (see `guard.rs`).
+async fn resolve(
+    state: &AppState,
+    visitor: &Visitor,
+    ip: ClientIp,
+    presented: &str,
+) -> Result<Link, WebError> {
+    let session = visitor.session.id().map(|id| id.to_string());
+    let guesser = Guesser {
+        address: ip.0,
+        session: session.as_deref(),
+    };
+    if let Some(retry_after) = state.guesses.locked_for(guesser) {
         return Err(WebError::TooManyRequests { retry_after });
     }
     if let Some(configured) = &state.registration_secret
@@ -92,8 +104,16 @@ async fn resolve(state: &AppState, ip: ClientIp, presented: &str) -> Result<Link
         }
         // A revoked link is as good as a wrong one.
         Some((LinkState::Revoked, _)) | None => {
-            if state.guesses.wrong_guess(ip.0) {
-                tracing::warn!(client = %ip.0, "too many wrong registration secrets; locked out");
+            match state.guesses.wrong_guess(guesser) {
+                Some(Lockout::Session) => tracing::warn!(
+                    client = %ip.0,
+                    "too many wrong registration secrets from one session; session locked out"
+                ),
+                Some(Lockout::Address) => tracing::warn!(
+                    client = %ip.0,
+                    "too many wrong registration secrets from one address; address locked out"
+                ),
+                None => {}
             }
             Err(WebError::NotFound)
         }
@@ -101,7 +121,8 @@ async fn resolve(state: &AppState, ip: ClientIp, presented: &str) -> Result<Link
 }
 
 /// Who the link is for: the logged-in visitor (a logged-out one goes through
-/// the login and comes back here), unless they are blocked.
+/// the login and comes back here), unless they are blocked or their access
+/// was revoked (which only an admin undoes).
 fn invitee<'v>(
     state: &AppState,
     visitor: &'v Visitor,
@@ -112,8 +133,11 @@ fn invitee<'v>(
             next: format!("/register/{presented}"),
         });
     };
-    if state.config.registration.is_blocked(&user.login) {
+    if state.access.is_blocked(user.github_id) {
         return Err(WebError::Blocked);
+    }
+    if user.is_withdrawn() {
+        return Err(WebError::AccessWithdrawn);
     }
     Ok(user)
 }
@@ -124,7 +148,7 @@ async fn invitation(
     ip: ClientIp,
     Path(presented): Path<String>,
 ) -> Result<Response, WebError> {
-    let link = resolve(&state, ip, &presented).await?;
+    let link = resolve(&state, &visitor, ip, &presented).await?;
     let user = invitee(&state, &visitor, &presented)?;
     Ok(render(RegisterPage {
         layout: visitor.layout(&state, "Register"),
@@ -144,11 +168,15 @@ async fn register(
     Path(presented): Path<String>,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    let link = resolve(&state, ip, &presented).await?;
+    let link = resolve(&state, &visitor, ip, &presented).await?;
     let user = invitee(&state, &visitor, &presented)?;
     let via = format!("link: {}", link.label());
     let newly = match &link {
-        Link::Configured => state.store.register(user.github_id, &via).await?,
+        Link::Configured => match state.store.register(user.github_id, &via).await? {
+            Registration::Registered => true,
+            Registration::AlreadyRegistered => false,
+            Registration::Withdrawn => return Err(WebError::AccessWithdrawn),
+        },
         Link::Stored { id, .. } => match state
             .store
             .register_with_link(*id, user.github_id, &via)
@@ -156,6 +184,7 @@ async fn register(
         {
             LinkUse::Registered => true,
             LinkUse::AlreadyRegistered => false,
+            LinkUse::Withdrawn => return Err(WebError::AccessWithdrawn),
             LinkUse::LinkNotActive => return Err(WebError::LinkInactive("has just run out")),
         },
     };

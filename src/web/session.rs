@@ -2,12 +2,14 @@
 //! they take a `Visitor`, a `RegisteredUser` or a `CsrfForm`.
 
 use super::layout::Layout;
+use super::session_store::SessionRows;
 use super::{AppState, WebError};
 use crate::domain::GithubId;
 use crate::secret;
 use crate::store::User;
 use axum::extract::{Form, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::de::DeserializeOwned;
@@ -15,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::cookie::time::Duration as CookieDuration;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 pub const SESSION_COOKIE: &str = "stackbinder_session";
 const AUTH_KEY: &str = "auth.user";
@@ -25,6 +26,11 @@ const OAUTH_KEY: &str = "oauth.pending";
 /// Set at login when membership of `registration.allowed_orgs` let the user
 /// in; with the GitHub token to check it again before each launch.
 const ORG_ACCESS_KEY: &str = "auth.org_access";
+/// When the session's idle expiry was last pushed back (Unix seconds).
+const RENEWED_KEY: &str = "session.renewed_at";
+/// A session in use is written at most this often just to push its idle
+/// expiry back (a changed one is written whenever it changes).
+const RENEW_EVERY_SECONDS: i64 = 60;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct OrgAccess {
@@ -45,8 +51,11 @@ struct SessionAuth {
     login_at: DateTime<Utc>,
 }
 
-pub fn layer(state: &AppState) -> SessionManagerLayer<SqliteStore> {
-    let store = SqliteStore::new(state.store.pool().clone());
+/// Sessions in SQLite, saved only when they changed (`keep_alive` makes
+/// the change that pushes an idle expiry back), and never created for a
+/// visitor who has nothing stored: an anonymous `GET /` writes nothing.
+pub fn layer(state: &AppState) -> SessionManagerLayer<SessionRows> {
+    let store = SessionRows::new(state.store.pool().clone());
     let secure = state.config.server.public_url.scheme() == "https";
     let idle = i64::from(state.config.server.session_idle_minutes);
     SessionManagerLayer::new(store)
@@ -57,17 +66,40 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<SqliteStore> {
         .with_secure(secure)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(CookieDuration::minutes(idle)))
-        // Saving is what pushes the idle expiry back; without it a session
-        // that only reads would end session_idle_minutes after login,
-        // however active its user. One small SQLite write per request.
-        .with_always_save(true)
 }
 
-/// Whoever sent the request: maybe logged in, always with a CSRF token.
+/// Push back the idle expiry of a session in use. A session is saved (and
+/// so its expiry and the cookie's Max-Age renewed) only when it changed;
+/// this changes it when its last renewal is `RENEW_EVERY_SECONDS` old, so
+/// an active user stays logged in at the cost of one write a minute, not
+/// one per request. Runs inside the session layer, before the handler.
+pub async fn keep_alive(session: Session, request: Request, next: Next) -> Response {
+    if let Err(e) = renew_if_due(&session).await {
+        tracing::warn!(error = %e, "cannot renew the session");
+    }
+    next.run(request).await
+}
+
+async fn renew_if_due(session: &Session) -> Result<(), tower_sessions::session::Error> {
+    // No cookie, an expired one, or nothing stored: nothing to keep alive.
+    if session.is_empty().await {
+        return Ok(());
+    }
+    let now = Utc::now().timestamp();
+    let renewed: Option<i64> = session.get(RENEWED_KEY).await?;
+    if renewed.is_none_or(|at| now - at >= RENEW_EVERY_SECONDS) {
+        session.insert(RENEWED_KEY, now).await?;
+    }
+    Ok(())
+}
+
+/// Whoever sent the request: maybe logged in. A logged-in visitor always
+/// has a CSRF token; an anonymous one only once a page with a form made
+/// one (`ensure_csrf`), so that an anonymous visit stores no session.
 pub struct Visitor {
     pub session: Session,
     pub user: Option<User>,
-    pub csrf: String,
+    csrf: Option<String>,
 }
 
 impl Visitor {
@@ -83,12 +115,12 @@ impl Visitor {
         Layout {
             title: title.to_owned(),
             login: self.user.as_ref().map(|u| u.login.clone()),
-            csrf: self.csrf.clone(),
+            csrf: self.csrf.clone().unwrap_or_default(),
             banner,
             is_admin: self
                 .user
                 .as_ref()
-                .is_some_and(|u| config.registration.is_admin(&u.login)),
+                .is_some_and(|u| state.access.is_admin(u.github_id)),
         }
     }
 
@@ -105,6 +137,20 @@ impl Visitor {
             )
             .await?;
         self.session.insert(CSRF_KEY, secret::generate()).await?;
+        self.session
+            .insert(RENEWED_KEY, Utc::now().timestamp())
+            .await?;
+        Ok(())
+    }
+
+    /// A CSRF token for a page with a form, made now if the visitor has
+    /// none (which starts a session).
+    pub async fn ensure_csrf(&mut self) -> Result<(), WebError> {
+        if self.csrf.is_none() {
+            let token = secret::generate();
+            self.session.insert(CSRF_KEY, &token).await?;
+            self.csrf = Some(token);
+        }
         Ok(())
     }
 
@@ -174,14 +220,6 @@ where
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(_, msg)| WebError::Internal(anyhow::anyhow!(msg)))?;
-        let csrf = match session.get::<String>(CSRF_KEY).await? {
-            Some(token) => token,
-            None => {
-                let token = secret::generate();
-                session.insert(CSRF_KEY, &token).await?;
-                token
-            }
-        };
         let mut user = None;
         if let Some(auth) = session.get::<SessionAuth>(AUTH_KEY).await? {
             let max_age = Duration::hours(i64::from(app.config.server.session_max_hours));
@@ -191,11 +229,16 @@ where
                 user = app.store.user(auth.github_id).await?;
             }
         }
-        Ok(Self {
+        let csrf = session.get::<String>(CSRF_KEY).await?;
+        let mut visitor = Self {
             session,
             user,
             csrf,
-        })
+        };
+        if visitor.user.is_some() {
+            visitor.ensure_csrf().await?;
+        }
+        Ok(visitor)
     }
 }
 
@@ -234,14 +277,18 @@ where
                 .to_owned();
             return Err(WebError::LoginRequired { next });
         };
-        let registration = &AppState::from_ref(state).config.registration;
-        if registration.is_blocked(&user.login) {
+        let app = AppState::from_ref(state);
+        let registration = &app.config.registration;
+        if app.access.is_blocked(user.github_id) {
             return Err(WebError::Blocked);
         }
         let allowed_by = if user.is_registered() {
             AllowedBy::Registration
-        } else if registration.is_admin(&user.login) {
+        } else if app.access.is_admin(user.github_id) {
             AllowedBy::Admin
+        } else if user.is_withdrawn() {
+            // Revoked: not let back in by organization membership either.
+            return Err(WebError::AccessWithdrawn);
         } else if !registration.allowed_orgs.is_empty() && visitor.org_access().await?.is_some() {
             AllowedBy::Organization
         } else {

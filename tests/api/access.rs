@@ -45,7 +45,7 @@ async fn press_launch(browser: &Browser) -> reqwest::Response {
 async fn admins_may_launch_without_registering() {
     let fake = FakeGithub::start().await;
     let app = spawn_with_github(&fake, |config| {
-        config.registration.admins = vec![login("Head-Teacher")];
+        config.registration.admins = vec![login("Head-Teacher").into()];
     })
     .await;
     // GitHub logins are case-insensitive.
@@ -66,8 +66,8 @@ async fn admins_may_launch_without_registering() {
 async fn blocked_users_are_refused_at_login() {
     let fake = FakeGithub::start().await;
     let app = spawn_with_github(&fake, |config| {
-        config.registration.blocked_users = vec![login("Mallory")];
-        config.registration.admins = vec![login("mallory")];
+        config.registration.blocked_users = vec![login("Mallory").into()];
+        config.registration.admins = vec![login("mallory").into()];
     })
     .await;
     app.store()
@@ -101,7 +101,7 @@ async fn blocked_users_are_refused_everywhere_even_when_registered() {
     let csrf = app.csrf().await;
 
     // The operator blocks her; her session and registration stay.
-    app.config.registration.blocked_users = vec![login("trudy")];
+    app.config.registration.blocked_users = vec![login("trudy").into()];
     app.restart().await;
 
     for path in ["/VM_start", "/VM_status", "/VM_delete", "/api/vm"] {
@@ -134,9 +134,14 @@ async fn removing_a_user_takes_effect_on_their_next_request() {
     assert_eq!(confirm.status(), StatusCode::OK);
     let csrf = csrf_from(&confirm.text().await.unwrap());
 
-    app.store().revoke_login(&login("dropped")).await.unwrap();
+    app.store()
+        .revoke_login(&login("dropped"), "test")
+        .await
+        .unwrap();
 
-    assert_not_registered(&app).await;
+    let (status, page) = app.get_page("/VM_start").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("Your access was withdrawn"), "{page}");
     let response = app
         .post_form(
             "/VM_start",

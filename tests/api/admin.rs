@@ -6,7 +6,7 @@ use stackbinder::domain::Login;
 
 async fn app_with_admin() -> crate::helpers::TestApp {
     spawn_app_with(TestOptions {
-        configure: |c| c.registration.admins = vec![Login::parse("boss").unwrap()],
+        configure: |c| c.registration.admins = vec![Login::parse("boss").unwrap().into()],
         ..TestOptions::default()
     })
     .await

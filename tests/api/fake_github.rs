@@ -85,6 +85,9 @@ pub struct Faults {
     pub user_delay: Option<Duration>,
     /// Tokens are revoked as soon as they are issued (the API says 401).
     pub revoke_tokens: bool,
+    /// The org membership endpoint answers only once a permit is added here:
+    /// a test holds requests of the app at GitHub for as long as it likes.
+    pub membership_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 struct Grant {
@@ -724,6 +727,10 @@ async fn org_membership(
     headers: HeaderMap,
     Path(org): Path<String>,
 ) -> Response {
+    let gate = lock(&shared).faults.membership_gate.clone();
+    if let Some(gate) = gate {
+        gate.acquire().await.expect("never closed").forget();
+    }
     let inner = lock(&shared);
     let (id, scope) = match api_caller(&inner, &headers) {
         Ok(caller) => caller,

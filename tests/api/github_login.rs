@@ -63,15 +63,17 @@ async fn logging_in_with_github_remembers_the_numeric_id_in_a_new_session() {
     let app = spawn_with_github(&fake, |_| {}).await;
     let id = fake.add_user("Octo-Cat");
 
-    // A visitor has a session before the login (for its CSRF token).
+    // An anonymous visitor has no session...
     let (status, home) = app.get_page("/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(home.contains("Log in with GitHub"), "{home}");
-    let before = app.session_cookie().expect("a visitor's session");
+    assert!(app.session_cookie().is_none(), "nothing stored, no session");
 
-    // /login goes to GitHub with state and a PKCE challenge, no scope.
+    // ...until /login stores the pending login and goes to GitHub with
+    // state and a PKCE challenge, no scope.
     let response = app.get("/login").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let before = app.session_cookie().expect("the pending login's session");
     let authorize = location(&response);
     let to = Url::parse(&authorize).unwrap();
     assert_eq!(to.origin(), fake.authorize_url().origin());
@@ -548,6 +550,52 @@ async fn another_error_from_github_is_shown_escaped() {
 }
 
 #[tokio::test]
+async fn the_login_callback_never_echoes_the_error_text_of_the_link() {
+    let fake = FakeGithub::start().await;
+    let app = spawn_with_github(&fake, |_| {}).await;
+    for (error, expected) in [
+        (
+            "Your account is locked. Call +1 555 0100 with your password",
+            "GitHub did not complete the login. Please start again.",
+        ),
+        ("access_denied", "You did not allow the login on GitHub"),
+        (
+            "redirect_uri_mismatch",
+            "callback URL is not the one registered",
+        ),
+        ("application_suspended", "OAuth app is suspended"),
+        (
+            "temporarily_unavailable",
+            "GitHub is busy and could not log you in",
+        ),
+    ] {
+        let _ = authorize_url_from(&app, &fake, "/login").await;
+        let response = app
+            .client
+            .get(app.url("/login/callback"))
+            .query(&[
+                ("error", error),
+                ("error_description", "Visit evil.example to log in"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{error}");
+        let page = unescape(&response.text().await.unwrap());
+        assert!(page.contains(expected), "{error}: {page}");
+        if error.contains(' ') {
+            assert!(
+                !page.contains("Call +1"),
+                "the link's text is shown: {page}"
+            );
+        }
+        assert!(!page.contains("evil.example"), "{page}");
+    }
+    assert_nobody_logged_in(&app).await;
+    assert!(fake.token_requests().is_empty());
+}
+
+#[tokio::test]
 async fn a_code_github_rejects_shows_a_friendly_page() {
     let fake = FakeGithub::start().await;
     let app = spawn_with_github(&fake, |_| {}).await;
@@ -760,8 +808,9 @@ async fn an_active_session_is_kept_alive() {
     let id = session_id(&app);
     let at_login = session_expiry(&app, &id).await;
 
-    // The user keeps working: every request counts as activity.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The user keeps working. A session is written at most once a minute
+    // to push its expiry back: make that minute pass in the database.
+    crate::session_writes::age_session(&app, &id, Duration::from_secs(61)).await;
     let response = app.get("/VM_start").await;
     assert_eq!(response.status(), StatusCode::OK);
     let refreshed_cookie = response

@@ -206,12 +206,10 @@ async fn a_client_that_keeps_guessing_is_locked_out_even_for_the_right_secret() 
     let csrf = app.csrf().await;
     let response = app.post_form(&right, &[("csrf", &csrf)]).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let anonymous = app.new_browser();
-    assert_eq!(
-        anonymous.get(&right).await.status(),
-        StatusCode::TOO_MANY_REQUESTS,
-        "the lockout is per client, not per session"
-    );
+    // The lockout is the guesser's: another visitor at the same address
+    // (a classmate behind the same proxy) is sent on to log in as usual.
+    let classmate = app.new_browser();
+    assert_eq!(classmate.get(&right).await.status(), StatusCode::SEE_OTHER);
     assert_eq!(registered_via(&app, id).await, None);
 
     // The rest of the site works.
@@ -240,7 +238,8 @@ async fn locking_out_one_client_leaves_the_others_alone() {
                 .status()
         }
     };
-    for n in 0..4 {
+    // A sessionless client meets the address limit (ten sessions' worth).
+    for n in 0..=2 * stackbinder::web::ADDRESS_ALLOWANCE {
         from("192.0.2.66", format!("/register/guess-{n}")).await;
     }
     assert_eq!(
@@ -389,4 +388,74 @@ async fn a_revoked_link_is_not_found() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(registered_via(&app, id).await, None);
     assert_eq!(app.store().link(link).await.unwrap().unwrap().uses, 0);
+}
+
+#[tokio::test]
+async fn one_guesser_behind_a_shared_proxy_address_does_not_lock_out_the_class() {
+    // Behind a TLS proxy without trust_forwarded_for, every client has the
+    // proxy's address (here all come from 127.0.0.1).
+    let fake = FakeGithub::start().await;
+    let app = spawn_with_github(&fake, |config| {
+        config.registration.wrong_guesses = 3;
+        config.server.trust_forwarded_for = false;
+    })
+    .await;
+    github_login(&app, &fake, "guesser").await;
+    for n in 0..4 {
+        app.get(&format!("/register/guess-{n}")).await;
+    }
+    let right = app.registration_path();
+    assert_eq!(
+        app.get(&right).await.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the guesser is locked out"
+    );
+
+    for name in ["student-1", "student-2"] {
+        let student = app.new_browser();
+        let id = github_login(&student, &fake, name).await;
+        let (status, page) = student.get_page(&right).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {page}");
+        let response = student
+            .post_form(&right, &[("csrf", &csrf_from(&page))])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        assert!(registered_via(&app, id).await.is_some(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_guesser_who_throws_its_sessions_away_is_stopped_by_the_address_limit() {
+    let fake = FakeGithub::start().await;
+    let app = spawn_with_github(&fake, |config| {
+        config.registration.wrong_guesses = 2;
+    })
+    .await;
+    // No cookie at all: each guess comes from a new, sessionless client.
+    let allowance = 2 * stackbinder::web::ADDRESS_ALLOWANCE;
+    for n in 0..allowance {
+        let response = plain_client()
+            .get(app.url(&format!("/register/guess-{n}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "guess {n}");
+    }
+    // One more wrong guess is over the limit: it locks the address out.
+    let response = plain_client()
+        .get(app.url("/register/one-more"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = plain_client()
+        .get(app.url(&app.registration_path()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the whole address is locked: the price of a shared address"
+    );
 }

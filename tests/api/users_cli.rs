@@ -173,7 +173,7 @@ async fn removing_a_user_with_the_cli_counts_at_their_next_request() {
 
     let (status, page) = app.get_page("/VM_start").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(page.contains("You are not registered yet"), "{page}");
+    assert!(page.contains("Your access was withdrawn"), "{page}");
     assert_eq!(app.api_vm().await.status(), StatusCode::FORBIDDEN);
     let vm = app
         .store()

@@ -95,7 +95,8 @@ async fn clouds_yaml_through_tap(dir: &std::path::Path) -> (std::path::PathBuf, 
     let parsed = url::Url::parse(&auth_url).unwrap();
     let origin = parsed.origin().ascii_serialization();
     let (tap_url, tap) = start_tap(origin.clone()).await;
-    yaml["clouds"][dev::CLOUD]["auth"]["auth_url"] = Value::String(auth_url.replace(&origin, &tap_url));
+    yaml["clouds"][dev::CLOUD]["auth"]["auth_url"] =
+        Value::String(auth_url.replace(&origin, &tap_url));
     let path = dir.join("clouds.yaml");
     std::fs::write(&path, serde_yaml_ng::to_string(&yaml).unwrap()).unwrap();
     (path, tap)
@@ -132,9 +133,7 @@ async fn conformance_a_revoked_token_is_replaced_with_exactly_one_new_authentica
 
     // The admin revokes that token.
     let admin = Rest::connect(dev::ADMIN_CLOUD).await;
-    let revoked = admin
-        .revoke_token(&token)
-        .await;
+    let revoked = admin.revoke_token(&token).await;
     assert_eq!(revoked, 204, "Keystone revokes the token");
     // Glance (which has not seen the token yet, so holds it in no cache)
     // refuses it now. Nova's token cache may accept it a while longer, so
@@ -155,11 +154,7 @@ async fn conformance_a_revoked_token_is_replaced_with_exactly_one_new_authentica
         .await
         .expect("the call succeeds after authenticating again");
     assert!(missing.is_none());
-    assert_eq!(
-        tap.issued.lock().unwrap().len(),
-        2,
-        "exactly one new token"
-    );
+    assert_eq!(tap.issued.lock().unwrap().len(), 2, "exactly one new token");
     cloud
         .get_image("00000000-0000-0000-0000-000000000000")
         .await

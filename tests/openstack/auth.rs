@@ -174,7 +174,9 @@ async fn a_create_refused_with_401_is_sent_again_once_and_makes_one_server() {
 
     assert_eq!(env.fake.server_count(), 2, "one server each");
     assert_eq!(
-        env.fake.find_calls(axum::http::Method::POST, "servers").len(),
+        env.fake
+            .find_calls(axum::http::Method::POST, "servers")
+            .len(),
         3,
         "alice's, bob's refused once, bob's sent once more"
     );

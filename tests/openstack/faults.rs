@@ -270,8 +270,7 @@ async fn first_call_let_through(
 }
 
 #[tokio::test]
-async fn a_half_open_trial_that_fails_without_an_outage_does_not_keep_the_circuit_open_for_ever()
-{
+async fn a_half_open_trial_that_fails_without_an_outage_does_not_keep_the_circuit_open_for_ever() {
     // Keystone is down (500s): three calls fail and open the circuit.
     let env = setup().await;
     env.fake

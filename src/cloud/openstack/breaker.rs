@@ -255,8 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn a_late_answer_from_before_the_outage_closes_the_circuit_and_a_late_outage_changes_nothing()
-    {
+    fn a_late_answer_from_before_the_outage_closes_the_circuit_and_a_late_outage_changes_nothing() {
         let t0 = Instant::now();
         let b = opened(1, t0);
         b.settle(false, Verdict::Down, t0);
