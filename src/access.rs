@@ -27,18 +27,18 @@ impl Access {
     /// The configured lists, with every tie made so far; names not tied
     /// yet are tied to a known user who has that login now.
     pub async fn load(config: &RegistrationConfig, store: &Store) -> Result<Self, StoreError> {
+        let resolved = store
+            .access_names()
+            .await?
+            .into_iter()
+            .map(|(list, login, id)| ((list, login.to_ascii_lowercase()), id))
+            .collect();
         let access = Self {
             admins: config.admins.clone(),
             blocked: config.blocked_users.clone(),
-            resolved: RwLock::default(),
+            resolved: RwLock::new(resolved),
             store: store.clone(),
         };
-        {
-            let mut resolved = access.resolved.write().expect("access lock");
-            for (list, login, id) in store.access_names().await? {
-                resolved.insert((list, login.to_ascii_lowercase()), id);
-            }
-        }
         for (list, login) in access.untied() {
             if let Some(user) = store.user_by_login(&login).await? {
                 access.tie(list, &login, user.github_id).await?;

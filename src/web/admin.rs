@@ -147,17 +147,22 @@ async fn delete_vm(
     Ok(Redirect::to("/admin").into_response())
 }
 
+/// The user with GitHub id `id`, or a 404.
+async fn known_user(state: &AppState, id: i64) -> Result<User, WebError> {
+    state
+        .store
+        .user(GithubId(id))
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
 async fn revoke_user(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<i64>,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    let user = state
-        .store
-        .user(GithubId(id))
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let user = known_user(&state, id).await?;
     let login = Login::parse(&user.login).map_err(|_| WebError::NotFound)?;
     let by = format!("admin {}", admin.0.user.login);
     state.store.revoke_login(&login, &by).await?;
@@ -181,11 +186,7 @@ async fn allow_user(
     Path(id): Path<i64>,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    let user = state
-        .store
-        .user(GithubId(id))
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let user = known_user(&state, id).await?;
     let by = format!("admin {}", admin.0.user.login);
     state.store.allow_user(user.github_id, &by).await?;
     tracing::info!(user = %user.login, admin = %admin.0.user.login, "user allowed");
