@@ -2,6 +2,7 @@
 //! written here before the next step is taken, so a restart resumes it.
 
 mod events;
+mod installation;
 mod links;
 mod users;
 mod vms;
