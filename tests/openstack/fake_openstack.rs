@@ -355,6 +355,14 @@ impl FakeOpenStack {
         (server_id, volume_id)
     }
 
+    /// Someone deletes a server outside stackbinder: it is gone at once,
+    /// with what Nova does on a delete (boot volume, port, floating IP).
+    pub fn remove_server(&self, id: &str) {
+        let mut w = self.world();
+        let s = w.servers.remove(id).expect("the server exists");
+        finish_delete(&mut w, &s);
+    }
+
     /// An operator attaches a volume of their own to `server_id` by hand:
     /// its id.
     pub fn attach_operator_volume(&self, server_id: &str) -> String {

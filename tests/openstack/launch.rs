@@ -23,7 +23,7 @@ async fn a_launch_sends_nova_what_the_old_tool_did() {
     let creates = env.fake.find_calls(Method::POST, "servers");
     assert_eq!(creates.len(), 1);
     let call = &creates[0];
-    assert_eq!(call.headers["openstack-api-version"], "compute 2.67");
+    assert_eq!(call.headers["openstack-api-version"], "compute 2.69");
     let s = &call.body.as_ref().unwrap()["server"];
     assert_eq!(s["name"], "alice");
     assert_eq!(s["flavorRef"], "4", "the flavor name is sent as its id");
