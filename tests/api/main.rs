@@ -15,6 +15,7 @@ mod image_build;
 mod journey;
 mod launch_script;
 mod lifecycle;
+mod ownership;
 mod readiness;
 mod registration_links;
 mod restart;
