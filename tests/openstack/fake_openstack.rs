@@ -30,6 +30,8 @@ pub const FLAVOR: &str = "m1.large";
 pub const KEY: &str = "stackbinder-admin";
 pub const POOL: &str = "public";
 pub const NETWORK: &str = "private";
+/// The longest a held floating IP list waits for the others.
+const FIP_HOLD: Duration = Duration::from_millis(500);
 
 /// One API call the fake received.
 #[derive(Debug, Clone)]
@@ -181,8 +183,9 @@ pub struct FakeOpenStack {
     pub base: String,
     world: Arc<Mutex<World>>,
     /// Holds floating IP lists until this many have arrived (then lets
-    /// them all answer at once), so concurrent attaches all see the same
-    /// free address: (barrier, lists still to hold).
+    /// them all answer at once), so concurrent attaches see the same free
+    /// address; a client that takes turns never sends them together, so a
+    /// held list answers alone after `FIP_HOLD`: (barrier, lists to hold).
     fip_list_barrier: Arc<Mutex<Option<(Arc<tokio::sync::Barrier>, usize)>>>,
 }
 
@@ -502,7 +505,7 @@ async fn handle(
             held
         };
         if let Some(barrier) = held {
-            barrier.wait().await;
+            let _ = tokio::time::timeout(FIP_HOLD, barrier.wait()).await;
         }
     }
     let body: Option<Value> = serde_json::from_slice(&body).ok();

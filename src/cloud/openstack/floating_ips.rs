@@ -6,10 +6,15 @@
 //! taken or released.
 //!
 //! Reusing a free floating IP is a race when VMs boot together: both see
-//! it free and both attach it, and the second silently wins. The attach is
-//! therefore conditional on the revision Neutron showed us (`If-Match:
-//! revision_number=N`): the loser gets 412 and tries another address, and
-//! the answer is checked to hold our port.
+//! it free and both attach it, and the second silently wins. Only this
+//! installation reuses its floating IPs, and one process drives its VMs,
+//! so reuse takes turns in the process (look, then attach, one VM at a
+//! time; allocating a new address needs no turn). The attach is also
+//! conditional on the revision Neutron showed (`If-Match:
+//! revision_number=N`), a refusal (412) means another writer got there
+//! first and another address is tried, and the answer must hold our port.
+//! The turn is what makes it safe: the conformance test saw a real Neutron
+//! accept two truly concurrent PUTs with the same `If-Match`.
 
 use super::OpenStackCloud;
 use super::api::Repeat;
@@ -80,6 +85,7 @@ impl OpenStackCloud {
         };
         let project = self.project_id().await?.to_owned();
         for _ in 0..REUSE_ATTEMPTS {
+            let _turn = self.fip_reuse.lock().await;
             let fips = self.owned_pool_fips(pool, &project, owner).await?;
             // Attached by an earlier attempt whose answer we lost.
             if let Some(mine) = fips.iter().find(|f| f.port_id.as_deref() == Some(&port.id)) {

@@ -34,6 +34,11 @@ pub struct OpenStackCloud {
     config: CloudConfig,
     resolved: OnceCell<resolve::Resolved>,
     project: OnceCell<String>,
+    /// Items asked for per page of a list (`paging::PAGE_SIZE`).
+    page_size: usize,
+    /// One VM at a time picks and attaches a free floating IP of ours
+    /// (see `floating_ips`).
+    fip_reuse: tokio::sync::Mutex<()>,
 }
 
 /// Never shows credentials, tokens or the session (whose auth plugin holds
@@ -89,7 +94,17 @@ impl OpenStackCloud {
             config: config.clone(),
             resolved: OnceCell::new(),
             project: OnceCell::new(),
+            page_size: paging::PAGE_SIZE,
+            fip_reuse: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Ask for `items` per page of every list instead (at least one); the
+    /// cloud's own page size still applies. The conformance tests page
+    /// the real services at 2 with it.
+    pub fn with_page_size(mut self, items: usize) -> Self {
+        self.page_size = items.max(1);
+        self
     }
 }
 

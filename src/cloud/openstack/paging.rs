@@ -17,7 +17,7 @@ use osauth::services::ServiceType;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-/// What we ask for per page; the cloud may give fewer.
+/// What we ask for per page by default; the cloud may give fewer.
 pub const PAGE_SIZE: usize = 1000;
 
 /// Pages followed at most, so a cloud that links a page to itself ends.
@@ -60,7 +60,7 @@ impl OpenStackCloud {
         let mut items = Vec::new();
         let mut marker: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut paging = vec![("limit", PAGE_SIZE.to_string())];
+            let mut paging = vec![("limit", self.page_size.to_string())];
             if let Some(m) = &marker {
                 paging.push(("marker", m.clone()));
             }
