@@ -94,7 +94,16 @@ async fn launch(
             .is_none()
     );
     let id = cloud.create_server(&s).await.unwrap();
-    while cloud.get_server(&id).await.unwrap().unwrap().status != ServerStatus::Active {}
+    let server = loop {
+        let server = cloud.get_server(&id).await.unwrap().unwrap();
+        if server.status == ServerStatus::Active {
+            break server;
+        }
+    };
+    cloud
+        .tag_volume(&server.volume_ids[0], &owner(), &s.metadata[META_VM])
+        .await
+        .unwrap();
     let fip = cloud.attach_floating_ip(&id, &owner()).await.unwrap();
     let wall = start.elapsed();
     (
