@@ -477,13 +477,7 @@ impl Provisioner {
             }
             return Ok(Teardown::Waiting);
         }
-        // Re-read: the boot volume may have been recorded just above on an
-        // earlier step of this teardown.
-        let volumes = match store.vm(vm.id).await? {
-            Some(now) => now.volume_ids.0,
-            None => vm.volume_ids.0.clone(),
-        };
-        for volume in &volumes {
+        for volume in &vm.volume_ids.0 {
             cloud.delete_volume(volume).await?;
         }
         if let Some(fip) = &vm.floating_ip_id

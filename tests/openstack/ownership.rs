@@ -491,3 +491,37 @@ async fn reconciler_deletes_only_abandoned_builders_of_its_own_installation() {
         .collect();
     assert_eq!(left, [false, false, true, true]);
 }
+
+#[tokio::test]
+async fn list_owned_reads_every_page_of_nova_cinder_and_neutron() {
+    // Arrange: five of everything of ours, with the other installation's
+    // in between, and every service paging at 2.
+    let env = setup().await;
+    let ours = owner();
+    let tagged = |o: &InstallationId| BTreeMap::from([(META_INSTANCE.to_owned(), o.to_string())]);
+    for i in 0..5 {
+        let mut meta = tagged(&ours);
+        meta.insert(META_VM.into(), stackbinder::domain::VmId::new().to_string());
+        env.fake.add_server(&format!("ours-{i}"), meta, tagged(&ours));
+        env.fake.add_fip(&format!("stackbinder {ours}"));
+        env.fake
+            .add_server(&format!("theirs-{i}"), another_installation(), BTreeMap::new());
+    }
+    env.fake.world().page_size = 2;
+
+    // Act
+    let owned = env.cloud.list_owned(&ours).await.unwrap();
+
+    // Assert
+    assert_eq!(owned.servers.len(), 5);
+    assert_eq!(owned.volume_ids.len(), 5);
+    assert_eq!(owned.floating_ips.len(), 5);
+    for path in ["servers/detail", "volumes/detail", "floatingips"] {
+        let pages = env.fake.find_calls(Method::GET, path);
+        assert!(
+            pages.len() >= 3 && pages.iter().skip(1).all(|c| c.query.contains_key("marker")),
+            "{path}: {} pages",
+            pages.len()
+        );
+    }
+}
