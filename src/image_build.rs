@@ -225,7 +225,16 @@ pub async fn build_image(
     cancel: &CancellationToken,
 ) -> Result<Built, Failure> {
     let mut made = Made::default();
-    let outcome = work(cloud, owner, plan, timing, &mut *progress, &mut made, cancel).await;
+    let outcome = work(
+        cloud,
+        owner,
+        plan,
+        timing,
+        &mut *progress,
+        &mut made,
+        cancel,
+    )
+    .await;
     let patience = Patience {
         poll: timing.poll,
         timeout: timing.teardown_timeout,

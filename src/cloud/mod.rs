@@ -242,8 +242,12 @@ pub trait Cloud: Send + Sync {
 
     /// Mark a volume as made by `owner` for VM `vm_id` (Cinder metadata),
     /// so it is found and deleted even once its server is gone.
-    async fn tag_volume(&self, volume_id: &str, owner: &InstallationId, vm_id: &str)
-    -> CloudResult<()>;
+    async fn tag_volume(
+        &self,
+        volume_id: &str,
+        owner: &InstallationId,
+        vm_id: &str,
+    ) -> CloudResult<()>;
 
     /// Ask for deletion; gone means `get_server` returns `None`. Deleting a
     /// server that is already gone is not an error.
@@ -261,7 +265,11 @@ pub trait Cloud: Send + Sync {
     /// The server `owner` created for stackbinder VM `vm_id` (its
     /// `stackbinder_vm` metadata), if any. Backends may answer with fewer
     /// calls than a full `list_owned`.
-    async fn find_server(&self, owner: &InstallationId, vm_id: &str) -> CloudResult<Option<Server>> {
+    async fn find_server(
+        &self,
+        owner: &InstallationId,
+        vm_id: &str,
+    ) -> CloudResult<Option<Server>> {
         let owned = self.list_owned(owner).await?;
         Ok(owned
             .servers
@@ -271,7 +279,11 @@ pub trait Cloud: Send + Sync {
 
     /// The builder `owner`'s `image build` booted for image `name` (its
     /// `stackbinder_image_build` metadata), if any.
-    async fn find_builder(&self, owner: &InstallationId, name: &str) -> CloudResult<Option<Server>> {
+    async fn find_builder(
+        &self,
+        owner: &InstallationId,
+        name: &str,
+    ) -> CloudResult<Option<Server>> {
         let owned = self.list_owned(owner).await?;
         Ok(owned
             .builders

@@ -185,7 +185,9 @@ fn explains(live: &HashMap<VmId, &VmRecord>, server: &Server) -> bool {
     else {
         return false;
     };
-    vm.server_id.as_deref().is_none_or(|recorded| recorded == server.id)
+    vm.server_id
+        .as_deref()
+        .is_none_or(|recorded| recorded == server.id)
 }
 
 /// A builder is left over once it is older than the build timeout and the
@@ -245,7 +247,8 @@ impl Provisioner {
         let observed = Observed { owned, found };
         let settings = &self.inner.settings;
         let rules = Rules {
-            grace: chrono::Duration::from_std(settings.orphan_grace).unwrap_or(chrono::Duration::MAX),
+            grace: chrono::Duration::from_std(settings.orphan_grace)
+                .unwrap_or(chrono::Duration::MAX),
             release_floating_ips: settings.cloud.release_floating_ip,
             build_timeout: chrono::Duration::from_std(settings.build_timeout)
                 .unwrap_or(chrono::Duration::MAX),
@@ -360,7 +363,10 @@ mod tests {
     fn reconciler_keeps_a_vm_whose_server_one_listing_missed() {
         let vm = record(VmState::Ready, Some("s1"));
         let owned = Owned::default();
-        assert_eq!(to_look_up(&owned, std::slice::from_ref(&vm)), [(vm.id, "s1".to_owned())]);
+        assert_eq!(
+            to_look_up(&owned, std::slice::from_ref(&vm)),
+            [(vm.id, "s1".to_owned())]
+        );
         // Nova shows it when asked directly: never gone, however often.
         let observed = Observed {
             owned,
@@ -369,8 +375,13 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Utc::now();
         for pass in 0..5 {
-            let (actions, next) =
-                diff(&observed, std::slice::from_ref(&vm), &seen, t0 + minutes(30 * pass), &rules(15));
+            let (actions, next) = diff(
+                &observed,
+                std::slice::from_ref(&vm),
+                &seen,
+                t0 + minutes(30 * pass),
+                &rules(15),
+            );
             assert!(actions.is_empty(), "{actions:?}");
             seen = next;
         }
@@ -492,14 +503,24 @@ mod tests {
         };
         let timeout = minutes(90);
         assert!(!abandoned(&builder(30, None), now, timeout), "young");
-        assert!(abandoned(&builder(100, None), now, timeout), "old, no deadline");
+        assert!(
+            abandoned(&builder(100, None), now, timeout),
+            "old, no deadline"
+        );
         assert!(
             !abandoned(&builder(100, Some(now + minutes(60))), now, timeout),
             "old, but its build (snapshotting, say) runs until later"
         );
-        assert!(abandoned(&builder(200, Some(now - minutes(1))), now, timeout));
+        assert!(abandoned(
+            &builder(200, Some(now - minutes(1))),
+            now,
+            timeout
+        ));
         let mut unknown = builder(500, None);
         unknown.created = None;
-        assert!(!abandoned(&unknown, now, timeout), "age unknown: left alone");
+        assert!(
+            !abandoned(&unknown, now, timeout),
+            "age unknown: left alone"
+        );
     }
 }

@@ -10,11 +10,13 @@ impl Store {
     /// Two processes racing on a new database agree: the insert is ignored
     /// for the loser, and both read the winner's row.
     pub async fn installation_id(&self) -> Result<InstallationId> {
-        sqlx::query("INSERT OR IGNORE INTO installation (singleton, id, created_at) VALUES (1, ?1, ?2)")
-            .bind(InstallationId::generate().as_str())
-            .bind(Utc::now())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO installation (singleton, id, created_at) VALUES (1, ?1, ?2)",
+        )
+        .bind(InstallationId::generate().as_str())
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
         let (id,): (String,) = sqlx::query_as("SELECT id FROM installation WHERE singleton = 1")
             .fetch_one(&self.pool)
             .await?;

@@ -376,7 +376,11 @@ async fn a_vm_whose_server_was_deleted_outside_stackbinder_is_marked_gone() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // Gone only at the second 404 (a grace period apart: none here).
     app.provisioner().reconcile().await.unwrap();
-    assert_eq!(app.api_vm_json().await["state"], "ready", "one 404 is not enough");
+    assert_eq!(
+        app.api_vm_json().await["state"],
+        "ready",
+        "one 404 is not enough"
+    );
     app.provisioner().reconcile().await.unwrap();
     for _ in 0..50 {
         app.step().await;

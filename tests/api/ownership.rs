@@ -24,7 +24,10 @@ fn foreign_spec() -> ServerSpec {
         user_data: String::new(),
         metadata: BTreeMap::from([
             (META_VM.to_owned(), VmId::new().to_string()),
-            (META_INSTANCE.to_owned(), InstallationId::generate().to_string()),
+            (
+                META_INSTANCE.to_owned(),
+                InstallationId::generate().to_string(),
+            ),
         ]),
     }
 }
@@ -123,7 +126,10 @@ async fn a_failed_simulated_launch_gives_back_its_server_volume_and_floating_ip(
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while app.cloud.server_count() + app.cloud.volume_count() + app.cloud.floating_ip_count() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the resources stayed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resources stayed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let view = app.api_vm_json().await;

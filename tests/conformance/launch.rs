@@ -97,7 +97,9 @@ async fn assert_launched(rest: &Rest, view: &Value, login: &str) -> (String, Str
     assert_eq!(fips.as_array().unwrap().len(), 1, "{fips:#}");
     let fip = &fips[0];
     // All three carry the installation's id.
-    let installation = meta["stackbinder_instance"].as_str().expect("an installation id");
+    let installation = meta["stackbinder_instance"]
+        .as_str()
+        .expect("an installation id");
     assert_eq!(fip["description"], format!("stackbinder {installation}"));
     assert_eq!(volume["metadata"]["stackbinder_instance"], installation);
     assert_eq!(volume["metadata"]["stackbinder_vm"], vm_id);
@@ -129,7 +131,9 @@ async fn assert_gone(rest: &Rest, server: &str, volume: &str, fip: &str, fip_rel
     } else {
         let kept = rest.get("network", &path).await;
         assert!(kept["floatingip"]["port_id"].is_null(), "{kept:#}");
-        let description = kept["floatingip"]["description"].as_str().unwrap_or_default();
+        let description = kept["floatingip"]["description"]
+            .as_str()
+            .unwrap_or_default();
         assert!(description.starts_with("stackbinder "), "{kept:#}");
     }
 }

@@ -137,8 +137,16 @@ async fn every_page_of_real_nova_cinder_and_neutron_is_read_and_a_live_vm_is_kep
     listed.sort();
     foreign.sort();
     assert_eq!(listed, foreign, "all three servers, two pages of Nova");
-    assert_eq!(owned.volume_ids.len(), 3, "three volumes, over Cinder's pages");
-    assert_eq!(owned.floating_ips.len(), 3, "three addresses, over Neutron's pages");
+    assert_eq!(
+        owned.volume_ids.len(),
+        3,
+        "three volumes, over Cinder's pages"
+    );
+    assert_eq!(
+        owned.floating_ips.len(),
+        3,
+        "three addresses, over Neutron's pages"
+    );
     // ...and the live VM and the other installation's servers are intact.
     assert_eq!(app.view().await["state"], "building");
     let server = server_of(&admin, &view).await;
@@ -231,7 +239,11 @@ async fn two_installations_and_an_operator_share_a_real_project_without_touching
     assert_eq!(fip_ids.len(), 2);
     b.delete().await;
     b.wait_for("deleted", BOOT).await;
-    assert!(admin.exists("block-storage", &format!("/volumes/{operator_volume}")).await);
+    assert!(
+        admin
+            .exists("block-storage", &format!("/volumes/{operator_volume}"))
+            .await
+    );
     let (_, _, fip_ids) = admin.inventory().await;
     assert_eq!(fip_ids, [operator_fip["id"].as_str().unwrap()]);
     admin.purge().await;
@@ -330,7 +342,9 @@ async fn deleting_a_vm_on_the_real_cloud_keeps_a_volume_the_operator_attached() 
     assert_eq!(status, 202, "volume create: {body}");
     let volume = body["volume"]["id"].as_str().unwrap().to_owned();
     eventually("the operator's volume to be available", BOOT, || async {
-        let v = admin.get("block-storage", &format!("/volumes/{volume}")).await;
+        let v = admin
+            .get("block-storage", &format!("/volumes/{volume}"))
+            .await;
         (v["volume"]["status"] == "available").then_some(())
     })
     .await;
@@ -344,7 +358,9 @@ async fn deleting_a_vm_on_the_real_cloud_keeps_a_volume_the_operator_attached() 
         .await;
     assert_eq!(status, 200, "attach: {body}");
     eventually("the operator's volume to be attached", BOOT, || async {
-        let v = admin.get("block-storage", &format!("/volumes/{volume}")).await;
+        let v = admin
+            .get("block-storage", &format!("/volumes/{volume}"))
+            .await;
         (v["volume"]["status"] == "in-use").then_some(())
     })
     .await;
@@ -354,9 +370,15 @@ async fn deleting_a_vm_on_the_real_cloud_keeps_a_volume_the_operator_attached() 
     app.wait_for("deleted", BOOT).await;
 
     // Assert: the boot volume is gone, the operator's is kept (detached).
-    assert!(!admin.exists("block-storage", &format!("/volumes/{boot}")).await);
+    assert!(
+        !admin
+            .exists("block-storage", &format!("/volumes/{boot}"))
+            .await
+    );
     eventually("the operator's volume to be detached", BOOT, || async {
-        let v = admin.get("block-storage", &format!("/volumes/{volume}")).await;
+        let v = admin
+            .get("block-storage", &format!("/volumes/{volume}"))
+            .await;
         (v["volume"]["status"] == "available").then_some(())
     })
     .await;

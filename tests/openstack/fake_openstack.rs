@@ -178,6 +178,9 @@ pub struct World {
     base: String,
 }
 
+/// Floating IP lists to hold together: the barrier, and how many more.
+type HeldLists = Mutex<Option<(Arc<tokio::sync::Barrier>, usize)>>;
+
 #[derive(Clone)]
 pub struct FakeOpenStack {
     pub base: String,
@@ -186,7 +189,7 @@ pub struct FakeOpenStack {
     /// them all answer at once), so concurrent attaches see the same free
     /// address; a client that takes turns never sends them together, so a
     /// held list answers alone after `FIP_HOLD`: (barrier, lists to hold).
-    fip_list_barrier: Arc<Mutex<Option<(Arc<tokio::sync::Barrier>, usize)>>>,
+    fip_list_barrier: Arc<HeldLists>,
 }
 
 fn id() -> String {
@@ -742,7 +745,9 @@ fn server_json(w: &World, s: &FakeServer) -> Value {
     attached.extend(
         w.volumes
             .values()
-            .filter(|v| v.server_id.as_deref() == Some(&s.id) && Some(&v.id) != s.volume_id.as_ref())
+            .filter(|v| {
+                v.server_id.as_deref() == Some(&s.id) && Some(&v.id) != s.volume_id.as_ref()
+            })
             .map(|v| json!({"id": v.id, "delete_on_termination": false})),
     );
     let mut v = json!({
@@ -938,7 +943,7 @@ fn compute(
             let mut listed: Vec<&FakeServer> = w
                 .servers
                 .values()
-                .filter(|s| !w.omit_from_lists.get(&s.id).is_some_and(|n| *n > 0))
+                .filter(|s| w.omit_from_lists.get(&s.id).is_none_or(|n| *n == 0))
                 .collect();
             listed.sort_by_key(|s| std::cmp::Reverse(s.seq));
             let servers: Vec<Value> = listed.iter().map(|s| server_json(w, s)).collect();
@@ -1105,12 +1110,22 @@ fn volume(
                     "volume_id": v.id, "device": "/dev/vda", "id": v.id})).collect::<Vec<_>>(),
             })).collect();
             let project = w.project_id.clone();
-            page(w, "volumes", &format!("volume/v3/{project}/volumes/detail"), volumes, query)
+            page(
+                w,
+                "volumes",
+                &format!("volume/v3/{project}/volumes/detail"),
+                volumes,
+                query,
+            )
         }
         // Cinder "Create metadata for volume": merged into what is there.
         ("POST", ["volumes", vid, "metadata"]) => {
             let Some(v) = w.volumes.get_mut(*vid) else {
-                return err(error(404, "itemNotFound", &format!("Volume {vid} could not be found.")));
+                return err(error(
+                    404,
+                    "itemNotFound",
+                    &format!("Volume {vid} could not be found."),
+                ));
             };
             let add: BTreeMap<String, String> = body
                 .and_then(|b| serde_json::from_value(b["metadata"].clone()).ok())
@@ -1259,7 +1274,10 @@ fn network(
                 return err(neutron_error(
                     412,
                     "RevisionNumberConstraintFailed",
-                    &format!("Constrained to {wanted}, but current revision is {}", f.revision),
+                    &format!(
+                        "Constrained to {wanted}, but current revision is {}",
+                        f.revision
+                    ),
                 ));
             }
             f.revision += 1;

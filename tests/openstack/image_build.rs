@@ -466,7 +466,13 @@ async fn image_build_finds_its_builder_when_the_boot_answer_is_lost() {
     }
 
     // Act
-    let (result, seen) = run(&env, &plan("snap-lost"), timing(), &CancellationToken::new()).await;
+    let (result, seen) = run(
+        &env,
+        &plan("snap-lost"),
+        timing(),
+        &CancellationToken::new(),
+    )
+    .await;
 
     // Assert: the build found the builder by its metadata and went on,
     // with one boot request, and the builder is gone.
@@ -482,7 +488,10 @@ async fn image_build_finds_its_builder_when_the_boot_answer_is_lost() {
     let metadata = &creates[0].body.as_ref().unwrap()["server"]["metadata"];
     assert_eq!(metadata[META_INSTANCE], owner().as_str());
     let until = metadata[META_BUILD_UNTIL].as_str().expect("a deadline");
-    assert!(chrono::DateTime::parse_from_rfc3339(until).is_ok(), "{until}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(until).is_ok(),
+        "{until}"
+    );
     assert!(
         seen.iter()
             .any(|p| matches!(p, Progress::Step(s) if s.contains("found the builder"))),

@@ -203,7 +203,11 @@ async fn a_free_floating_ip_of_the_project_is_reused_before_allocating() {
         .await
         .unwrap();
     while env.cloud.get_server(&first).await.unwrap().unwrap().status != ServerStatus::Active {}
-    let kept = env.cloud.attach_floating_ip(&first, &owner()).await.unwrap();
+    let kept = env
+        .cloud
+        .attach_floating_ip(&first, &owner())
+        .await
+        .unwrap();
     env.cloud.delete_server(&first).await.unwrap();
     while env.cloud.get_server(&first).await.unwrap().is_some() {}
 
@@ -214,7 +218,11 @@ async fn a_free_floating_ip_of_the_project_is_reused_before_allocating() {
         .await
         .unwrap();
     while env.cloud.get_server(&second).await.unwrap().unwrap().status != ServerStatus::Active {}
-    let reused = env.cloud.attach_floating_ip(&second, &owner()).await.unwrap();
+    let reused = env
+        .cloud
+        .attach_floating_ip(&second, &owner())
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(reused, kept);

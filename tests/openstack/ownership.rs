@@ -9,8 +9,7 @@ use crate::helpers::*;
 use axum::http::Method;
 use serde_json::Value;
 use stackbinder::cloud::{
-    Cloud, InstallationId, META_BUILD_UNTIL, META_IMAGE_BUILD, META_INSTANCE, META_VM,
-    ServerStatus,
+    Cloud, InstallationId, META_BUILD_UNTIL, META_IMAGE_BUILD, META_INSTANCE, META_VM, ServerStatus,
 };
 use stackbinder::config::Config;
 use std::collections::BTreeMap;
@@ -18,10 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-#[path = "../support/web_app.rs"]
-mod web_app;
-
-use web_app::WebApp;
+use crate::app::web_app::WebApp;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -190,39 +186,44 @@ async fn two_installations_on_one_project_leave_each_others_resources_alone() {
     assert_eq!(b.view().await["state"], "building");
     assert!(env.fake.find_calls(Method::DELETE, "servers").is_empty());
     assert!(env.fake.find_calls(Method::DELETE, "volumes").is_empty());
-    assert!(env.fake.find_calls(Method::DELETE, "floatingips").is_empty());
+    assert!(
+        env.fake
+            .find_calls(Method::DELETE, "floatingips")
+            .is_empty()
+    );
     assert_eq!(env.fake.server_count(), 3);
     assert_eq!(env.fake.volume_count(), 3);
     assert_eq!(env.fake.fips().len(), 4);
     // Each one's server, boot volume and floating IP carry its own id.
     let (id_a, id_b) = (a.installation().await, b.installation().await);
     assert_ne!(id_a, id_b);
-    let w = env.fake.world();
-    for (view, id) in [(&view_a, &id_a), (&view_b, &id_b)] {
-        let vm = view["id"].as_str().unwrap();
-        let server = w
-            .servers
-            .values()
-            .find(|s| s.metadata.get(META_VM).map(String::as_str) == Some(vm))
-            .unwrap();
-        assert_eq!(server.metadata[META_INSTANCE], id.as_str());
-        let volume = &w.volumes[server.volume_id.as_ref().unwrap()];
-        assert_eq!(volume.metadata[META_INSTANCE], id.as_str());
-        assert_eq!(volume.metadata[META_VM], vm);
-        let fip = w
-            .fips
-            .values()
-            .find(|f| f.port_id.as_deref() == Some(&server.port_id))
-            .expect("a floating IP on the server");
-        assert_eq!(fip.description, format!("stackbinder {id}"));
+    {
+        let w = env.fake.world();
+        for (view, id) in [(&view_a, &id_a), (&view_b, &id_b)] {
+            let vm = view["id"].as_str().unwrap();
+            let server = w
+                .servers
+                .values()
+                .find(|s| s.metadata.get(META_VM).map(String::as_str) == Some(vm))
+                .unwrap();
+            assert_eq!(server.metadata[META_INSTANCE], id.as_str());
+            let volume = &w.volumes[server.volume_id.as_ref().unwrap()];
+            assert_eq!(volume.metadata[META_INSTANCE], id.as_str());
+            assert_eq!(volume.metadata[META_VM], vm);
+            let fip = w
+                .fips
+                .values()
+                .find(|f| f.port_id.as_deref() == Some(&server.port_id))
+                .expect("a floating IP on the server");
+            assert_eq!(fip.description, format!("stackbinder {id}"));
+        }
+        assert!(w.servers.contains_key(&operator_server));
+        assert!(w.volumes[&operator_volume].metadata.is_empty());
+        for fip in [&operator_fip, &legacy_fip] {
+            assert!(w.fips[fip].port_id.is_none(), "not taken");
+        }
+        assert_eq!(w.fips[&operator_fip].description, "", "not relabelled");
     }
-    assert!(w.servers.contains_key(&operator_server));
-    assert!(w.volumes[&operator_volume].metadata.is_empty());
-    for fip in [&operator_fip, &legacy_fip] {
-        assert!(w.fips[fip].port_id.is_none(), "not taken");
-    }
-    assert_eq!(w.fips[&operator_fip].description, "", "not relabelled");
-    drop(w);
 
     // And a delete by A takes only A's.
     a.delete().await;
@@ -407,7 +408,10 @@ async fn a_lost_create_answer_does_not_make_a_second_server() {
         .collect();
     assert_eq!(creates.len(), 1, "one POST /servers");
     assert_eq!(env.fake.server_count(), 1);
-    assert_eq!(server_of(&env.fake, &view), server_of_recorded(&env.fake, &view));
+    assert_eq!(
+        server_of(&env.fake, &view),
+        server_of_recorded(&env.fake, &view)
+    );
 }
 
 #[tokio::test]
@@ -502,10 +506,14 @@ async fn list_owned_reads_every_page_of_nova_cinder_and_neutron() {
     for i in 0..5 {
         let mut meta = tagged(&ours);
         meta.insert(META_VM.into(), stackbinder::domain::VmId::new().to_string());
-        env.fake.add_server(&format!("ours-{i}"), meta, tagged(&ours));
-        env.fake.add_fip(&format!("stackbinder {ours}"));
         env.fake
-            .add_server(&format!("theirs-{i}"), another_installation(), BTreeMap::new());
+            .add_server(&format!("ours-{i}"), meta, tagged(&ours));
+        env.fake.add_fip(&format!("stackbinder {ours}"));
+        env.fake.add_server(
+            &format!("theirs-{i}"),
+            another_installation(),
+            BTreeMap::new(),
+        );
     }
     env.fake.world().page_size = 2;
 

@@ -180,7 +180,10 @@ impl WebApp {
 
     /// This app's installation id, read from its database.
     pub async fn installation(&self) -> stackbinder::cloud::InstallationId {
-        let url = format!("sqlite://{}", self.dir.path().join("stackbinder.db").display());
+        let url = format!(
+            "sqlite://{}",
+            self.dir.path().join("stackbinder.db").display()
+        );
         let store = stackbinder::store::Store::connect(&url).await.unwrap();
         store.installation_id().await.unwrap()
     }

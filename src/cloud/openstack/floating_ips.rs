@@ -99,7 +99,9 @@ impl OpenStackCloud {
             };
             match self.attach_if_unchanged(&free, &port.id).await? {
                 Some(attached) => return Ok(attached),
-                None => tracing::info!(fip = %free.id, "another VM took the free floating IP first; trying another"),
+                None => {
+                    tracing::info!(fip = %free.id, "another VM took the free floating IP first; trying another")
+                }
             }
         }
         self.allocate(pool, &port.id, owner).await
@@ -113,9 +115,7 @@ impl OpenStackCloud {
         port: &str,
     ) -> CloudResult<Option<FloatingIp>> {
         let body = json!({"floatingip": {"port_id": port}});
-        let condition = free
-            .revision_number
-            .map(|n| format!("revision_number={n}"));
+        let condition = free.revision_number.map(|n| format!("revision_number={n}"));
         let reply = self
             .api
             .call("attach a free floating IP", Repeat::Idempotent, |r| {

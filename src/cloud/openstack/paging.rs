@@ -70,7 +70,11 @@ impl OpenStackCloud {
                 .await?
                 .json()?;
             let bad = |e: serde_json::Error| {
-                ApiError::new(what, ApiErrorKind::BadAnswer, format!("unexpected answer: {e}"))
+                ApiError::new(
+                    what,
+                    ApiErrorKind::BadAnswer,
+                    format!("unexpected answer: {e}"),
+                )
             };
             let batch: Vec<T> =
                 serde_json::from_value(page.get(key).cloned().unwrap_or_default()).map_err(bad)?;

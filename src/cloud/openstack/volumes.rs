@@ -56,7 +56,9 @@ impl OpenStackCloud {
         let body = serde_json::json!({"metadata": {META_INSTANCE: owner.as_str(), META_VM: vm}});
         self.api
             .call("mark the boot volume as ours", Repeat::Idempotent, |r| {
-                r.session.post(volume, ["volumes", id, "metadata"]).json(&body)
+                r.session
+                    .post(volume, ["volumes", id, "metadata"])
+                    .json(&body)
             })
             .await?;
         Ok(())
