@@ -98,6 +98,20 @@ async fn allocate_fip(rest: &Rest, description: &str) -> Value {
     body["floatingip"].clone()
 }
 
+/// An operator's volume of 1 GB: its id.
+async fn create_volume(rest: &Rest) -> String {
+    let (status, body) = rest
+        .send(
+            Method::POST,
+            "block-storage",
+            "/volumes",
+            Some(json!({"volume": {"size": 1, "name": "operator-data"}})),
+        )
+        .await;
+    assert_eq!(status, 202, "volume create: {body}");
+    body["volume"]["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 #[ignore = "needs the dev cloud: scripts/openstack-dev.sh up"]
 async fn every_page_of_real_nova_cinder_and_neutron_is_read_and_a_live_vm_is_kept() {
@@ -169,16 +183,7 @@ async fn two_installations_and_an_operator_share_a_real_project_without_touching
     let admin = Rest::connect(dev::ADMIN_CLOUD).await;
     admin.purge().await;
     let operator_fip = allocate_fip(&admin, "the bastion's spare").await;
-    let (status, body) = admin
-        .send(
-            Method::POST,
-            "block-storage",
-            "/volumes",
-            Some(json!({"volume": {"size": 1, "name": "operator-data"}})),
-        )
-        .await;
-    assert_eq!(status, 202, "volume create: {body}");
-    let operator_volume = body["volume"]["id"].as_str().unwrap().to_owned();
+    let operator_volume = create_volume(&admin).await;
     let a = App::spawn("alice", harsh).await;
     let b = App::spawn("bob", harsh).await;
     a.launch().await;
@@ -331,16 +336,7 @@ async fn deleting_a_vm_on_the_real_cloud_keeps_a_volume_the_operator_attached() 
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, body) = admin
-        .send(
-            Method::POST,
-            "block-storage",
-            "/volumes",
-            Some(json!({"volume": {"size": 1, "name": "operator-data"}})),
-        )
-        .await;
-    assert_eq!(status, 202, "volume create: {body}");
-    let volume = body["volume"]["id"].as_str().unwrap().to_owned();
+    let volume = create_volume(&admin).await;
     eventually("the operator's volume to be available", BOOT, || async {
         let v = admin
             .get("block-storage", &format!("/volumes/{volume}"))

@@ -105,6 +105,20 @@ pub struct FakeVolume {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl FakeVolume {
+    /// A new volume, in use by `server`.
+    fn attached(id: &str, size: u64, server: &str, metadata: BTreeMap<String, String>) -> Self {
+        Self {
+            id: id.to_owned(),
+            size,
+            status: "in-use".into(),
+            server_id: Some(server.to_owned()),
+            snapshots: 0,
+            metadata,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FakeFip {
     pub id: String,
@@ -327,14 +341,7 @@ impl FakeOpenStack {
         let address = format!("10.0.1.{}", seq % 250 + 1);
         w.volumes.insert(
             volume_id.clone(),
-            FakeVolume {
-                id: volume_id.clone(),
-                size: 20,
-                status: "in-use".into(),
-                server_id: Some(server_id.clone()),
-                snapshots: 0,
-                metadata: volume_metadata,
-            },
+            FakeVolume::attached(&volume_id, 20, &server_id, volume_metadata),
         );
         w.servers.insert(
             server_id.clone(),
@@ -375,14 +382,12 @@ impl FakeOpenStack {
         let volume_id = id();
         self.world().volumes.insert(
             volume_id.clone(),
-            FakeVolume {
-                id: volume_id.clone(),
-                size: 100,
-                status: "in-use".into(),
-                server_id: Some(server_id.to_owned()),
-                snapshots: 0,
-                metadata: BTreeMap::from([("owner".into(), "the operator".into())]),
-            },
+            FakeVolume::attached(
+                &volume_id,
+                100,
+                server_id,
+                BTreeMap::from([("owner".into(), "the operator".into())]),
+            ),
         );
         volume_id
     }
@@ -874,14 +879,12 @@ fn compute(
             if let Some(volume_id) = &volume_id {
                 w.volumes.insert(
                     volume_id.clone(),
-                    FakeVolume {
-                        id: volume_id.clone(),
-                        size: bdm["volume_size"].as_u64().unwrap_or(1),
-                        status: "in-use".into(),
-                        server_id: Some(server_id.clone()),
-                        snapshots: 0,
-                        metadata: BTreeMap::new(),
-                    },
+                    FakeVolume::attached(
+                        volume_id,
+                        bdm["volume_size"].as_u64().unwrap_or(1),
+                        &server_id,
+                        BTreeMap::new(),
+                    ),
                 );
             }
             let script: VecDeque<String> = if volume_id.is_none() {
