@@ -19,7 +19,7 @@ mod fake_openstack;
 
 use fake_openstack::{FakeOpenStack, IMAGE, KEY, POOL};
 use stackbinder::cloud::openstack::{Credentials, OpenStackCloud, Tuning};
-use stackbinder::cloud::{Cloud, META_VM, ServerSpec, ServerStatus};
+use stackbinder::cloud::{Cloud, InstallationId, META_INSTANCE, META_VM, ServerSpec, ServerStatus};
 use stackbinder::config::{Backend, CloudConfig};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -55,6 +55,11 @@ impl Measured {
     }
 }
 
+/// The installation the benchmark's servers belong to.
+fn owner() -> InstallationId {
+    InstallationId::from_stored("0b0e0c0a0d0f00000000000000000001".into())
+}
+
 fn spec(login: &str) -> ServerSpec {
     ServerSpec {
         name: login.into(),
@@ -66,7 +71,10 @@ fn spec(login: &str) -> ServerSpec {
         security_groups: vec!["ssh-whitelist".into(), "Open-top".into()],
         network: None,
         user_data: "#cloud-config\n{}\n".into(),
-        metadata: BTreeMap::from([(META_VM.to_owned(), uuid::Uuid::new_v4().to_string())]),
+        metadata: BTreeMap::from([
+            (META_VM.to_owned(), uuid::Uuid::new_v4().to_string()),
+            (META_INSTANCE.to_owned(), owner().to_string()),
+        ]),
     }
 }
 
@@ -80,14 +88,23 @@ async fn launch(
     let s = spec(login);
     assert!(
         cloud
-            .find_server(&s.metadata[META_VM])
+            .find_server(&owner(), &s.metadata[META_VM])
             .await
             .unwrap()
             .is_none()
     );
     let id = cloud.create_server(&s).await.unwrap();
-    while cloud.get_server(&id).await.unwrap().unwrap().status != ServerStatus::Active {}
-    let fip = cloud.attach_floating_ip(&id).await.unwrap();
+    let server = loop {
+        let server = cloud.get_server(&id).await.unwrap().unwrap();
+        if server.status == ServerStatus::Active {
+            break server;
+        }
+    };
+    cloud
+        .tag_volume(&server.volume_ids[0], &owner(), &s.metadata[META_VM])
+        .await
+        .unwrap();
+    let fip = cloud.attach_floating_ip(&id, &owner()).await.unwrap();
     let wall = start.elapsed();
     (
         Measured {

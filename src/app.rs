@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 use tower_sessions::ExpiredDeletion;
 use url::Url;
 
+/// Looks for the server behind a lost `POST /servers` answer before making
+/// another: waits of 1, 2, 4 and 8 poll intervals.
+const CREATE_LOOKUPS: u32 = 4;
+
 /// How many floating IPs the simulated cloud's pool holds.
 const SIMULATED_FLOATING_IPS: usize = 64;
 
@@ -61,10 +65,12 @@ pub fn cloud_from_config(config: &Config) -> Arc<dyn Cloud> {
 /// The provisioner for `config`, for commands that need no web server.
 pub async fn provisioner(config: &Config) -> anyhow::Result<Provisioner> {
     let store = Store::connect(&config.database.url).await?;
+    let installation = store.installation_id().await?;
     Ok(Provisioner::new(
         store,
         cloud_from_config(config),
         settings(config),
+        installation,
     ))
 }
 
@@ -80,6 +86,8 @@ fn settings(config: &Config) -> provision::Settings {
         idle_check_interval: Duration::from_secs(config.provision.idle_check_seconds),
         delete_retry: Duration::from_secs(config.provision.delete_retry_seconds),
         delete_give_up: Duration::from_secs(config.provision.delete_give_up_seconds),
+        build_timeout: Duration::from_secs(config.image.build_timeout_minutes * 60),
+        create_lookups: CREATE_LOOKUPS,
     }
 }
 
@@ -133,7 +141,8 @@ impl Application {
             .await
             .context("cannot create the session table")?;
         let cloud = options.cloud.unwrap_or_else(|| cloud_from_config(&config));
-        let provisioner = Provisioner::new(store.clone(), cloud, settings(&config));
+        let installation = store.installation_id().await?;
+        let provisioner = Provisioner::new(store.clone(), cloud, settings(&config), installation);
         let guesses = Arc::new(GuessGuard::new(
             config.registration.wrong_guesses,
             Duration::from_secs(u64::from(config.registration.guess_window_minutes) * 60),

@@ -255,6 +255,17 @@ async fn demo(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
 async fn check(config: Config) -> anyhow::Result<()> {
     let cloud = app::cloud_from_config(&config);
     println!("checking the {} cloud", cloud.kind());
+    // Not a check that can fail: the id is made with the database.
+    match crate::store::Store::connect(&config.database.url).await {
+        Ok(store) => match store.installation_id().await {
+            Ok(id) => println!(
+                "installation {id}: stackbinder touches only what carries {}={id}",
+                crate::cloud::META_INSTANCE
+            ),
+            Err(e) => println!("installation: unknown ({e})"),
+        },
+        Err(e) => println!("installation: unknown ({e})"),
+    }
     let items = cloud.check().await;
     for item in &items {
         let mark = if item.ok { "OK  " } else { "FAIL" };
@@ -284,6 +295,12 @@ async fn build_image(
     let plan = Plan::from_config(&config.image, name, base_image, flavor)
         .map_err(|e| anyhow::anyhow!(e))?;
     let cloud = app::cloud_from_config(&config);
+    // The builder carries this installation's id, so the reconciler of a
+    // `serve` on the same database cleans it up if this build dies.
+    let owner = crate::store::Store::connect(&config.database.url)
+        .await?
+        .installation_id()
+        .await?;
     println!(
         "building image {:?} on the {} cloud (Ctrl-C stops and deletes what it made)",
         plan.name,
@@ -295,7 +312,7 @@ async fn build_image(
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let timing = Timing::from_config(&config);
-    let build = image_build::build_image(&*cloud, &plan, &timing, &mut show, &cancel);
+    let build = image_build::build_image(&*cloud, &owner, &plan, &timing, &mut show, &cancel);
     tokio::pin!(build);
     let result = tokio::select! {
         result = &mut build => result,

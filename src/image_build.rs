@@ -20,7 +20,10 @@
 //! needs a root disk big enough for the image (`image.builder_flavor`).
 
 use crate::cloud::teardown::{self, Patience};
-use crate::cloud::{BuilderSpec, Cloud, CloudError, ImageStatus, META_IMAGE_BUILD, ServerStatus};
+use crate::cloud::{
+    BuilderSpec, Cloud, CloudError, ImageStatus, InstallationId, META_BUILD_UNTIL,
+    META_IMAGE_BUILD, META_INSTANCE, ServerStatus,
+};
 use crate::cloud_init::{ImageBuildVerdict, image_build_verdict, render_base_image};
 use crate::config::{Config, ImageConfig};
 use std::collections::BTreeMap;
@@ -28,6 +31,10 @@ use std::fmt;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// Looks for the builder behind a lost boot answer (waits doubling from
+/// one poll interval) before the build gives up.
+const LOST_BUILDER_LOOKUPS: u32 = 4;
 
 /// Lines of console asked for at each look; the overlap with the previous
 /// look tells which lines are new.
@@ -118,6 +125,14 @@ impl Timing {
     }
 }
 
+impl Timing {
+    /// The longest a build can run, from boot to its last clean-up.
+    pub fn whole_build(&self) -> chrono::Duration {
+        let total = self.build_timeout + self.snapshot_timeout + self.teardown_timeout;
+        chrono::Duration::from_std(total).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
 /// What the build tells its watcher as it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
@@ -203,13 +218,23 @@ struct Made {
 /// goes.
 pub async fn build_image(
     cloud: &dyn Cloud,
+    owner: &InstallationId,
     plan: &Plan,
     timing: &Timing,
     progress: &mut (dyn FnMut(Progress) + Send),
     cancel: &CancellationToken,
 ) -> Result<Built, Failure> {
     let mut made = Made::default();
-    let outcome = work(cloud, plan, timing, &mut *progress, &mut made, cancel).await;
+    let outcome = work(
+        cloud,
+        owner,
+        plan,
+        timing,
+        &mut *progress,
+        &mut made,
+        cancel,
+    )
+    .await;
     let patience = Patience {
         poll: timing.poll,
         timeout: timing.teardown_timeout,
@@ -235,6 +260,7 @@ pub async fn build_image(
 /// Boot, watch, snapshot, wait: the image's id.
 async fn work(
     cloud: &dyn Cloud,
+    owner: &InstallationId,
     plan: &Plan,
     timing: &Timing,
     progress: &mut (dyn FnMut(Progress) + Send),
@@ -248,19 +274,49 @@ async fn work(
         image: plan.base_image.clone(),
         flavor: plan.flavor.clone(),
         user_data: plan.user_data.clone(),
-        metadata: BTreeMap::from([(META_IMAGE_BUILD.to_owned(), plan.name.clone())]),
+        metadata: BTreeMap::from([
+            (META_IMAGE_BUILD.to_owned(), plan.name.clone()),
+            (META_INSTANCE.to_owned(), owner.as_str().to_owned()),
+            // The latest this build can still own the builder: its own
+            // limits, end to end. The reconciler of `serve` deletes a
+            // builder only past this (see `provision::reconcile`).
+            (
+                META_BUILD_UNTIL.to_owned(),
+                (chrono::Utc::now() + timing.whole_build()).to_rfc3339(),
+            ),
+        ]),
     };
     progress(Progress::Step(format!(
         "booting the builder {} from {} (flavor {})",
         spec.name, spec.image, spec.flavor
     )));
-    let builder = cloud
-        .create_builder(&spec)
-        .await
-        .map_err(|source| BuildError::Cloud {
-            doing: "boot the builder",
-            source,
-        })?;
+    let builder = match cloud.create_builder(&spec).await {
+        Ok(id) => id,
+        // A timeout may hide a builder that Nova made: look it up by its
+        // metadata before giving up, so it is watched (or cleaned up).
+        Err(source) if source.is_transient() => {
+            match find_lost_builder(cloud, owner, plan, timing, cancel).await? {
+                Some(id) => {
+                    progress(Progress::Step(format!(
+                        "the answer to the boot request was lost ({source}); found the builder {id} by its metadata"
+                    )));
+                    id
+                }
+                None => {
+                    return Err(BuildError::Cloud {
+                        doing: "boot the builder",
+                        source,
+                    });
+                }
+            }
+        }
+        Err(source) => {
+            return Err(BuildError::Cloud {
+                doing: "boot the builder",
+                source,
+            });
+        }
+    };
     made.builder = Some(builder.clone());
     stop_if(cancel)?;
     progress(Progress::Step(format!(
@@ -287,6 +343,31 @@ async fn work(
     stop_if(cancel)?;
     wait_until_active(cloud, &image, timing, progress, cancel).await?;
     Ok(image)
+}
+
+/// The builder this build booted (`stackbinder_image_build` and our
+/// installation id), looked for a few times with doubling waits.
+async fn find_lost_builder(
+    cloud: &dyn Cloud,
+    owner: &InstallationId,
+    plan: &Plan,
+    timing: &Timing,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, BuildError> {
+    let mut wait = timing.poll;
+    for _ in 0..LOST_BUILDER_LOOKUPS {
+        match unless_stopped(cancel, cloud.find_builder(owner, &plan.name)).await? {
+            Ok(Some(found)) => return Ok(Some(found.id)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look for the builder; trying again"),
+        }
+        unless_stopped(cancel, tokio::time::sleep(wait)).await?;
+        wait = wait.saturating_mul(2);
+    }
+    match unless_stopped(cancel, cloud.find_builder(owner, &plan.name)).await? {
+        Ok(found) => Ok(found.map(|s| s.id)),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Poll the builder and its console until it is SHUTOFF; the verdict of
@@ -466,6 +547,7 @@ fn status_word(status: &ServerStatus) -> &str {
         ServerStatus::Error => "ERROR",
         ServerStatus::Stopped => "SHUTOFF",
         ServerStatus::Deleting => "being deleted",
+        ServerStatus::Unknown => "UNKNOWN (its cell does not answer)",
         ServerStatus::Other(other) => other,
     }
 }

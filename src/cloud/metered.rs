@@ -1,8 +1,8 @@
 //! A `Cloud` that times every call and counts failures, by service.
 
 use super::{
-    BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, Owned, Server,
-    ServerSpec,
+    BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, InstallationId,
+    Owned, Server, ServerSpec,
 };
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -70,11 +70,29 @@ impl Cloud for Metered {
         .await
     }
 
-    async fn attach_floating_ip(&self, server_id: &str) -> CloudResult<FloatingIp> {
+    async fn attach_floating_ip(
+        &self,
+        server_id: &str,
+        owner: &InstallationId,
+    ) -> CloudResult<FloatingIp> {
         self.measure(
             "network",
             "attach_floating_ip",
-            self.inner.attach_floating_ip(server_id),
+            self.inner.attach_floating_ip(server_id, owner),
+        )
+        .await
+    }
+
+    async fn tag_volume(
+        &self,
+        volume_id: &str,
+        owner: &InstallationId,
+        vm_id: &str,
+    ) -> CloudResult<()> {
+        self.measure(
+            "volume",
+            "tag_volume",
+            self.inner.tag_volume(volume_id, owner, vm_id),
         )
         .await
     }
@@ -98,14 +116,35 @@ impl Cloud for Metered {
         .await
     }
 
-    async fn list_owned(&self) -> CloudResult<Owned> {
-        self.measure("all", "list_owned", self.inner.list_owned())
+    async fn list_owned(&self, owner: &InstallationId) -> CloudResult<Owned> {
+        self.measure("all", "list_owned", self.inner.list_owned(owner))
             .await
     }
 
-    async fn find_server(&self, vm_id: &str) -> CloudResult<Option<Server>> {
-        self.measure("compute", "find_server", self.inner.find_server(vm_id))
-            .await
+    async fn find_server(
+        &self,
+        owner: &InstallationId,
+        vm_id: &str,
+    ) -> CloudResult<Option<Server>> {
+        self.measure(
+            "compute",
+            "find_server",
+            self.inner.find_server(owner, vm_id),
+        )
+        .await
+    }
+
+    async fn find_builder(
+        &self,
+        owner: &InstallationId,
+        name: &str,
+    ) -> CloudResult<Option<Server>> {
+        self.measure(
+            "compute",
+            "find_builder",
+            self.inner.find_builder(owner, name),
+        )
+        .await
     }
 
     async fn create_builder(&self, spec: &BuilderSpec) -> CloudResult<String> {

@@ -21,6 +21,46 @@ pub const META_VM: &str = "stackbinder_vm";
 /// Marks the builder VM of `stackbinder image build` (never `META_VM`, so
 /// the reconciler of a running server leaves it alone).
 pub const META_IMAGE_BUILD: &str = "stackbinder_image_build";
+/// The installation that made a server, volume or floating IP. Only
+/// resources carrying this installation's id are ever deleted by it.
+pub const META_INSTANCE: &str = "stackbinder_instance";
+/// When the `image build` that booted a builder gives up on it at the
+/// latest (RFC 3339, UTC): until then a running build may still own it.
+pub const META_BUILD_UNTIL: &str = "stackbinder_build_until";
+
+/// Which stackbinder made a resource: a random id made once per database
+/// (`Store::installation_id`), so two installations on one project can
+/// tell their resources apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct InstallationId(String);
+
+impl InstallationId {
+    /// A new random id: 32 hex digits, valid as Nova metadata, a Cinder
+    /// metadata value and in a Neutron description.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// The id as the database keeps it.
+    pub fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `metadata` says this installation made the resource.
+    pub fn made(&self, metadata: &BTreeMap<String, String>) -> bool {
+        metadata.get(META_INSTANCE).map(String::as_str) == Some(self.as_str())
+    }
+}
+
+impl std::fmt::Display for InstallationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Everything needed to boot one user's server.
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +119,9 @@ pub enum ServerStatus {
     Error,
     Stopped,
     Deleting,
+    /// The cloud cannot say now (Nova: a server in a cell that is down).
+    /// It exists: never take it for gone.
+    Unknown,
     Other(String),
 }
 
@@ -94,6 +137,9 @@ pub struct Server {
     /// Volumes attached to the server (the boot volume first).
     pub volume_ids: Vec<String>,
     pub metadata: BTreeMap<String, String>,
+    /// When Nova made it; `None` when the cloud does not say (a server in
+    /// a cell that is down).
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,10 +148,13 @@ pub struct FloatingIp {
     pub address: String,
 }
 
-/// Everything in the cloud that carries stackbinder's tags.
+/// Everything in the cloud that carries one installation's id.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Owned {
+    /// VM servers (`stackbinder_vm`).
     pub servers: Vec<Server>,
+    /// Image builders (`stackbinder_image_build`).
+    pub builders: Vec<Server>,
     pub volume_ids: Vec<String>,
     pub floating_ips: Vec<FloatingIp>,
 }
@@ -181,9 +230,24 @@ pub trait Cloud: Send + Sync {
     /// The last `lines` lines of the serial console.
     async fn console_output(&self, id: &str, lines: u32) -> CloudResult<String>;
 
-    /// Give the server a public address: reuse a free floating IP of the
-    /// project, else allocate one from the pool.
-    async fn attach_floating_ip(&self, server_id: &str) -> CloudResult<FloatingIp>;
+    /// Give the server a public address: reuse a free floating IP that
+    /// `owner` allocated earlier, else allocate one from the pool, marked
+    /// as `owner`'s. Never takes another's floating IP, and never gives
+    /// one address to two servers attaching at the same time.
+    async fn attach_floating_ip(
+        &self,
+        server_id: &str,
+        owner: &InstallationId,
+    ) -> CloudResult<FloatingIp>;
+
+    /// Mark a volume as made by `owner` for VM `vm_id` (Cinder metadata),
+    /// so it is found and deleted even once its server is gone.
+    async fn tag_volume(
+        &self,
+        volume_id: &str,
+        owner: &InstallationId,
+        vm_id: &str,
+    ) -> CloudResult<()>;
 
     /// Ask for deletion; gone means `get_server` returns `None`. Deleting a
     /// server that is already gone is not an error.
@@ -195,17 +259,36 @@ pub trait Cloud: Send + Sync {
     /// Give a floating IP back to the pool; one already gone is not an error.
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()>;
 
-    async fn list_owned(&self) -> CloudResult<Owned>;
+    /// Everything carrying `owner`'s id, every page of every list.
+    async fn list_owned(&self, owner: &InstallationId) -> CloudResult<Owned>;
 
-    /// The server created for stackbinder VM `vm_id` (its `stackbinder_vm`
-    /// metadata), if any. Backends may answer with fewer calls than a full
-    /// `list_owned`.
-    async fn find_server(&self, vm_id: &str) -> CloudResult<Option<Server>> {
-        let owned = self.list_owned().await?;
+    /// The server `owner` created for stackbinder VM `vm_id` (its
+    /// `stackbinder_vm` metadata), if any. Backends may answer with fewer
+    /// calls than a full `list_owned`.
+    async fn find_server(
+        &self,
+        owner: &InstallationId,
+        vm_id: &str,
+    ) -> CloudResult<Option<Server>> {
+        let owned = self.list_owned(owner).await?;
         Ok(owned
             .servers
             .into_iter()
             .find(|s| s.metadata.get(META_VM).map(String::as_str) == Some(vm_id)))
+    }
+
+    /// The builder `owner`'s `image build` booted for image `name` (its
+    /// `stackbinder_image_build` metadata), if any.
+    async fn find_builder(
+        &self,
+        owner: &InstallationId,
+        name: &str,
+    ) -> CloudResult<Option<Server>> {
+        let owned = self.list_owned(owner).await?;
+        Ok(owned
+            .builders
+            .into_iter()
+            .find(|s| s.metadata.get(META_IMAGE_BUILD).map(String::as_str) == Some(name)))
     }
 
     /// Boot the image builder VM; its id.

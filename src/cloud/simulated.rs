@@ -12,7 +12,7 @@ use super::simulated_builder::{self, BuilderScript};
 use super::simulated_vm::{self, VmScript};
 use super::{
     BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, ImageStatus,
-    META_VM, Owned, Server, ServerSpec, ServerStatus,
+    InstallationId, META_IMAGE_BUILD, META_VM, Owned, Server, ServerSpec, ServerStatus,
 };
 use crate::cloud_init;
 use crate::config::SimulatorConfig;
@@ -91,11 +91,22 @@ pub enum Op {
     DeleteServer,
     DeleteVolume,
     ReleaseFloatingIp,
+    TagVolume,
     ListOwned,
     CreateBuilder,
     CreateImage,
     GetImage,
     DeleteImage,
+}
+
+/// A floating IP of the project, as Neutron keeps it.
+struct SimFip {
+    address: String,
+    /// The server it is attached to.
+    attached: Option<String>,
+    /// The installation its description names; `None` for one an operator
+    /// allocated by hand.
+    owner: Option<String>,
 }
 
 /// An image being made from a server, or made.
@@ -123,8 +134,9 @@ struct State {
     servers: HashMap<String, SimServer>,
     /// volume id → server id it is attached to (None: available).
     volumes: BTreeMap<String, Option<String>>,
-    /// floating IP id → (address, server it is attached to).
-    floating_ips: BTreeMap<String, (String, Option<String>)>,
+    /// volume id → the installation its metadata names (Cinder metadata).
+    volume_owners: HashMap<String, String>,
+    floating_ips: BTreeMap<String, SimFip>,
     created: Vec<ServerSpec>,
     builders: Vec<BuilderSpec>,
     images: BTreeMap<String, SimImage>,
@@ -253,6 +265,41 @@ impl SimulatedCloud {
         self.lock().floating_ips.len()
     }
 
+    /// An operator allocates a floating IP by hand (no installation's):
+    /// its id. Stackbinder must never take or release it.
+    pub fn add_operator_floating_ip(&self) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let fip = SimFip {
+            address: Self::next_address().to_string(),
+            attached: None,
+            owner: None,
+        };
+        self.lock().floating_ips.insert(id.clone(), fip);
+        id
+    }
+
+    /// Whether the floating IP `id` still exists, and the server it is on.
+    pub fn floating_ip_attachment(&self, id: &str) -> Option<Option<String>> {
+        self.lock().floating_ips.get(id).map(|f| f.attached.clone())
+    }
+
+    /// An operator attaches a new volume to `server_id` by hand: its id.
+    pub fn attach_operator_volume(&self, server_id: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut st = self.lock();
+        st.volumes.insert(id.clone(), Some(server_id.to_owned()));
+        if let Some(sim) = st.servers.get_mut(server_id) {
+            sim.server.volume_ids.push(id.clone());
+        }
+        id
+    }
+
+    /// Whether the volume `id` exists.
+    pub fn has_volume(&self, id: &str) -> bool {
+        self.reap();
+        self.lock().volumes.contains_key(id)
+    }
+
     /// Count a call and fail it if a failure was injected.
     fn enter(&self, op: Op) -> CloudResult<()> {
         let mut st = self.lock();
@@ -286,13 +333,14 @@ impl SimulatedCloud {
             for (i, vol) in sim.server.volume_ids.iter().enumerate() {
                 if i == 0 && sim.spec.delete_volume_on_termination {
                     st.volumes.remove(vol);
+                    st.volume_owners.remove(vol);
                 } else if let Some(attached) = st.volumes.get_mut(vol) {
                     *attached = None;
                 }
             }
-            for (_, attached) in st.floating_ips.values_mut() {
-                if attached.as_deref() == Some(id.as_str()) {
-                    *attached = None;
+            for fip in st.floating_ips.values_mut() {
+                if fip.attached.as_deref() == Some(id.as_str()) {
+                    fip.attached = None;
                 }
             }
         }
@@ -384,6 +432,7 @@ impl SimServer {
                 addresses: vec![address.to_string()],
                 volume_ids,
                 metadata: spec.metadata.clone(),
+                created: Some(chrono::Utc::now()),
             },
             spec,
             delete_at: None,
@@ -512,28 +561,35 @@ impl Cloud for SimulatedCloud {
         Ok(all[skip..].join("\n"))
     }
 
-    async fn attach_floating_ip(&self, server_id: &str) -> CloudResult<FloatingIp> {
+    async fn attach_floating_ip(
+        &self,
+        server_id: &str,
+        owner: &InstallationId,
+    ) -> CloudResult<FloatingIp> {
         self.enter(Op::AttachFloatingIp)?;
         let capacity = self.floating_ip_capacity;
         let mut st = self.lock();
         if !st.servers.contains_key(server_id) {
             return Err(CloudError::Rejected(format!("no server {server_id}")));
         }
-        if let Some((id, (address, _))) = st
+        let ours = |f: &SimFip| f.owner.as_deref() == Some(owner.as_str());
+        if let Some((id, fip)) = st
             .floating_ips
             .iter()
-            .find(|(_, (_, attached))| attached.as_deref() == Some(server_id))
+            .find(|(_, f)| ours(f) && f.attached.as_deref() == Some(server_id))
         {
             return Ok(FloatingIp {
                 id: id.clone(),
-                address: address.clone(),
+                address: fip.address.clone(),
             });
         }
+        // One lock for the look and the attach: two VMs never get one
+        // address (the OpenStack backend gets the same from `If-Match`).
         let free = st
             .floating_ips
             .iter()
-            .find(|(_, (_, attached))| attached.is_none())
-            .map(|(id, (address, _))| (id.clone(), address.clone()));
+            .find(|(_, f)| ours(f) && f.attached.is_none())
+            .map(|(id, f)| (id.clone(), f.address.clone()));
         let (id, address) = match free {
             Some(found) => found,
             None if st.floating_ips.len() >= capacity => {
@@ -546,8 +602,14 @@ impl Cloud for SimulatedCloud {
                 (uuid::Uuid::new_v4().to_string(), address)
             }
         };
-        st.floating_ips
-            .insert(id.clone(), (address.clone(), Some(server_id.to_owned())));
+        st.floating_ips.insert(
+            id.clone(),
+            SimFip {
+                address: address.clone(),
+                attached: Some(server_id.to_owned()),
+                owner: Some(owner.as_str().to_owned()),
+            },
+        );
         let sim = st.servers.get_mut(server_id).expect("checked above");
         sim.floating_ip = Some(address.clone());
         // The floating IP reaches the same Jupyter as the fixed address.
@@ -556,6 +618,23 @@ impl Cloud for SimulatedCloud {
         }
         drop(st);
         self.deliver(Op::AttachFloatingIp, FloatingIp { id, address })
+    }
+
+    async fn tag_volume(
+        &self,
+        volume_id: &str,
+        owner: &InstallationId,
+        _vm_id: &str,
+    ) -> CloudResult<()> {
+        self.enter(Op::TagVolume)?;
+        let mut st = self.lock();
+        if !st.volumes.contains_key(volume_id) {
+            return Err(CloudError::Rejected(format!("no volume {volume_id}")));
+        }
+        st.volume_owners
+            .insert(volume_id.to_owned(), owner.as_str().to_owned());
+        drop(st);
+        self.deliver(Op::TagVolume, ())
     }
 
     async fn delete_server(&self, id: &str) -> CloudResult<()> {
@@ -582,6 +661,7 @@ impl Cloud for SimulatedCloud {
                 Some(Some(_)) => return Err(CloudError::VolumeBusy),
                 Some(None) => {
                     st.volumes.remove(id);
+                    st.volume_owners.remove(id);
                 }
                 None => {}
             }
@@ -595,24 +675,33 @@ impl Cloud for SimulatedCloud {
         self.deliver(Op::ReleaseFloatingIp, ())
     }
 
-    async fn list_owned(&self) -> CloudResult<Owned> {
+    async fn list_owned(&self, owner: &InstallationId) -> CloudResult<Owned> {
         self.enter(Op::ListOwned)?;
         self.reap();
         let st = self.lock();
-        Ok(Owned {
-            servers: st
-                .servers
+        let servers_with = |key: &str| -> Vec<Server> {
+            st.servers
                 .values()
-                .filter(|s| s.server.metadata.contains_key(META_VM))
+                .filter(|s| s.server.metadata.contains_key(key) && owner.made(&s.server.metadata))
                 .map(|s| s.server.clone())
+                .collect()
+        };
+        Ok(Owned {
+            servers: servers_with(META_VM),
+            builders: servers_with(META_IMAGE_BUILD),
+            volume_ids: st
+                .volume_owners
+                .iter()
+                .filter(|(_, o)| o.as_str() == owner.as_str())
+                .map(|(id, _)| id.clone())
                 .collect(),
-            volume_ids: st.volumes.keys().cloned().collect(),
             floating_ips: st
                 .floating_ips
                 .iter()
-                .map(|(id, (address, _))| FloatingIp {
+                .filter(|(_, f)| f.owner.as_deref() == Some(owner.as_str()))
+                .map(|(id, f)| FloatingIp {
                     id: id.clone(),
-                    address: address.clone(),
+                    address: f.address.clone(),
                 })
                 .collect(),
         })

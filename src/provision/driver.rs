@@ -11,6 +11,15 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+/// Where a teardown of a VM's cloud resources stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Teardown {
+    /// The server is still going: look again at the next step.
+    Waiting,
+    /// Server, boot volume and floating IP are gone.
+    Done,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error(transparent)]
@@ -70,6 +79,7 @@ impl Provisioner {
             VmState::Building => self.build(&vm).await,
             VmState::Ready => self.cull_if_idle(&vm).await,
             VmState::Deleting => self.remove(&vm).await,
+            VmState::Failed if vm.released_at.is_none() => self.release(&vm).await,
             VmState::Failed | VmState::Deleted => Ok(()),
         };
         match result {
@@ -150,7 +160,16 @@ impl Provisioner {
         let cloud = &self.inner.cloud;
         let store = &self.inner.store;
         if vm.server_id.is_none() {
-            match self.find_server(vm).await? {
+            // A stored secret hash means an earlier attempt sent `POST
+            // /servers` and never recorded the answer (a timeout, a
+            // crash): that server may exist and not be listed yet.
+            let earlier_attempt = vm.secret_hash.is_some();
+            let found = if earlier_attempt {
+                self.look_for_lost_server(vm).await?
+            } else {
+                self.find_server(vm).await?
+            };
+            match found {
                 Some(server) => {
                     store.set_server_id(vm.id, &server.id).await?;
                     store
@@ -193,7 +212,26 @@ impl Provisioner {
     }
 
     async fn find_server(&self, vm: &VmRecord) -> Result<Option<Server>, CloudError> {
-        self.inner.cloud.find_server(&vm.id.to_string()).await
+        self.inner
+            .cloud
+            .find_server(&self.inner.installation, &vm.id.to_string())
+            .await
+    }
+
+    /// Look for the server of an attempt whose answer was lost, a few
+    /// times with doubling waits (a new server can take a moment to be
+    /// listed), before the caller makes another: a second server would
+    /// boot with a new secret, and the first would be an orphan.
+    async fn look_for_lost_server(&self, vm: &VmRecord) -> Result<Option<Server>, CloudError> {
+        let mut wait = self.inner.settings.poll_interval;
+        for _ in 0..self.inner.settings.create_lookups {
+            if let Some(server) = self.find_server(vm).await? {
+                return Ok(Some(server));
+            }
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2);
+        }
+        self.find_server(vm).await
     }
 
     async fn boot(&self, vm: &VmRecord) -> Result<(), StepError> {
@@ -207,11 +245,10 @@ impl Provisioner {
             .await;
             return Ok(());
         };
-        if !server.volume_ids.is_empty() && server.volume_ids != vm.volume_ids.0 {
-            store.set_volume_ids(vm.id, &server.volume_ids).await?;
-        }
+        self.record_boot_volume(vm, &server).await?;
         match server.status {
-            ServerStatus::Build => {
+            // UNKNOWN: Nova cannot reach the server's cell for now.
+            ServerStatus::Build | ServerStatus::Unknown => {
                 if self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds) {
                     let secs = self.inner.settings.launch.boot_timeout_seconds;
                     self.fail(
@@ -254,12 +291,41 @@ impl Provisioner {
         Ok(())
     }
 
+    /// Record the boot volume once, the first time Nova shows it, and mark
+    /// it as ours in Cinder (first, so a recorded volume is always marked).
+    /// Only that volume is ever deleted with the VM: one attached later,
+    /// by hand or otherwise, is not ours.
+    async fn record_boot_volume(&self, vm: &VmRecord, server: &Server) -> Result<(), StepError> {
+        if !vm.volume_ids.0.is_empty() {
+            return Ok(());
+        }
+        // While the server is new, its boot volume is all it has; with
+        // more than one attached we cannot tell, and record none.
+        let [boot] = server.volume_ids.as_slice() else {
+            return Ok(());
+        };
+        self.inner
+            .cloud
+            .tag_volume(boot, &self.inner.installation, &vm.id.to_string())
+            .await?;
+        self.inner
+            .store
+            .set_volume_ids(vm.id, std::slice::from_ref(boot))
+            .await?;
+        Ok(())
+    }
+
     async fn attach_floating_ip(&self, vm: &VmRecord) -> Result<(), StepError> {
         if self.inner.settings.cloud.floating_ip_pool.is_none() || vm.floating_ip.is_some() {
             return Ok(());
         }
         let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
-        match self.inner.cloud.attach_floating_ip(server_id).await {
+        match self
+            .inner
+            .cloud
+            .attach_floating_ip(server_id, &self.inner.installation)
+            .await
+        {
             Ok(fip) => {
                 self.inner
                     .store
@@ -343,12 +409,50 @@ impl Provisioner {
         matches!(self.inner.http.get(url).send().await, Ok(r) if r.status().is_success())
     }
 
-    /// Delete the server, wait until it is gone, then delete its volumes and
-    /// release its floating IP. Each call does what it can and returns.
+    /// Delete the VM's cloud resources, then mark it deleted. A failed
+    /// launch's were torn down already.
     async fn remove(&self, vm: &VmRecord) -> Result<(), StepError> {
+        if vm.released_at.is_none() && self.tear_down(vm).await? == Teardown::Waiting {
+            return Ok(());
+        }
+        self.inner
+            .store
+            .transition(
+                vm.id,
+                VmState::Deleting,
+                VmState::Deleted,
+                "server, volumes and floating IP are gone",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A failed launch gives its server, boot volume and floating IP back
+    /// right away, so a failure costs no quota; the record, its log and its
+    /// reason stay for the user. Persisted (`released_at`) and retried each
+    /// step like a deletion, so a crash or a busy cloud only delays it.
+    async fn release(&self, vm: &VmRecord) -> Result<(), StepError> {
+        if self.tear_down(vm).await? == Teardown::Waiting {
+            return Ok(());
+        }
+        let store = &self.inner.store;
+        store.set_released(vm.id).await?;
+        store
+            .append_event(
+                vm.id,
+                EventKind::State,
+                "the failed launch's server, volume and floating IP are deleted",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Delete the server and wait until it is gone, then delete the boot
+    /// volume recorded at boot (never another volume attached to it) and
+    /// release the floating IP. Each call does what it can and returns.
+    async fn tear_down(&self, vm: &VmRecord) -> Result<Teardown, StepError> {
         let cloud = &self.inner.cloud;
         let store = &self.inner.store;
-        let mut volumes = vm.volume_ids.0.clone();
         let server_id = match &vm.server_id {
             Some(id) => Some(id.clone()),
             // A launch interrupted before its server id was recorded.
@@ -359,28 +463,21 @@ impl Provisioner {
             None => None,
         };
         if let (Some(server_id), Some(server)) = (server_id, server) {
-            let mut changed = false;
-            for v in &server.volume_ids {
-                if !volumes.contains(v) {
-                    volumes.push(v.clone());
-                    changed = true;
-                }
-            }
-            if changed {
-                store.set_volume_ids(vm.id, &volumes).await?;
-            }
+            self.record_boot_volume(vm, &server).await?;
             if vm.server_id.is_none() {
                 store.set_server_id(vm.id, &server_id).await?;
             }
             if server.status != ServerStatus::Deleting || self.delete_retry_due(vm) {
                 cloud.delete_server(&server_id).await?;
             }
-            if self.timed_out(vm, self.inner.settings.delete_give_up.as_secs()) {
+            if vm.state == VmState::Deleting
+                && self.timed_out(vm, self.inner.settings.delete_give_up.as_secs())
+            {
                 self.give_up_deleting(vm, &server).await?;
             }
-            return Ok(());
+            return Ok(Teardown::Waiting);
         }
-        for volume in &volumes {
+        for volume in &vm.volume_ids.0 {
             cloud.delete_volume(volume).await?;
         }
         if let Some(fip) = &vm.floating_ip_id
@@ -388,15 +485,7 @@ impl Provisioner {
         {
             cloud.release_floating_ip(fip).await?;
         }
-        store
-            .transition(
-                vm.id,
-                VmState::Deleting,
-                VmState::Deleted,
-                "server, volumes and floating IP are gone",
-            )
-            .await?;
-        Ok(())
+        Ok(Teardown::Done)
     }
 
     /// Ask again for a deletion that stalls, at most every ten minutes.

@@ -7,10 +7,13 @@ mod driver;
 
 pub use driver::StepError;
 mod lifecycle;
-mod reconcile;
+pub mod reconcile;
 
 use crate::cloud::metered::Metered;
-use crate::cloud::{Cloud, CloudError, META_LOGIN, META_OWNER, META_REPO, META_VM, ServerSpec};
+use crate::cloud::{
+    Cloud, CloudError, InstallationId, META_INSTANCE, META_LOGIN, META_OWNER, META_REPO, META_VM,
+    ServerSpec,
+};
 use crate::cloud_init::{self, CallbackReport, LaunchData};
 use crate::config::{CloudConfig, LaunchConfig};
 use crate::domain::{LaunchRequest, VmId, VmState};
@@ -93,6 +96,12 @@ pub struct Settings {
     /// expiry is set to try again half an hour later (never giving up for
     /// good: that would leak the server).
     pub delete_give_up: Duration,
+    /// An image builder older than this, whose build has passed its own
+    /// deadline, is deleted (`image.build_timeout_minutes`).
+    pub build_timeout: Duration,
+    /// How often, at most, a lost `POST /servers` answer is looked for
+    /// before the server is created again (the waits double each time).
+    pub create_lookups: u32,
 }
 
 #[derive(Clone)]
@@ -104,6 +113,9 @@ struct Inner {
     store: Store,
     cloud: Arc<dyn Cloud>,
     settings: Settings,
+    /// This installation's id: everything it creates carries it, and it
+    /// touches nothing that does not.
+    installation: InstallationId,
     wake: Notify,
     /// Readiness probes of the VMs' Jupyter.
     http: reqwest::Client,
@@ -119,7 +131,12 @@ struct Inner {
 }
 
 impl Provisioner {
-    pub fn new(store: Store, cloud: Arc<dyn Cloud>, settings: Settings) -> Self {
+    pub fn new(
+        store: Store,
+        cloud: Arc<dyn Cloud>,
+        settings: Settings,
+        installation: InstallationId,
+    ) -> Self {
         let metrics = Metrics::new();
         let cloud: Arc<dyn Cloud> = Arc::new(Metered::new(cloud, metrics.clone()));
         let http = reqwest::Client::builder()
@@ -132,6 +149,7 @@ impl Provisioner {
                 store,
                 cloud,
                 settings,
+                installation,
                 wake: Notify::new(),
                 http,
                 last_errors: Mutex::default(),
@@ -153,6 +171,10 @@ impl Provisioner {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    pub fn installation(&self) -> &InstallationId {
+        &self.inner.installation
     }
 
     /// Record a launch for `user` and wake the driver. A user who already has
@@ -310,6 +332,10 @@ impl Provisioner {
             (META_LOGIN.to_owned(), vm.owner_login.clone()),
             (META_REPO.to_owned(), vm.repo.clone()),
             (META_VM.to_owned(), vm.id.to_string()),
+            (
+                META_INSTANCE.to_owned(),
+                self.inner.installation.as_str().to_owned(),
+            ),
         ]);
         ServerSpec {
             name: vm.name.clone(),

@@ -3,6 +3,7 @@
 
 mod access_names;
 mod events;
+mod installation;
 mod links;
 mod users;
 mod vms;

@@ -39,6 +39,8 @@ pub struct VmRecord {
     pub extensions: i64,
     /// What the VM's Jupyter last reported as its last activity.
     pub last_activity_at: Option<DateTime<Utc>>,
+    /// When a failed launch's cloud resources were torn down.
+    pub released_at: Option<DateTime<Utc>>,
 }
 
 impl VmRecord {
@@ -354,6 +356,16 @@ impl Store {
             id,
             "UPDATE vms SET volume_ids = ?1, updated_at = ?2 WHERE id = ?3",
             json,
+        )
+        .await
+    }
+
+    /// A failed launch's server, boot volume and floating IP are gone.
+    pub async fn set_released(&self, id: VmId) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE vms SET released_at = ?1, updated_at = ?2 WHERE id = ?3",
+            Utc::now(),
         )
         .await
     }

@@ -73,6 +73,8 @@ struct AdminPage {
     /// A link just made: shown this once.
     new_link: Option<String>,
     max_vms: String,
+    /// This installation's id, which everything it creates carries.
+    installation: String,
 }
 
 fn age(since: DateTime<Utc>) -> String {
@@ -122,6 +124,7 @@ async fn render_page(
             Some(0) => "0: launches are paused".into(),
             Some(n) => n.to_string(),
         },
+        installation: state.provisioner.installation().to_string(),
     };
     Ok(render(page)?.into_response())
 }

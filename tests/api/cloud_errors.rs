@@ -157,7 +157,11 @@ async fn without_a_floating_ip_the_vm_is_reachable_on_its_own_address() {
         warnings.iter().any(|w| w.contains("floating IPs")),
         "{warnings:?}"
     );
-    let owned = app.cloud.list_owned().await.unwrap();
+    let owned = app
+        .cloud
+        .list_owned(app.provisioner().installation())
+        .await
+        .unwrap();
     assert_eq!(view["address"], owned.servers[0].addresses[0].as_str());
     let jupyter = view["jupyter_url"].as_str().unwrap();
     assert_eq!(

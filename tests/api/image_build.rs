@@ -31,7 +31,8 @@ async fn run(
 ) -> (Result<Built, Failure>, Vec<Progress>) {
     let mut seen = Vec::new();
     let mut record = |p: Progress| seen.push(p);
-    let result = build_image(cloud, &plan(), &timing, &mut record, cancel).await;
+    let owner = stackbinder::cloud::InstallationId::from_stored("1mage0wner".into());
+    let result = build_image(cloud, &owner, &plan(), &timing, &mut record, cancel).await;
     (result, seen)
 }
 

@@ -183,7 +183,11 @@ async fn log_in_register_launch_open_jupyter_and_delete() {
     // The link points at the floating IP, which the server holds.
     assert_eq!(app.cloud.floating_ip_count(), 1);
     assert_eq!(app.cloud.calls(Op::AttachFloatingIp), 1);
-    let owned = app.cloud.list_owned().await.unwrap();
+    let owned = app
+        .cloud
+        .list_owned(app.provisioner().installation())
+        .await
+        .unwrap();
     assert_eq!(owned.floating_ips.len(), 1);
     let fip = &owned.floating_ips[0].address;
     assert_eq!(view["address"], fip.as_str());
@@ -207,7 +211,11 @@ async fn log_in_register_launch_open_jupyter_and_delete() {
         0,
         "the floating IP went back to the pool"
     );
-    let owned = app.cloud.list_owned().await.unwrap();
+    let owned = app
+        .cloud
+        .list_owned(app.provisioner().installation())
+        .await
+        .unwrap();
     assert!(
         owned.servers.is_empty() && owned.volume_ids.is_empty() && owned.floating_ips.is_empty()
     );

@@ -4,7 +4,7 @@
 use crate::helpers::{REPO, TestOptions, spawn_app, spawn_app_with};
 use chrono::{Duration as ChronoDuration, Utc};
 use reqwest::StatusCode;
-use stackbinder::cloud::{Cloud, META_VM, ServerSpec};
+use stackbinder::cloud::{Cloud, InstallationId, META_INSTANCE, META_VM, ServerSpec};
 use stackbinder::domain::{GithubId, VmId};
 use stackbinder::store::VmRecord;
 use std::collections::BTreeMap;
@@ -271,7 +271,8 @@ async fn maintenance_refuses_launches_with_the_banner_on_every_page() {
     assert_eq!(app.cloud.created().len(), 0);
 }
 
-fn orphan_spec(delete_volume_on_termination: bool) -> ServerSpec {
+/// A server of this installation's that no record explains.
+fn orphan_spec(owner: &InstallationId, delete_volume_on_termination: bool) -> ServerSpec {
     ServerSpec {
         name: "ghost".into(),
         image: "img".into(),
@@ -282,7 +283,10 @@ fn orphan_spec(delete_volume_on_termination: bool) -> ServerSpec {
         security_groups: vec![],
         network: None,
         user_data: String::new(),
-        metadata: BTreeMap::from([(META_VM.to_owned(), VmId::new().to_string())]),
+        metadata: BTreeMap::from([
+            (META_VM.to_owned(), VmId::new().to_string()),
+            (META_INSTANCE.to_owned(), owner.to_string()),
+        ]),
     }
 }
 
@@ -297,8 +301,19 @@ async fn the_reconciler_deletes_orphans_after_the_grace_period() {
         ..TestOptions::default()
     })
     .await;
-    // A server of ours that no record explains (a crash, a manual mistake).
-    app.cloud.create_server(&orphan_spec(false)).await.unwrap();
+    // A server of ours that no record explains (a crash, a manual mistake),
+    // whose boot volume the driver had marked as ours.
+    let owner = app.provisioner().installation().clone();
+    let id = app
+        .cloud
+        .create_server(&orphan_spec(&owner, false))
+        .await
+        .unwrap();
+    let server = app.cloud.get_server(&id).await.unwrap().unwrap();
+    app.cloud
+        .tag_volume(&server.volume_ids[0], &owner, "ghost-vm")
+        .await
+        .unwrap();
     assert_eq!(app.cloud.server_count(), 1);
 
     app.provisioner().reconcile().await.unwrap();
@@ -328,7 +343,11 @@ async fn the_reconciler_leaves_live_vms_alone_and_honours_the_grace_period() {
     app.login_registered("ada").await;
     app.launch(REPO, "", "").await;
     app.wait_for_state("ready").await;
-    app.cloud.create_server(&orphan_spec(true)).await.unwrap();
+    let owner = app.provisioner().installation().clone();
+    app.cloud
+        .create_server(&orphan_spec(&owner, true))
+        .await
+        .unwrap();
 
     // Default grace: 15 minutes. Nothing is deleted yet.
     app.provisioner().reconcile().await.unwrap();
@@ -355,6 +374,13 @@ async fn a_vm_whose_server_was_deleted_outside_stackbinder_is_marked_gone() {
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Gone only at the second 404 (a grace period apart: none here).
+    app.provisioner().reconcile().await.unwrap();
+    assert_eq!(
+        app.api_vm_json().await["state"],
+        "ready",
+        "one 404 is not enough"
+    );
     app.provisioner().reconcile().await.unwrap();
     for _ in 0..50 {
         app.step().await;

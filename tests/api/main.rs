@@ -16,6 +16,7 @@ mod image_build;
 mod journey;
 mod launch_script;
 mod lifecycle;
+mod ownership;
 mod proxy_warning;
 mod readiness;
 mod registration_links;

@@ -180,11 +180,26 @@ impl Rest {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.send_with(method, kind, path, body, &[]).await
+    }
+
+    /// `send` with more headers (Neutron's `If-Match`, say).
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        kind: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
         let url = format!("{}{path}", self.endpoint(kind));
         let mut request = self
             .http
             .request(method, url)
             .header("X-Auth-Token", &self.token);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
         if kind == "compute" {
             // Cinder answers 400 to a header naming another service.
             request = request.header("OpenStack-API-Version", NOVA_VERSION);

@@ -15,8 +15,8 @@ use crate::dev::{self, Rest};
 use async_trait::async_trait;
 use serde_json::json;
 use stackbinder::cloud::{
-    BuilderSpec, CheckItem, Cloud, CloudResult, FloatingIp, Image, META_IMAGE_BUILD, Owned, Server,
-    ServerSpec, ServerStatus,
+    BuilderSpec, CheckItem, Cloud, CloudResult, FloatingIp, Image, InstallationId,
+    META_IMAGE_BUILD, Owned, Server, ServerSpec, ServerStatus,
 };
 use stackbinder::image_build::{Plan, Timing, build_image};
 use std::collections::HashSet;
@@ -64,8 +64,15 @@ impl Cloud for BuilderVm {
         let fake = self.inner.console_output(id, lines).await?;
         Ok(format!("{fake}\nSTACKBINDER-IMAGE-BUILD: OK\n"))
     }
-    async fn attach_floating_ip(&self, server_id: &str) -> CloudResult<FloatingIp> {
-        self.inner.attach_floating_ip(server_id).await
+    async fn attach_floating_ip(
+        &self,
+        server_id: &str,
+        owner: &InstallationId,
+    ) -> CloudResult<FloatingIp> {
+        self.inner.attach_floating_ip(server_id, owner).await
+    }
+    async fn tag_volume(&self, volume: &str, owner: &InstallationId, vm: &str) -> CloudResult<()> {
+        self.inner.tag_volume(volume, owner, vm).await
     }
     async fn delete_server(&self, id: &str) -> CloudResult<()> {
         self.inner.delete_server(id).await
@@ -76,8 +83,8 @@ impl Cloud for BuilderVm {
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()> {
         self.inner.release_floating_ip(id).await
     }
-    async fn list_owned(&self) -> CloudResult<Owned> {
-        self.inner.list_owned().await
+    async fn list_owned(&self, owner: &InstallationId) -> CloudResult<Owned> {
+        self.inner.list_owned(owner).await
     }
     async fn create_builder(&self, spec: &BuilderSpec) -> CloudResult<String> {
         self.inner.create_builder(spec).await
@@ -122,6 +129,7 @@ async fn image_build_snapshots_a_builder_into_an_active_image_and_leaves_no_buil
     // Act
     let built = build_image(
         &cloud,
+        &InstallationId::generate(),
         &plan,
         &timing,
         &mut |p| steps.push(format!("{p:?}")),

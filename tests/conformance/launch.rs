@@ -96,7 +96,13 @@ async fn assert_launched(rest: &Rest, view: &Value, login: &str) -> (String, Str
         .clone();
     assert_eq!(fips.as_array().unwrap().len(), 1, "{fips:#}");
     let fip = &fips[0];
-    assert_eq!(fip["description"], "stackbinder");
+    // All three carry the installation's id.
+    let installation = meta["stackbinder_instance"]
+        .as_str()
+        .expect("an installation id");
+    assert_eq!(fip["description"], format!("stackbinder {installation}"));
+    assert_eq!(volume["metadata"]["stackbinder_instance"], installation);
+    assert_eq!(volume["metadata"]["stackbinder_vm"], vm_id);
     assert!(
         view.to_string()
             .contains(fip["floating_ip_address"].as_str().unwrap()),
@@ -125,7 +131,10 @@ async fn assert_gone(rest: &Rest, server: &str, volume: &str, fip: &str, fip_rel
     } else {
         let kept = rest.get("network", &path).await;
         assert!(kept["floatingip"]["port_id"].is_null(), "{kept:#}");
-        assert_eq!(kept["floatingip"]["description"], "stackbinder");
+        let description = kept["floatingip"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(description.starts_with("stackbinder "), "{kept:#}");
     }
 }
 

@@ -18,5 +18,6 @@ mod cli;
 mod dev;
 mod image_build;
 mod launch;
+mod ownership;
 mod reauth;
 mod web;

@@ -30,6 +30,8 @@ pub const FLAVOR: &str = "m1.large";
 pub const KEY: &str = "stackbinder-admin";
 pub const POOL: &str = "public";
 pub const NETWORK: &str = "private";
+/// The longest a held floating IP list waits for the others.
+const FIP_HOLD: Duration = Duration::from_millis(500);
 
 /// One API call the fake received.
 #[derive(Debug, Clone)]
@@ -86,6 +88,9 @@ pub struct FakeServer {
     pub port_id: String,
     polls_until_active: u32,
     polls_until_gone: Option<u32>,
+    /// Creation order: Nova lists the newest first.
+    seq: u64,
+    pub created: String,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +102,21 @@ pub struct FakeVolume {
     /// Cinder snapshots of it (createImage of a volume-backed server): it
     /// cannot be deleted while it has any.
     pub snapshots: u32,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl FakeVolume {
+    /// A new volume, in use by `server`.
+    fn attached(id: &str, size: u64, server: &str, metadata: BTreeMap<String, String>) -> Self {
+        Self {
+            id: id.to_owned(),
+            size,
+            status: "in-use".into(),
+            server_id: Some(server.to_owned()),
+            snapshots: 0,
+            metadata,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +125,9 @@ pub struct FakeFip {
     pub address: String,
     pub port_id: Option<String>,
     pub description: String,
+    /// Neutron's `revision_number`, bumped by every change; a PUT with
+    /// `If-Match: revision_number=N` is refused (412) when it moved on.
+    pub revision: u64,
 }
 
 pub struct World {
@@ -137,6 +160,22 @@ pub struct World {
     pub snapshot_reply_delay: Duration,
     /// GETs left per image still being made.
     image_polls: HashMap<String, u32>,
+    /// The most items a list answers with per page (Nova's and Cinder's
+    /// `max_limit`, Neutron's pagination), whatever `limit` asks for;
+    /// a full page links to the next (`<collection>_links`).
+    pub page_size: usize,
+    /// Servers left out of the next N lists (`GET servers/detail`), as a
+    /// list missing a page or a down cell would: server id → lists.
+    pub omit_from_lists: HashMap<String, u32>,
+    /// The next server created is left out of this many lists.
+    pub hide_next_created: u32,
+    /// The next `POST /servers` creates the server, then answers 504 (an
+    /// answer lost to a timeout or a proxy).
+    pub lose_create_answers: u32,
+    /// The next boot request of a builder (boot from image) creates it,
+    /// then answers 504.
+    pub lose_builder_answers: u32,
+    next_seq: u64,
     pub networks: Vec<Value>,
     pub images: Vec<Value>,
     pub servers: BTreeMap<String, FakeServer>,
@@ -153,10 +192,18 @@ pub struct World {
     base: String,
 }
 
+/// Floating IP lists to hold together: the barrier, and how many more.
+type HeldLists = Mutex<Option<(Arc<tokio::sync::Barrier>, usize)>>;
+
 #[derive(Clone)]
 pub struct FakeOpenStack {
     pub base: String,
     world: Arc<Mutex<World>>,
+    /// Holds floating IP lists until this many have arrived (then lets
+    /// them all answer at once), so concurrent attaches see the same free
+    /// address; a client that takes turns never sends them together, so a
+    /// held list answers alone after `FIP_HOLD`: (barrier, lists to hold).
+    fip_list_barrier: Arc<HeldLists>,
 }
 
 fn id() -> String {
@@ -202,6 +249,12 @@ impl FakeOpenStack {
             snapshot_fails: false,
             snapshot_reply_delay: Duration::ZERO,
             image_polls: HashMap::new(),
+            page_size: 1000,
+            omit_from_lists: HashMap::new(),
+            hide_next_created: 0,
+            lose_create_answers: 0,
+            lose_builder_answers: 0,
+            next_seq: 0,
             networks: vec![private, public],
             images: vec![
                 json!({"id": id(), "name": IMAGE, "status": "active",
@@ -231,6 +284,7 @@ impl FakeOpenStack {
         let fake = Self {
             base,
             world: Arc::new(Mutex::new(world)),
+            fip_list_barrier: Arc::default(),
         };
         let app = axum::Router::new()
             .fallback(handle)
@@ -263,6 +317,95 @@ impl FakeOpenStack {
             "clouds:\n  fake:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {}\n      application_credential_id: {APP_CRED_ID}\n      application_credential_secret: {APP_CRED_SECRET}\n    region_name: RegionOne\n",
             self.auth_url()
         )
+    }
+
+    /// The next `n` floating IP lists wait for each other and answer
+    /// together (concurrent attaches racing for one free address).
+    pub fn hold_fip_lists_together(&self, n: usize) {
+        *self.fip_list_barrier.lock().unwrap() = Some((Arc::new(tokio::sync::Barrier::new(n)), n));
+    }
+
+    /// A server Nova has that stackbinder did not create here (another
+    /// installation's, or the operator's): ACTIVE, with `metadata`, and a
+    /// boot volume with `volume_metadata`. Its id and its volume's.
+    pub fn add_server(
+        &self,
+        name: &str,
+        metadata: BTreeMap<String, String>,
+        volume_metadata: BTreeMap<String, String>,
+    ) -> (String, String) {
+        let mut w = self.world();
+        let (server_id, volume_id) = (id(), id());
+        let seq = w.next_seq;
+        w.next_seq += 1;
+        let address = format!("10.0.1.{}", seq % 250 + 1);
+        w.volumes.insert(
+            volume_id.clone(),
+            FakeVolume::attached(&volume_id, 20, &server_id, volume_metadata),
+        );
+        w.servers.insert(
+            server_id.clone(),
+            FakeServer {
+                id: server_id.clone(),
+                name: name.into(),
+                status: "ACTIVE".into(),
+                task_state: None,
+                fault: None,
+                metadata,
+                volume_id: Some(volume_id.clone()),
+                delete_on_termination: true,
+                console: Vec::new(),
+                script: VecDeque::new(),
+                powers_off: false,
+                address,
+                port_id: id(),
+                polls_until_active: 0,
+                polls_until_gone: None,
+                seq,
+                created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            },
+        );
+        (server_id, volume_id)
+    }
+
+    /// Someone deletes a server outside stackbinder: it is gone at once,
+    /// with what Nova does on a delete (boot volume, port, floating IP).
+    pub fn remove_server(&self, id: &str) {
+        let mut w = self.world();
+        let s = w.servers.remove(id).expect("the server exists");
+        finish_delete(&mut w, &s);
+    }
+
+    /// An operator attaches a volume of their own to `server_id` by hand:
+    /// its id.
+    pub fn attach_operator_volume(&self, server_id: &str) -> String {
+        let volume_id = id();
+        self.world().volumes.insert(
+            volume_id.clone(),
+            FakeVolume::attached(
+                &volume_id,
+                100,
+                server_id,
+                BTreeMap::from([("owner".into(), "the operator".into())]),
+            ),
+        );
+        volume_id
+    }
+
+    /// A floating IP allocated outside stackbinder, described
+    /// `description`, attached to nothing: its id.
+    pub fn add_fip(&self, description: &str) -> String {
+        let mut w = self.world();
+        let address = w.pool_free.pop().expect("a free address in the pool");
+        let f = FakeFip {
+            id: id(),
+            address,
+            port_id: None,
+            description: description.into(),
+            revision: 1,
+        };
+        w.fips.insert(f.id.clone(), f.clone());
+        f.id
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -357,6 +500,22 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    if method == Method::GET && uri.path().ends_with("/floatingips") {
+        let held = {
+            let mut slot = fake.fip_list_barrier.lock().unwrap();
+            let held = slot.as_ref().map(|(b, _)| b.clone());
+            if let Some((_, left)) = slot.as_mut() {
+                *left -= 1;
+                if *left == 0 {
+                    *slot = None;
+                }
+            }
+            held
+        };
+        if let Some(barrier) = held {
+            let _ = tokio::time::timeout(FIP_HOLD, barrier.wait()).await;
+        }
+    }
     let body: Option<Value> = serde_json::from_slice(&body).ok();
     let snapshot = body
         .as_ref()
@@ -442,8 +601,8 @@ fn answer(
     match service {
         "identity" => identity(&mut w, &method, &segments, body, &headers),
         "compute" => compute(&mut w, &method, &segments, &query, body),
-        "volume" => volume(&mut w, &method, &segments),
-        "network" => network(&mut w, &method, &segments, &query, body),
+        "volume" => volume(&mut w, &method, &segments, &query, body),
+        "network" => network(&mut w, &method, &segments, &query, body, &headers),
         _ => image(&mut w, &method, &segments, &query),
     }
 }
@@ -583,8 +742,21 @@ fn server_json(w: &World, s: &FakeServer) -> Value {
             "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}),
         );
     }
+    let mut attached: Vec<Value> = s
+        .volume_id
+        .iter()
+        .map(|v| json!({"id": v, "delete_on_termination": s.delete_on_termination}))
+        .collect();
+    attached.extend(
+        w.volumes
+            .values()
+            .filter(|v| {
+                v.server_id.as_deref() == Some(&s.id) && Some(&v.id) != s.volume_id.as_ref()
+            })
+            .map(|v| json!({"id": v.id, "delete_on_termination": false})),
+    );
     let mut v = json!({
-        "id": s.id, "name": s.name, "status": s.status,
+        "id": s.id, "name": s.name, "status": s.status, "created": s.created,
         "OS-EXT-STS:task_state": s.task_state,
         "OS-EXT-STS:vm_state": s.status.to_lowercase(),
         "tenant_id": w.project_id, "user_id": "u1",
@@ -592,7 +764,7 @@ fn server_json(w: &World, s: &FakeServer) -> Value {
         "metadata": s.metadata,
         "image": "",
         "flavor": {"original_name": FLAVOR, "vcpus": 4, "ram": 16384, "disk": 0},
-        "os-extended-volumes:volumes_attached": s.volume_id.iter().map(|v| json!({"id": v, "delete_on_termination": s.delete_on_termination})).collect::<Vec<_>>(),
+        "os-extended-volumes:volumes_attached": attached,
         "links": [],
     });
     if let Some(fault) = &s.fault {
@@ -602,11 +774,49 @@ fn server_json(w: &World, s: &FakeServer) -> Value {
 }
 
 /// Nova v2.1.
+/// One page of `items` (each with an `id`, in list order) as the query
+/// asks for (`limit`, `marker`), capped at the world's page size; a full
+/// page links to the next under `<key>_links`, as Nova, Cinder and Neutron
+/// do. An unknown marker is a 400, as in Nova.
+fn page(
+    w: &World,
+    key: &str,
+    path: &str,
+    items: Vec<Value>,
+    query: &HashMap<String, String>,
+) -> Response {
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(usize::MAX)
+        .min(w.page_size);
+    let start = match query.get("marker") {
+        None => 0,
+        Some(m) => match items.iter().position(|i| i["id"] == m.as_str()) {
+            Some(i) => i + 1,
+            None => return err(error(400, "badRequest", &format!("marker [{m}] not found"))),
+        },
+    };
+    let batch: Vec<Value> = items.into_iter().skip(start).take(limit).collect();
+    let mut links = Vec::new();
+    if batch.len() == limit
+        && let Some(last) = batch.last()
+    {
+        let href = format!(
+            "{}/{path}?limit={limit}&marker={}",
+            w.base,
+            last["id"].as_str().unwrap_or_default()
+        );
+        links.push(json!({"rel": "next", "href": href}));
+    }
+    ok(json!({ key: batch, format!("{key}_links"): links }))
+}
+
 fn compute(
     w: &mut World,
     method: &Method,
     seg: &[&str],
-    _query: &HashMap<String, String>,
+    query: &HashMap<String, String>,
     body: Option<Value>,
 ) -> Response {
     match (method.as_str(), seg) {
@@ -669,13 +879,12 @@ fn compute(
             if let Some(volume_id) = &volume_id {
                 w.volumes.insert(
                     volume_id.clone(),
-                    FakeVolume {
-                        id: volume_id.clone(),
-                        size: bdm["volume_size"].as_u64().unwrap_or(1),
-                        status: "in-use".into(),
-                        server_id: Some(server_id.clone()),
-                        snapshots: 0,
-                    },
+                    FakeVolume::attached(
+                        volume_id,
+                        bdm["volume_size"].as_u64().unwrap_or(1),
+                        &server_id,
+                        BTreeMap::new(),
+                    ),
                 );
             }
             let script: VecDeque<String> = if volume_id.is_none() {
@@ -685,6 +894,19 @@ fn compute(
             };
             let powers_off = volume_id.is_none() && w.builder_powers_off;
             let polls = w.boot_polls;
+            let seq = w.next_seq;
+            w.next_seq += 1;
+            if w.hide_next_created > 0 {
+                let lists = std::mem::take(&mut w.hide_next_created);
+                w.omit_from_lists.insert(server_id.clone(), lists);
+            }
+            let lose = if volume_id.is_some() {
+                &mut w.lose_create_answers
+            } else {
+                &mut w.lose_builder_answers
+            };
+            let lost = *lose > 0;
+            *lose = lose.saturating_sub(1);
             w.servers.insert(
                 server_id.clone(),
                 FakeServer {
@@ -704,8 +926,13 @@ fn compute(
                     port_id,
                     polls_until_active: polls,
                     polls_until_gone: None,
+                    seq,
+                    created: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 },
             );
+            if lost {
+                return err(error(504, "computeFault", "Gateway Time-out"));
+            }
             reply(
                 202,
                 json!({"server": {"id": server_id, "links": [], "OS-DCF:diskConfig": "MANUAL",
@@ -715,8 +942,21 @@ fn compute(
             )
         }
         ("GET", ["servers", "detail"]) => {
-            let servers: Vec<Value> = w.servers.values().map(|s| server_json(w, s)).collect();
-            ok(json!({"servers": servers, "servers_links": []}))
+            // Newest first, as Nova sorts by default (created_at desc).
+            let mut listed: Vec<&FakeServer> = w
+                .servers
+                .values()
+                .filter(|s| w.omit_from_lists.get(&s.id).is_none_or(|n| *n == 0))
+                .collect();
+            listed.sort_by_key(|s| std::cmp::Reverse(s.seq));
+            let servers: Vec<Value> = listed.iter().map(|s| server_json(w, s)).collect();
+            // Each list spends one omission (the first page stands for it).
+            if !query.contains_key("marker") {
+                for n in w.omit_from_lists.values_mut() {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            page(w, "servers", "compute/v2.1/servers/detail", servers, query)
         }
         ("GET", ["servers", sid]) => {
             let Some(s) = w.servers.get_mut(*sid) else {
@@ -834,6 +1074,12 @@ fn create_image(w: &mut World, sid: &str, create: &Value) -> Response {
 /// asked) or detached, its port removed, its floating IP disassociated.
 /// Cinder refuses to delete a volume with snapshots: it stays, available.
 fn finish_delete(w: &mut World, s: &FakeServer) {
+    for v in w.volumes.values_mut() {
+        if v.server_id.as_deref() == Some(&s.id) && Some(&v.id) != s.volume_id.as_ref() {
+            v.status = "available".into();
+            v.server_id = None;
+        }
+    }
     if let Some(volume) = &s.volume_id {
         let snapshots = w.volumes.get(volume).map_or(0, |v| v.snapshots);
         if s.delete_on_termination && snapshots == 0 {
@@ -851,16 +1097,44 @@ fn finish_delete(w: &mut World, s: &FakeServer) {
 }
 
 /// Cinder v3 (below `/v3/{project_id}`).
-fn volume(w: &mut World, method: &Method, seg: &[&str]) -> Response {
+fn volume(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    query: &HashMap<String, String>,
+    body: Option<Value>,
+) -> Response {
     match (method.as_str(), seg) {
         ("GET", ["volumes", "detail"]) => {
             let volumes: Vec<Value> = w.volumes.values().map(|v| json!({
                 "id": v.id, "name": "", "status": v.status, "size": v.size, "bootable": "true",
-                "metadata": {}, "availability_zone": "nova", "volume_type": "__DEFAULT__",
+                "metadata": v.metadata, "availability_zone": "nova", "volume_type": "__DEFAULT__",
                 "attachments": v.server_id.iter().map(|s| json!({"server_id": s, "attachment_id": id(),
                     "volume_id": v.id, "device": "/dev/vda", "id": v.id})).collect::<Vec<_>>(),
             })).collect();
-            ok(json!({"volumes": volumes}))
+            let project = w.project_id.clone();
+            page(
+                w,
+                "volumes",
+                &format!("volume/v3/{project}/volumes/detail"),
+                volumes,
+                query,
+            )
+        }
+        // Cinder "Create metadata for volume": merged into what is there.
+        ("POST", ["volumes", vid, "metadata"]) => {
+            let Some(v) = w.volumes.get_mut(*vid) else {
+                return err(error(
+                    404,
+                    "itemNotFound",
+                    &format!("Volume {vid} could not be found."),
+                ));
+            };
+            let add: BTreeMap<String, String> = body
+                .and_then(|b| serde_json::from_value(b["metadata"].clone()).ok())
+                .unwrap_or_default();
+            v.metadata.extend(add);
+            ok(json!({"metadata": v.metadata}))
         }
         ("DELETE", ["volumes", vid]) => match w.volumes.get(*vid) {
             None => err(error(
@@ -902,7 +1176,7 @@ fn fip_json(w: &World, f: &FakeFip) -> Value {
         "port_id": f.port_id, "fixed_ip_address": Value::Null, "router_id": Value::Null,
         "status": if f.port_id.is_some() { "ACTIVE" } else { "DOWN" },
         "project_id": w.project_id, "tenant_id": w.project_id, "description": f.description,
-        "tags": [], "revision_number": 1})
+        "tags": [], "revision_number": f.revision})
 }
 
 /// Neutron: version discovery at the root, then v2.0.
@@ -912,6 +1186,7 @@ fn network(
     seg: &[&str],
     query: &HashMap<String, String>,
     body: Option<Value>,
+    headers: &HeaderMap,
 ) -> Response {
     if seg.is_empty() {
         return ok(json!({"versions": [{"id": "v2.0", "status": "CURRENT",
@@ -939,7 +1214,7 @@ fn network(
                 "id": s.port_id, "device_id": s.id, "device_owner": "compute:nova", "network_id": net,
                 "fixed_ips": [{"ip_address": s.address, "subnet_id": "s1"}], "status": "ACTIVE",
                 "mac_address": "fa:16:3e:00:00:01"})).collect();
-            ok(json!({"ports": ports}))
+            page(w, "ports", "network/v2.0/ports", ports, query)
         }
         ("GET", ["floatingips"]) => {
             let fips: Vec<Value> = w
@@ -949,10 +1224,11 @@ fn network(
                 .filter(|f| {
                     query
                         .iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "marker"))
                         .all(|(k, v)| f.get(k).is_none_or(|x| x.as_str() == Some(v.as_str())))
                 })
                 .collect();
-            ok(json!({"floatingips": fips}))
+            page(w, "floatingips", "network/v2.0/floatingips", fips, query)
         }
         ("POST", ["floatingips"]) => {
             if w.fips.len() as i64 >= w.limits.floatingips {
@@ -976,6 +1252,7 @@ fn network(
                 address,
                 port_id: b["port_id"].as_str().map(str::to_owned),
                 description: b["description"].as_str().unwrap_or("").into(),
+                revision: 1,
             };
             w.fips.insert(f.id.clone(), f.clone());
             reply(201, json!({"floatingip": fip_json(w, &f)}), None, &[])
@@ -989,6 +1266,24 @@ fn network(
                     &format!("Floating IP {fid} could not be found"),
                 ));
             };
+            let wanted = headers
+                .get("if-match")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("revision_number="))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(wanted) = wanted
+                && wanted != f.revision
+            {
+                return err(neutron_error(
+                    412,
+                    "RevisionNumberConstraintFailed",
+                    &format!(
+                        "Constrained to {wanted}, but current revision is {}",
+                        f.revision
+                    ),
+                ));
+            }
+            f.revision += 1;
             f.port_id = b["port_id"].as_str().map(str::to_owned);
             if let Some(d) = b["description"].as_str() {
                 f.description = d.into();

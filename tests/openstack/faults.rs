@@ -211,7 +211,11 @@ async fn an_exhausted_pool_says_the_cloud_is_out_of_floating_ips() {
         .unwrap();
     while env.cloud.get_server(&id).await.unwrap().unwrap().status != ServerStatus::Active {}
 
-    let err = env.cloud.attach_floating_ip(&id).await.unwrap_err();
+    let err = env
+        .cloud
+        .attach_floating_ip(&id, &owner())
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, CloudError::NoFloatingIps(_)), "{err:?}");
     assert!(

@@ -3,7 +3,9 @@
 
 use crate::fake_openstack::{FakeOpenStack, IMAGE, KEY, POOL};
 use stackbinder::cloud::openstack::{Credentials, OpenStackCloud, Tuning};
-use stackbinder::cloud::{META_LOGIN, META_OWNER, META_REPO, META_VM, ServerSpec};
+use stackbinder::cloud::{
+    InstallationId, META_INSTANCE, META_LOGIN, META_OWNER, META_REPO, META_VM, ServerSpec,
+};
 use stackbinder::cloud_init::{LaunchData, render_user_data};
 use stackbinder::config::CloudConfig;
 use stackbinder::domain::VmId;
@@ -81,6 +83,11 @@ pub fn cloud_for(config: &CloudConfig, clouds_yaml: &std::path::Path) -> OpenSta
     )
 }
 
+/// The installation the tests' servers belong to.
+pub fn owner() -> InstallationId {
+    InstallationId::from_stored("5b1f0c6e2d3a4e8f9a7b6c5d4e3f2a1b".into())
+}
+
 /// What the provisioner sends for a launch of `login`.
 pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
     let vm = VmId::new();
@@ -109,6 +116,7 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
             (META_LOGIN.into(), login.into()),
             (META_REPO.into(), data.repo.clone()),
             (META_VM.into(), vm.to_string()),
+            (META_INSTANCE.into(), owner().to_string()),
         ]),
     }
 }

@@ -6,7 +6,7 @@ use crate::fake_openstack::{BASE_IMAGE, KEY};
 use crate::helpers::*;
 use axum::http::Method;
 use serde_json::Value;
-use stackbinder::cloud::{META_IMAGE_BUILD, META_VM};
+use stackbinder::cloud::{META_BUILD_UNTIL, META_IMAGE_BUILD, META_INSTANCE, META_VM};
 use stackbinder::cloud_init::render_base_image;
 use stackbinder::config::ImageConfig;
 use stackbinder::image_build::{BuildError, Built, Failure, Plan, Progress, Timing, build_image};
@@ -51,7 +51,7 @@ async fn run(
 ) -> (Result<Built, Failure>, Vec<Progress>) {
     let mut seen = Vec::new();
     let mut record = |p: Progress| seen.push(p);
-    let result = build_image(&env.cloud, plan, &timing, &mut record, cancel).await;
+    let result = build_image(&env.cloud, &owner(), plan, &timing, &mut record, cancel).await;
     (result, seen)
 }
 
@@ -453,4 +453,49 @@ async fn the_image_build_command_prints_the_new_image_id_and_its_config_line() {
     );
     assert!(!stdout.contains("secret-password") && !stderr.contains("secret-password"));
     assert_eq!(env.fake.server_count(), 0);
+}
+
+#[tokio::test]
+async fn image_build_finds_its_builder_when_the_boot_answer_is_lost() {
+    // Arrange: Nova boots the builder, but its answer is lost (504).
+    let env = setup().await;
+    {
+        let mut w = env.fake.world();
+        w.builder_console = console(OK);
+        w.lose_builder_answers = 1;
+    }
+
+    // Act
+    let (result, seen) = run(
+        &env,
+        &plan("snap-lost"),
+        timing(),
+        &CancellationToken::new(),
+    )
+    .await;
+
+    // Assert: the build found the builder by its metadata and went on,
+    // with one boot request, and the builder is gone.
+    let built = result.unwrap_or_else(|f| panic!("the build failed: {f} ({seen:?})"));
+    assert!(built.left_behind.is_empty(), "{:?}", built.left_behind);
+    let creates: Vec<_> = env
+        .fake
+        .find_calls(Method::POST, "servers")
+        .into_iter()
+        .filter(|c| c.path == "servers")
+        .collect();
+    assert_eq!(creates.len(), 1, "booted once");
+    let metadata = &creates[0].body.as_ref().unwrap()["server"]["metadata"];
+    assert_eq!(metadata[META_INSTANCE], owner().as_str());
+    let until = metadata[META_BUILD_UNTIL].as_str().expect("a deadline");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(until).is_ok(),
+        "{until}"
+    );
+    assert!(
+        seen.iter()
+            .any(|p| matches!(p, Progress::Step(s) if s.contains("found the builder"))),
+        "{seen:?}"
+    );
+    assert_eq!(env.fake.server_count(), 0, "the builder is deleted");
 }

@@ -23,7 +23,7 @@ async fn a_launch_sends_nova_what_the_old_tool_did() {
     let creates = env.fake.find_calls(Method::POST, "servers");
     assert_eq!(creates.len(), 1);
     let call = &creates[0];
-    assert_eq!(call.headers["openstack-api-version"], "compute 2.67");
+    assert_eq!(call.headers["openstack-api-version"], "compute 2.69");
     let s = &call.body.as_ref().unwrap()["server"];
     assert_eq!(s["name"], "alice");
     assert_eq!(s["flavorRef"], "4", "the flavor name is sent as its id");
@@ -111,8 +111,8 @@ async fn launch_attach_and_delete_leave_nothing_behind() {
     }
     assert_eq!(server.status, ServerStatus::Active);
     assert_eq!(server.volume_ids.len(), 1);
-    let fip = env.cloud.attach_floating_ip(&id).await.unwrap();
-    let again = env.cloud.attach_floating_ip(&id).await.unwrap();
+    let fip = env.cloud.attach_floating_ip(&id, &owner()).await.unwrap();
+    let again = env.cloud.attach_floating_ip(&id, &owner()).await.unwrap();
     let port_lookup = &env.fake.find_calls(Method::GET, "ports")[0];
     assert_eq!(
         port_lookup.query["device_id"], id,
@@ -121,7 +121,11 @@ async fn launch_attach_and_delete_leave_nothing_behind() {
     assert_eq!(fip, again, "attaching twice reuses the attached address");
     let console = env.cloud.console_output(&id, 2).await.unwrap();
     assert!(console.ends_with("LAST LINE"), "{console}");
-    let owned = env.cloud.list_owned().await.unwrap();
+    env.cloud
+        .tag_volume(&server.volume_ids[0], &owner(), "a-vm")
+        .await
+        .unwrap();
+    let owned = env.cloud.list_owned(&owner()).await.unwrap();
     assert_eq!(owned.servers.len(), 1);
     assert_eq!(owned.volume_ids, server.volume_ids);
     assert_eq!(owned.floating_ips, std::slice::from_ref(&fip));
@@ -142,7 +146,7 @@ async fn launch_attach_and_delete_leave_nothing_behind() {
         env.fake.fips().is_empty(),
         "the floating IP went back to the pool"
     );
-    let owned = env.cloud.list_owned().await.unwrap();
+    let owned = env.cloud.list_owned(&owner()).await.unwrap();
     assert!(
         owned.servers.is_empty() && owned.volume_ids.is_empty() && owned.floating_ips.is_empty()
     );
@@ -199,7 +203,11 @@ async fn a_free_floating_ip_of_the_project_is_reused_before_allocating() {
         .await
         .unwrap();
     while env.cloud.get_server(&first).await.unwrap().unwrap().status != ServerStatus::Active {}
-    let kept = env.cloud.attach_floating_ip(&first).await.unwrap();
+    let kept = env
+        .cloud
+        .attach_floating_ip(&first, &owner())
+        .await
+        .unwrap();
     env.cloud.delete_server(&first).await.unwrap();
     while env.cloud.get_server(&first).await.unwrap().is_some() {}
 
@@ -210,7 +218,11 @@ async fn a_free_floating_ip_of_the_project_is_reused_before_allocating() {
         .await
         .unwrap();
     while env.cloud.get_server(&second).await.unwrap().unwrap().status != ServerStatus::Active {}
-    let reused = env.cloud.attach_floating_ip(&second).await.unwrap();
+    let reused = env
+        .cloud
+        .attach_floating_ip(&second, &owner())
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(reused, kept);

@@ -152,6 +152,42 @@ impl WebApp {
         r.json().await.unwrap_or(Value::Null)
     }
 
+    /// How many reconcile passes this app has run: each lists what the
+    /// installation owns once (`/metrics`, `operation="list_owned"`).
+    pub async fn reconcile_passes(&self) -> u64 {
+        let text = self.get("/metrics").await;
+        text.lines()
+            .filter(|l| {
+                l.contains("cloud_request_duration_seconds_count")
+                    && l.contains("operation=\"list_owned\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Wait until `more` reconcile passes have run after this call.
+    pub async fn wait_for_reconcile_passes(&self, more: u64, limit: Duration) {
+        let target = self.reconcile_passes().await + more;
+        let deadline = Instant::now() + limit;
+        while self.reconcile_passes().await < target {
+            assert!(
+                Instant::now() < deadline,
+                "waited {limit:?} for {more} reconcile passes"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// This app's installation id, read from its database.
+    pub async fn installation(&self) -> stackbinder::cloud::InstallationId {
+        let url = format!(
+            "sqlite://{}",
+            self.dir.path().join("stackbinder.db").display()
+        );
+        let store = stackbinder::store::Store::connect(&url).await.unwrap();
+        store.installation_id().await.unwrap()
+    }
+
     /// Poll the view until the VM is in `state`; panic after `limit`.
     pub async fn wait_for(&self, state: &str, limit: Duration) -> Value {
         let deadline = Instant::now() + limit;

@@ -87,7 +87,7 @@ impl OpenStackCloud {
         }
         if items.iter().all(|i| i.ok) && flavor_ok.is_some() {
             match self.resolved().await {
-                Ok(resolved) => match self.usage(resolved).await {
+                Ok(resolved) => match self.usage(resolved, None).await {
                     Ok(usage) => {
                         let full: Vec<String> = usage
                             .iter()

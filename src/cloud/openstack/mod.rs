@@ -10,6 +10,7 @@ mod check;
 mod errors;
 mod floating_ips;
 mod images;
+mod paging;
 mod quota;
 mod resolve;
 mod servers;
@@ -20,12 +21,11 @@ pub use api::Tuning;
 pub use session::Credentials;
 
 use super::{
-    BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, META_VM, Owned,
-    Server, ServerSpec,
+    BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, InstallationId,
+    META_IMAGE_BUILD, META_INSTANCE, META_VM, Owned, Server, ServerSpec,
 };
 use crate::config::CloudConfig;
 use async_trait::async_trait;
-use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -34,6 +34,11 @@ pub struct OpenStackCloud {
     config: CloudConfig,
     resolved: OnceCell<resolve::Resolved>,
     project: OnceCell<String>,
+    /// Items asked for per page of a list (`paging::PAGE_SIZE`).
+    page_size: usize,
+    /// One VM at a time picks and attaches a free floating IP of ours
+    /// (see `floating_ips`).
+    fip_reuse: tokio::sync::Mutex<()>,
 }
 
 /// Never shows credentials, tokens or the session (whose auth plugin holds
@@ -48,6 +53,25 @@ impl std::fmt::Debug for OpenStackCloud {
 }
 
 impl OpenStackCloud {
+    /// `owner`'s VM servers and image builders.
+    async fn owned_servers(
+        &self,
+        owner: &InstallationId,
+    ) -> CloudResult<(Vec<Server>, Vec<Server>)> {
+        let (mut vms, mut builders) = (Vec::new(), Vec::new());
+        for server in self.list_servers().await? {
+            if !owner.made(&server.metadata) {
+                continue;
+            }
+            if server.metadata.contains_key(META_VM) {
+                vms.push(server);
+            } else if server.metadata.contains_key(META_IMAGE_BUILD) {
+                builders.push(server);
+            }
+        }
+        Ok((vms, builders))
+    }
+
     /// Credentials from `cloud.cloud` (or the environment), tuning from the
     /// configuration. Nothing is called until the first request.
     pub fn from_config(config: &CloudConfig) -> Self {
@@ -70,7 +94,17 @@ impl OpenStackCloud {
             config: config.clone(),
             resolved: OnceCell::new(),
             project: OnceCell::new(),
+            page_size: paging::PAGE_SIZE,
+            fip_reuse: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Ask for `items` per page of every list instead (at least one); the
+    /// cloud's own page size still applies. The conformance tests page
+    /// the real services at 2 with it.
+    pub fn with_page_size(mut self, items: usize) -> Self {
+        self.page_size = items.max(1);
+        self
     }
 }
 
@@ -84,7 +118,11 @@ impl Cloud for OpenStackCloud {
     async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String> {
         servers::encode_user_data(&spec.user_data).map_err(|e| CloudError::Rejected(e.detail))?;
         let resolved = self.resolved().await?;
-        let usage = self.usage(resolved).await?;
+        let owner = spec
+            .metadata
+            .get(META_INSTANCE)
+            .map(|id| InstallationId::from_stored(id.clone()));
+        let usage = self.usage(resolved, owner.as_ref()).await?;
         if let Some(full) = usage.iter().find(|u| !u.has_room()) {
             return Err(CloudError::QuotaExceeded(full.describe()));
         }
@@ -102,14 +140,28 @@ impl Cloud for OpenStackCloud {
     }
 
     #[tracing::instrument(name = "openstack attach floating IP", skip(self))]
-    async fn attach_floating_ip(&self, server_id: &str) -> CloudResult<FloatingIp> {
+    async fn attach_floating_ip(
+        &self,
+        server_id: &str,
+        owner: &InstallationId,
+    ) -> CloudResult<FloatingIp> {
         let resolved = self.resolved().await?;
         let Some(pool) = resolved.pool_id.clone() else {
             return Err(CloudError::Rejected(
                 "no floating IP pool is configured (cloud.floating_ip_pool)".into(),
             ));
         };
-        self.attach_fip(&pool, server_id).await
+        self.attach_fip(&pool, server_id, owner).await
+    }
+
+    #[tracing::instrument(name = "openstack tag volume", skip(self, owner))]
+    async fn tag_volume(
+        &self,
+        volume_id: &str,
+        owner: &InstallationId,
+        vm_id: &str,
+    ) -> CloudResult<()> {
+        self.tag(volume_id, owner, vm_id).await
     }
 
     #[tracing::instrument(name = "openstack delete server", skip(self))]
@@ -127,44 +179,47 @@ impl Cloud for OpenStackCloud {
         self.release_fip(id).await
     }
 
-    /// Servers with our `stackbinder_vm` metadata; volumes attached to them
-    /// or carrying that metadata; floating IPs described `stackbinder`.
-    async fn list_owned(&self) -> CloudResult<Owned> {
-        let servers: Vec<Server> = self
-            .list_servers()
+    /// Servers and volumes whose metadata names `owner`, floating IPs
+    /// described as `owner`'s; every page of each list. A volume an
+    /// operator attached to one of our servers is not ours.
+    async fn list_owned(&self, owner: &InstallationId) -> CloudResult<Owned> {
+        let (servers, builders) = self.owned_servers(owner).await?;
+        let volume_ids = self
+            .list_volumes()
             .await?
             .into_iter()
-            .filter(|s| s.metadata.contains_key(META_VM))
+            .filter(|v| owner.made(&v.metadata))
+            .map(|v| v.id)
             .collect();
-        let ours: BTreeSet<&str> = servers.iter().map(|s| s.id.as_str()).collect();
-        let mut volume_ids: Vec<String> = servers
-            .iter()
-            .flat_map(|s| s.volume_ids.iter().cloned())
-            .collect();
-        for v in self.list_volumes().await? {
-            let attached_to_ours = v
-                .attachments
-                .iter()
-                .any(|a| ours.contains(a.server_id.as_str()));
-            if (attached_to_ours || v.metadata.contains_key(META_VM)) && !volume_ids.contains(&v.id)
-            {
-                volume_ids.push(v.id);
-            }
-        }
         Ok(Owned {
             servers,
+            builders,
             volume_ids,
-            floating_ips: self.owned_fips().await?,
+            floating_ips: self.owned_fips(owner).await?,
         })
     }
 
-    /// One call: the project's servers, filtered by our metadata.
-    async fn find_server(&self, vm_id: &str) -> CloudResult<Option<Server>> {
-        Ok(self
-            .list_servers()
-            .await?
+    /// One list of servers, filtered by our metadata.
+    async fn find_server(
+        &self,
+        owner: &InstallationId,
+        vm_id: &str,
+    ) -> CloudResult<Option<Server>> {
+        let (servers, _) = self.owned_servers(owner).await?;
+        Ok(servers
             .into_iter()
             .find(|s| s.metadata.get(META_VM).map(String::as_str) == Some(vm_id)))
+    }
+
+    async fn find_builder(
+        &self,
+        owner: &InstallationId,
+        name: &str,
+    ) -> CloudResult<Option<Server>> {
+        let (_, builders) = self.owned_servers(owner).await?;
+        Ok(builders
+            .into_iter()
+            .find(|s| s.metadata.get(META_IMAGE_BUILD).map(String::as_str) == Some(name)))
     }
 
     #[tracing::instrument(name = "openstack create image builder", skip_all, fields(name = %spec.name))]

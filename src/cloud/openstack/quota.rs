@@ -81,7 +81,13 @@ fn field(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> i64 {
 
 impl OpenStackCloud {
     /// Usage against the limit of every resource one more VM takes.
-    pub(super) async fn usage(&self, resolved: &Resolved) -> Result<Vec<Usage>, ApiError> {
+    /// `owner`: the installation launching, whose free floating IPs would be
+    /// reused (none for `check`, which then counts one more allocation).
+    pub(super) async fn usage(
+        &self,
+        resolved: &Resolved,
+        owner: Option<&crate::cloud::InstallationId>,
+    ) -> Result<Vec<Usage>, ApiError> {
         let volume = self.api.ready().await?.volume;
         let nova = async {
             self.api
@@ -161,10 +167,12 @@ impl OpenStackCloud {
                 limit: q.limit,
                 needed: 1,
             };
-            // A free floating IP of the project is reused, not allocated.
-            if !fip.has_room() {
+            // A free floating IP of ours is reused, not allocated.
+            if !fip.has_room()
+                && let Some(owner) = owner
+            {
                 let free = self
-                    .pool_fips(pool, &project)
+                    .owned_pool_fips(pool, &project, owner)
                     .await?
                     .iter()
                     .any(|f| f.port_id.is_none());

@@ -75,17 +75,17 @@ struct ServerRoot {
     server: NovaServer,
 }
 
-#[derive(Deserialize)]
-struct ServerList {
-    servers: Vec<NovaServer>,
-}
-
-/// A server as Nova shows it (the fields we use).
+/// A server as Nova shows it (the fields we use). A server of a cell that
+/// is down (microversion 2.69) has only a few fields, status `UNKNOWN`:
+/// everything but the id and status may be missing.
 #[derive(Deserialize)]
 pub struct NovaServer {
     id: String,
+    #[serde(default)]
     name: String,
     status: String,
+    #[serde(default)]
+    created: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(rename = "OS-EXT-STS:task_state", default)]
     task_state: Option<String>,
     #[serde(default)]
@@ -133,6 +133,7 @@ impl NovaServer {
                 "SHUTOFF" | "STOPPED" | "SUSPENDED" | "PAUSED" | "SHELVED"
                 | "SHELVED_OFFLOADED" => ServerStatus::Stopped,
                 "DELETED" | "SOFT_DELETED" => ServerStatus::Deleting,
+                "UNKNOWN" => ServerStatus::Unknown,
                 other => ServerStatus::Other(other.to_owned()),
             }
         };
@@ -152,6 +153,7 @@ impl NovaServer {
             addresses,
             volume_ids: self.volumes_attached.into_iter().map(|v| v.id).collect(),
             metadata: self.metadata,
+            created: self.created,
         }
     }
 }
@@ -252,24 +254,17 @@ impl OpenStackCloud {
         }
     }
 
-    /// Every server of the project, with metadata. Nova pages at 1000 by
-    /// default; a stackbinder project holds one server per user, far fewer.
+    /// Every server of the project, with metadata, every page.
     pub(super) async fn list_servers(&self) -> Result<Vec<Server>, ApiError> {
-        let reply = self
-            .api
-            .call("list the servers", Repeat::Idempotent, |r| {
+        let servers: Vec<NovaServer> = self
+            .list_all("list the servers", "servers", |r, paging| {
                 r.session
                     .get(COMPUTE, ["servers", "detail"])
                     .header("OpenStack-API-Version", NOVA_MICROVERSION)
-                    .query(&[("limit", "1000")])
+                    .query(paging)
             })
             .await?;
-        Ok(reply
-            .json::<ServerList>()?
-            .servers
-            .into_iter()
-            .map(NovaServer::into_server)
-            .collect())
+        Ok(servers.into_iter().map(NovaServer::into_server).collect())
     }
 
     pub(super) async fn remove_server(&self, id: &str) -> Result<(), ApiError> {
@@ -343,5 +338,19 @@ mod tests {
         assert_eq!(s.fault.as_deref(), Some("No valid host was found."));
         assert_eq!(s.addresses, ["10.0.0.5"]);
         assert_eq!(s.volume_ids, ["v1"]);
+    }
+
+    #[test]
+    fn a_server_of_a_down_cell_is_unknown_not_gone() {
+        // Nova 2.69's answer for a server whose cell does not answer.
+        let s: NovaServer = serde_json::from_value(serde_json::json!({
+            "id": "a", "status": "UNKNOWN", "tenant_id": "p",
+            "created": "2026-01-01T00:00:00Z", "links": []
+        }))
+        .unwrap();
+        let s = s.into_server();
+        assert_eq!(s.status, ServerStatus::Unknown);
+        assert!(s.metadata.is_empty() && s.name.is_empty());
+        assert!(s.created.is_some());
     }
 }

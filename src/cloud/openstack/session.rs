@@ -121,9 +121,12 @@ pub const IDENTITY: Catalog = Catalog("identity");
 /// Cinder is `block-storage` in current catalogs, `volumev3` in older ones.
 const VOLUME_TYPES: [Catalog; 2] = [Catalog("block-storage"), Catalog("volumev3")];
 
-/// The Nova microversion we speak. 2.67 is in every Nova since Stein; from
-/// 2.37 on a server create must name its network, which we always do.
-pub const NOVA_MICROVERSION: &str = "compute 2.67";
+/// The Nova microversion we speak. From 2.37 on a server create must name
+/// its network, which we always do; from 2.69 (Train) a server in a cell
+/// that is down is listed and shown with status UNKNOWN and partial
+/// fields, where older microversions leave it out of lists silently: a
+/// live VM would look gone (issue #10).
+pub const NOVA_MICROVERSION: &str = "compute 2.69";
 
 /// An authenticated session and what we learnt from its catalog.
 pub struct Ready {

@@ -1,29 +1,21 @@
-//! Cinder: delete a VM's volumes once its server is gone, and find them.
+//! Cinder: mark a VM's boot volume as ours, delete it once its server is
+//! gone, and find the volumes an installation made.
 
 use super::OpenStackCloud;
 use super::api::Repeat;
 use super::errors::ApiError;
-use crate::cloud::{CloudError, CloudResult};
+use crate::cloud::{CloudError, CloudResult, InstallationId, META_INSTANCE, META_VM};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-#[derive(Deserialize)]
-struct VolumeList {
-    volumes: Vec<Volume>,
-}
-
+/// A volume as Cinder lists it: ours when its metadata names our
+/// installation (attachments do not make a volume ours: an operator may
+/// attach one of theirs to our server).
 #[derive(Deserialize)]
 pub struct Volume {
     pub id: String,
     #[serde(default)]
-    pub attachments: Vec<Attachment>,
-    #[serde(default)]
     pub metadata: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-pub struct Attachment {
-    pub server_id: String,
 }
 
 impl OpenStackCloud {
@@ -48,15 +40,28 @@ impl OpenStackCloud {
         }
     }
 
+    /// Every volume of the project, every page.
     pub(super) async fn list_volumes(&self) -> Result<Vec<Volume>, ApiError> {
         let volume = self.api.ready().await?.volume;
-        let reply = self
-            .api
-            .call("list the volumes", Repeat::Idempotent, |r| {
-                r.session.get(volume, ["volumes", "detail"])
+        self.list_all("list the volumes", "volumes", |r, paging| {
+            r.session.get(volume, ["volumes", "detail"]).query(paging)
+        })
+        .await
+    }
+
+    /// Add our installation and VM id to a volume's metadata (Cinder
+    /// merges it with what is there; repeating it does no harm).
+    pub(super) async fn tag(&self, id: &str, owner: &InstallationId, vm: &str) -> CloudResult<()> {
+        let volume = self.api.ready().await.map_err(CloudError::from)?.volume;
+        let body = serde_json::json!({"metadata": {META_INSTANCE: owner.as_str(), META_VM: vm}});
+        self.api
+            .call("mark the boot volume as ours", Repeat::Idempotent, |r| {
+                r.session
+                    .post(volume, ["volumes", id, "metadata"])
+                    .json(&body)
             })
             .await?;
-        Ok(reply.json::<VolumeList>()?.volumes)
+        Ok(())
     }
 }
 
