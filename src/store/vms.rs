@@ -1,6 +1,6 @@
 use super::events::{EventKind, append};
 use super::{Result, Store, StoreError, is_unique_violation};
-use crate::domain::{GithubId, LaunchRequest, Progress, VmId, VmState};
+use crate::domain::{GithubId, LaunchRequest, LogLine, Progress, VmId, VmState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
@@ -133,6 +133,18 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// The hash of a VM's callback secret: `None` for an unknown VM, `Some(None)`
+    /// before its server was asked for. One lookup by primary key, as a
+    /// callback is authenticated before anything else is done for it.
+    pub async fn vm_secret_hash(&self, id: VmId) -> Result<Option<Option<Vec<u8>>>> {
+        Ok(
+            sqlx::query_scalar("SELECT secret_hash FROM vms WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The owner's VM that is not deleted, if any.
@@ -392,7 +404,7 @@ impl Store {
         seq: i64,
         progress: Option<Progress>,
         port: Option<u16>,
-        log: &[String],
+        log: &[LogLine],
     ) -> Result<CallbackOutcome> {
         let mut tx = self.pool.begin().await?;
         let current: Option<(VmState, Option<Progress>, i64)> =
@@ -455,7 +467,7 @@ impl Store {
             log.len().min(room)
         };
         for line in &log[..kept] {
-            append(&mut *tx, id, EventKind::Log, line).await?;
+            append(&mut *tx, id, EventKind::Log, line.as_str()).await?;
         }
         if let (true, Some(progress)) = (forward, progress) {
             let failed_during = (progress == Progress::Failed)
