@@ -406,7 +406,12 @@ impl Store {
         port: Option<u16>,
         log: &[LogLine],
     ) -> Result<CallbackOutcome> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: the transaction reads before it writes. A deferred one
+        // would take the write lock only at its first write, and SQLite
+        // answers that upgrade with "database is locked" at once, without
+        // the busy timeout, whenever another connection writes meanwhile:
+        // under a class start, reports failed by the dozen that way.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<(VmState, Option<Progress>, i64)> =
             sqlx::query_as("SELECT state, progress, last_seq FROM vms WHERE id = ?")
                 .bind(id)

@@ -1,6 +1,7 @@
 mod access;
 mod admin;
 mod callback;
+mod class_start;
 mod cli;
 mod cloud_config;
 mod cloud_errors;

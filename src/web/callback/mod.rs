@@ -26,6 +26,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// A report carries at most a few hundred log lines.
 const MAX_BODY: usize = 256 * 1024;
@@ -119,13 +120,27 @@ async fn callback(
             return failed(&limits, ip, error);
         }
     };
+    // Instrumented, not entered: a guard held across an await would lend
+    // this span to whatever else runs on the thread meanwhile.
     let span = tracing::info_span!("callback", vm = %report.vm, seq = report.seq);
-    let _guard = span.enter();
+    authenticated(&state, &limits, ip, secret, &report)
+        .instrument(span)
+        .await
+}
+
+/// The rest of a report once it parsed: authenticate, limit, apply.
+async fn authenticated(
+    state: &AppState,
+    limits: &Limits,
+    ip: IpAddr,
+    secret: &str,
+    report: &CallbackReport,
+) -> Response {
     let vm = match state.provisioner.authenticate(report.vm, secret).await {
         Ok(vm) => vm,
         Err(ProvisionError::Unauthorized) => {
             tracing::warn!(client = %ip, "callback with an unknown VM or a wrong secret");
-            return failed(&limits, ip, WebError::Unauthorized);
+            return failed(limits, ip, WebError::Unauthorized);
         }
         Err(e) => return WebError::Internal(e.into()).into_json(),
     };
@@ -137,7 +152,7 @@ async fn callback(
         tracing::warn!("a VM reports faster than its limit");
         return too_many_requests(Duration::from_secs(1));
     }
-    match state.provisioner.report(vm, &report).await {
+    match state.provisioner.report(vm, report).await {
         Ok(CallbackOutcome::Applied) => {
             Json(serde_json::json!({ "status": "applied" })).into_response()
         }
