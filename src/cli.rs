@@ -189,6 +189,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     )
     .await?;
+    if app.provisioner().cloud().kind() == "simulated" {
+        tracing::warn!(
+            "cloud.backend = \"simulated\": this server starts no real VMs; \
+             set cloud.backend = \"openstack\" (the default) to use the cloud in [cloud]"
+        );
+    }
     tracing::info!(address = %app.address(), public_url = %app.public_url(), "stackbinder serving");
     app.run_until_stopped(app::shutdown_signal()).await
 }

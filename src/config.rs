@@ -4,7 +4,7 @@
 //! Every problem is reported as the key, what is wrong with its value and how
 //! to fix it, because the person reading it is an operator at a terminal.
 
-use crate::domain::{GithubId, Login, RepoSpec};
+use crate::domain::{GithubId, Login, RepoPattern, RepoSpec, repo_policy};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
@@ -222,14 +222,16 @@ impl<'de> Deserialize<'de> for OrgOrTeam {
     }
 }
 
-/// Which cloud stackbinder drives.
+/// Which cloud stackbinder drives. OpenStack unless the simulated cloud is
+/// asked for by name: an operator who fills in `[cloud]` and forgets this
+/// key must not get VMs that do not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// An in-process cloud that behaves like Nova (demo and tests).
-    #[default]
+    /// An in-process cloud that behaves like Nova (`demo`, and tests).
     Simulated,
     /// A real OpenStack cloud (Keystone, Nova, Cinder, Neutron, Glance).
+    #[default]
     Openstack,
 }
 
@@ -266,7 +268,7 @@ pub struct CloudConfig {
 impl Default for CloudConfig {
     fn default() -> Self {
         Self {
-            backend: Backend::Simulated,
+            backend: Backend::default(),
             cloud: String::new(),
             image: "stackbinder-snapshot".into(),
             flavor: "m1.large".into(),
@@ -312,6 +314,20 @@ pub struct LaunchConfig {
     pub queue_timeout_minutes: u32,
     /// At most this many VMs at once of a repository (workshops).
     pub repo_caps: std::collections::BTreeMap<String, u32>,
+    /// The hosts repositories may come from (lower-case host names); empty:
+    /// any host.
+    pub allowed_hosts: Vec<String>,
+    /// Repositories that may not be launched: URL globs (`*` is any run of
+    /// characters), BinderHub's `banned_specs`.
+    #[serde(deserialize_with = "repo_patterns")]
+    pub banned_repos: Vec<RepoPattern>,
+}
+
+impl LaunchConfig {
+    /// Whether this server launches `repo`; if not, why, for its user.
+    pub fn permits(&self, repo: &RepoSpec) -> Result<(), String> {
+        repo_policy::check(repo, &self.allowed_hosts, &self.banned_repos)
+    }
 }
 
 impl Default for LaunchConfig {
@@ -330,6 +346,8 @@ impl Default for LaunchConfig {
             idle_timeout_minutes: 60,
             queue_timeout_minutes: 30,
             repo_caps: Default::default(),
+            allowed_hosts: Vec::new(),
+            banned_repos: Vec::new(),
         }
     }
 }
@@ -431,6 +449,13 @@ fn repo_specs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RepoSpec>, D::Error
     Vec::<String>::deserialize(d)?
         .iter()
         .map(|raw| RepoSpec::parse(raw).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn repo_patterns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RepoPattern>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|raw| RepoPattern::parse(raw).map_err(serde::de::Error::custom))
         .collect()
 }
 
@@ -595,6 +620,25 @@ impl Config {
                 ));
             }
         }
+        if let Some(host) = launch.allowed_hosts.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+        }) {
+            return Err(ConfigError::new(
+                "launch.allowed_hosts",
+                format!("{host:?} is not a host name"),
+                "list lower-case host names, e.g. [\"github.com\", \"gitlab.com\"], or leave it empty for any host",
+            ));
+        }
+        if let Err(problem) = launch.permits(&launch.default_repo) {
+            return Err(ConfigError::new(
+                "launch.default_repo",
+                format!("{}: {problem}", launch.default_repo),
+                "choose a default repository that launch.allowed_hosts and launch.banned_repos let through",
+            ));
+        }
         if self.registration.wrong_guesses == 0 || self.registration.guess_window_minutes == 0 {
             return Err(ConfigError::new(
                 "registration.wrong_guesses",
@@ -744,6 +788,10 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         }
         "registration.allowed_orgs" => {
             "list organizations or org/team slugs, e.g. [\"my-org\", \"my-org/tutors\"]".into()
+        }
+        "launch.banned_repos" => {
+            "list https URL patterns with * wildcards, e.g. [\"https://github.com/some-org/*\"]"
+                .into()
         }
         "image.prebuild" => {
             "list https git URLs, e.g. [\"https://github.com/binder-examples/requirements\"]".into()
@@ -916,6 +964,36 @@ mod tests {
         assert_eq!(e.key, "cloud.interface");
         let e = load_str("[cloud]\nbackend = \"aws\"").unwrap_err();
         assert!(e.fix.contains("openstack"), "{e}");
+    }
+
+    #[test]
+    fn allowed_hosts_and_banned_repos_are_checked_at_start() {
+        let c = load_str(
+            "[launch]\nallowed_hosts = [\"github.com\"]\nbanned_repos = [\"https://github.com/evil/*\"]",
+        )
+        .unwrap();
+        assert_eq!(c.launch.allowed_hosts, ["github.com"]);
+        assert_eq!(
+            c.launch.banned_repos[0].as_str(),
+            "https://github.com/evil/*"
+        );
+        let e = load_str("[launch]\nbanned_repos = [\"^evil.*\"]").unwrap_err();
+        assert_eq!(e.key, "launch.banned_repos");
+        assert!(e.fix.contains("wildcards"), "{e}");
+        let e = load_str("[launch]\nallowed_hosts = [\"https://github.com\"]").unwrap_err();
+        assert_eq!(e.key, "launch.allowed_hosts");
+        let e = load_str("[launch]\nallowed_hosts = [\"gitlab.com\"]").unwrap_err();
+        assert_eq!(
+            e.key, "launch.default_repo",
+            "the default must be launchable: {e}"
+        );
+    }
+
+    #[test]
+    fn serve_defaults_to_the_openstack_backend() {
+        assert_eq!(load_str("").unwrap().cloud.backend, Backend::Openstack);
+        let c = load_str("[cloud]\nbackend = \"simulated\"").unwrap();
+        assert_eq!(c.cloud.backend, Backend::Simulated);
     }
 
     #[test]

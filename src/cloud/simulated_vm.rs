@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -149,7 +150,8 @@ async fn page(
     .into_response()
 }
 
-/// Act out the launch script. Runs until the server is deleted (aborted).
+/// Act out the launch script. Runs until the server is deleted (aborted),
+/// or until stackbinder says it no longer expects this VM (409).
 pub async fn run(
     http: reqwest::Client,
     data: LaunchData,
@@ -164,32 +166,31 @@ pub async fn run(
         data,
         console,
     };
-    reporter
-        .report(
-            1,
-            Some(Progress::Cloning),
-            None,
-            vec![format!(
-                "Cloning {} at {}",
-                reporter.data.repo, reporter.data.git_ref
-            )],
-        )
-        .await;
+    let cloning = vec![format!(
+        "Cloning {} at {}",
+        reporter.data.repo, reporter.data.git_ref
+    )];
+    if reporter
+        .report(1, Some(Progress::Cloning), None, cloning)
+        .await
+        == Delivery::Unwanted
+    {
+        return;
+    }
     tokio::time::sleep(timings.clone).await;
-    reporter
-        .report(
-            2,
-            Some(Progress::Building),
-            None,
-            vec![
-                "Picked Git content provider.".into(),
-                "Using PythonBuildPack builder".into(),
-                "Step 1/52 : FROM docker.io/library/buildpack-deps:jammy".into(),
-                "Step 27/52 : RUN ${KERNEL_PYTHON_PREFIX}/bin/pip install -r requirements.txt"
-                    .into(),
-            ],
-        )
-        .await;
+    let building = vec![
+        "Picked Git content provider.".into(),
+        "Using PythonBuildPack builder".into(),
+        "Step 1/52 : FROM docker.io/library/buildpack-deps:jammy".into(),
+        "Step 27/52 : RUN ${KERNEL_PYTHON_PREFIX}/bin/pip install -r requirements.txt".into(),
+    ];
+    if reporter
+        .report(2, Some(Progress::Building), None, building)
+        .await
+        == Delivery::Unwanted
+    {
+        return;
+    }
     tokio::time::sleep(timings.build).await;
     if let VmScript::BuildFails(lines) = script {
         reporter
@@ -208,27 +209,93 @@ pub async fn run(
         .local_addr()
         .map(|a| a.port())
         .unwrap_or(jupyter.info.port);
-    reporter
-        .report(
-            3,
-            Some(Progress::Starting),
-            None,
-            vec![format!("Starting Jupyter on port {port}")],
-        )
-        .await;
-    tokio::time::sleep(timings.start).await;
-    reporter
-        .report(
-            4,
-            Some(Progress::Ready),
-            Some(port),
-            vec!["Jupyter Server 2.14.0 is running".into()],
-        )
-        .await;
-    if matches!(script, VmScript::JupyterNeverAnswers) {
+    let starting = vec![format!("Starting Jupyter on port {port}")];
+    if reporter
+        .report(3, Some(Progress::Starting), None, starting)
+        .await
+        == Delivery::Unwanted
+    {
         return;
     }
-    let _ = axum::serve(listener, jupyter.router()).await;
+    tokio::time::sleep(timings.start).await;
+    let running = vec!["Jupyter Server 2.14.0 is running".into()];
+    let ready = reporter.report(4, Some(Progress::Ready), Some(port), running);
+    if matches!(script, VmScript::JupyterNeverAnswers) {
+        drop(listener);
+        ready.await;
+        return;
+    }
+    // Jupyter answers before the VM says `ready`, as on a real VM (the
+    // script reports once Jupyter's /api answers): stackbinder's probe
+    // must never wait for a Jupyter that is not serving yet.
+    let serving = axum::serve(listener, jupyter.router()).into_future();
+    tokio::pin!(serving);
+    tokio::select! {
+        _ = &mut serving => return,
+        delivery = ready => if delivery == Delivery::Unwanted {
+            return;
+        },
+    }
+    let _ = serving.await;
+}
+
+/// How `launch.sh` retries a report (`STACKBINDER_RETRIES`,
+/// `STACKBINDER_RETRY_SECONDS`, curl's `--max-time`): about two minutes.
+const ATTEMPTS: u32 = 40;
+const RETRY_DELAY: Duration = Duration::from_secs(3);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What became of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Taken,
+    /// 409: stackbinder no longer expects this VM; the script stops.
+    Unwanted,
+    /// Refused for good (401, 400, 413...), or no answer after every attempt:
+    /// the script goes on without it, as `launch.sh` does.
+    Lost,
+}
+
+/// What one attempt came to.
+enum Answer {
+    Taken,
+    /// 409: stackbinder no longer expects this VM.
+    Unwanted,
+    /// A refusal for good: 400, 401, 413...
+    Refused(StatusCode),
+    /// Overloaded, failing or unreachable: try again after this long.
+    Retry(Duration, String),
+}
+
+/// The answer to one attempt, judged the way `launch.sh` does: retry while
+/// stackbinder is overloaded (429, as long as `Retry-After` says), failing
+/// (5xx) or unreachable; stop on 409; give up on any other refusal.
+fn judge(sent: Result<reqwest::Response, reqwest::Error>) -> Answer {
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => return Answer::Retry(RETRY_DELAY, format!("stackbinder is unreachable ({e})")),
+    };
+    let status = response.status();
+    if status.is_success() {
+        Answer::Taken
+    } else if status == StatusCode::CONFLICT {
+        Answer::Unwanted
+    } else if status == StatusCode::TOO_MANY_REQUESTS {
+        let wait = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(RETRY_DELAY, Duration::from_secs);
+        Answer::Retry(wait, "stackbinder asks to slow down (HTTP 429)".into())
+    } else if status.is_server_error() {
+        Answer::Retry(
+            RETRY_DELAY,
+            format!("stackbinder answered HTTP {}", status.as_u16()),
+        )
+    } else {
+        Answer::Refused(status)
+    }
 }
 
 struct Reporter {
@@ -238,11 +305,22 @@ struct Reporter {
 }
 
 impl Reporter {
-    /// POST one report, retrying briefly like the script's curl does.
-    async fn report(&self, seq: i64, phase: Option<Progress>, port: Option<u16>, log: Vec<String>) {
-        {
-            let mut console = self.console.lock().expect("console lock");
-            console.extend(log.iter().map(|l| format!("stackbinder-launch: {l}")));
+    /// Print a line on the VM's console, as the script does.
+    fn say(&self, line: &str) {
+        push_console(&self.console, line);
+    }
+
+    /// POST one report, retrying like the script's `post` does; every
+    /// retry and its reason is on the console.
+    async fn report(
+        &self,
+        seq: i64,
+        phase: Option<Progress>,
+        port: Option<u16>,
+        log: Vec<String>,
+    ) -> Delivery {
+        for line in &log {
+            self.say(line);
         }
         let body = CallbackReport {
             vm: self.data.vm_id,
@@ -251,18 +329,75 @@ impl Reporter {
             port,
             log,
         };
-        for attempt in 0..5u64 {
+        for _ in 0..ATTEMPTS {
             let sent = self
                 .http
                 .post(self.data.callback_url.clone())
                 .bearer_auth(&self.data.callback_secret)
+                .timeout(ATTEMPT_TIMEOUT)
                 .json(&body)
                 .send()
                 .await;
-            if sent.is_ok_and(|r| r.status().is_success() || r.status().is_client_error()) {
-                return;
+            match judge(sent) {
+                Answer::Taken => return Delivery::Taken,
+                Answer::Unwanted => {
+                    self.say("stackbinder no longer expects this VM (HTTP 409); stopping");
+                    return Delivery::Unwanted;
+                }
+                Answer::Refused(status) => {
+                    self.say(&format!(
+                        "stackbinder refused a report (HTTP {})",
+                        status.as_u16()
+                    ));
+                    return Delivery::Lost;
+                }
+                Answer::Retry(wait, why) => {
+                    self.say(&format!(
+                        "report {seq} not taken: {why}; trying again in {} s",
+                        wait.as_secs_f64()
+                    ));
+                    tokio::time::sleep(wait).await;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
         }
+        self.say(&format!(
+            "stackbinder did not answer after {ATTEMPTS} attempts; going on"
+        ));
+        Delivery::Lost
+    }
+}
+
+/// A line of the VM's launch script on its console.
+fn push_console(console: &Mutex<Vec<String>>, line: &str) {
+    console
+        .lock()
+        .expect("console lock")
+        .push(format!("stackbinder-launch: {line}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, retry_after: Option<&str>) -> Answer {
+        let mut response = axum::http::Response::builder().status(status);
+        if let Some(seconds) = retry_after {
+            response = response.header("retry-after", seconds);
+        }
+        judge(Ok(reqwest::Response::from(response.body("").unwrap())))
+    }
+
+    #[test]
+    fn reports_are_retried_as_launch_sh_does() {
+        assert!(matches!(answer(200, None), Answer::Taken));
+        assert!(matches!(answer(409, None), Answer::Unwanted));
+        assert!(matches!(answer(401, None), Answer::Refused(s) if s == StatusCode::UNAUTHORIZED));
+        assert!(matches!(answer(413, None), Answer::Refused(_)));
+        assert!(
+            matches!(answer(429, Some("7")), Answer::Retry(d, _) if d == Duration::from_secs(7))
+        );
+        assert!(matches!(answer(429, None), Answer::Retry(d, _) if d == RETRY_DELAY));
+        assert!(matches!(answer(503, None), Answer::Retry(d, _) if d == RETRY_DELAY));
+        assert!(matches!(answer(500, Some("60")), Answer::Retry(d, _) if d == RETRY_DELAY));
     }
 }

@@ -3,7 +3,9 @@
 
 mod git_ref;
 mod launch;
+mod log_line;
 mod login;
+pub mod repo_policy;
 mod repo_spec;
 mod url_path;
 mod vm_id;
@@ -11,7 +13,9 @@ mod vm_state;
 
 pub use git_ref::GitRef;
 pub use launch::{LaunchParams, LaunchRequest};
+pub use log_line::LogLine;
 pub use login::{GithubId, Login};
+pub use repo_policy::RepoPattern;
 pub use repo_spec::RepoSpec;
 pub use url_path::UrlPath;
 pub use vm_id::VmId;

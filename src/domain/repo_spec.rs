@@ -10,6 +10,16 @@ const MAX_LEN: usize = 255;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepoSpec(String);
 
+/// What a git host's repository path is made of, besides `%`-escapes.
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '/')
+}
+
+/// What a host name is made of.
+fn host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.')
+}
+
 impl RepoSpec {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
@@ -21,38 +31,39 @@ impl RepoSpec {
                 "the repository URL is longer than {MAX_LEN} characters"
             ));
         }
-        if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err("the repository URL contains spaces or control characters".into());
+        if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!(
+                "the repository URL contains {c:?}: spaces or control characters are not part of a git URL"
+            ));
         }
         // Checked before parsing: the url crate would quietly resolve them.
         if s.split(['/', '\\']).any(|seg| seg == "." || seg == "..") {
             return Err("the repository URL must not contain . or .. segments".into());
         }
-        let url = Url::parse(s).map_err(|e| format!("the repository URL is not a URL ({e})"))?;
-        if url.scheme() != "https" {
-            return Err(format!(
-                "your repository URL is not a git URL we can clone: it must start with https:// (not {}://)",
-                url.scheme()
-            ));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
+        let not_a_url = |e: url::ParseError| format!("the repository URL is not a URL ({e})");
+        let Some((scheme, rest)) = s.split_once("://") else {
+            Url::parse(s).map_err(not_a_url)?;
             return Err(
-                "the repository URL must not contain a user name or password: they would be visible to others"
+                "your repository URL is not a git URL we can clone: it must start with https://"
                     .into(),
             );
+        };
+        if !scheme.eq_ignore_ascii_case("https") {
+            return Err(format!(
+                "your repository URL is not a git URL we can clone: it must start with https:// (not {scheme}://)"
+            ));
         }
+        // Checked on the text as typed, not on what the url crate makes of
+        // it: it percent-encodes, reads a backslash as `/` and converts
+        // international host names, all silently.
+        check_text(rest)?;
+        let url = Url::parse(s).map_err(not_a_url)?;
         if url.host_str().is_none_or(|h| h.is_empty()) {
             return Err("the repository URL has no host".into());
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err("the repository URL must not have a ?query or #fragment".into());
         }
         let path = url.path().trim_matches('/');
         if path.is_empty() {
             return Err("the repository URL names a host but no repository".into());
-        }
-        if path.split('/').any(|seg| seg == "." || seg == "..") {
-            return Err("the repository URL must not contain . or .. segments".into());
         }
         if url.as_str().len() > MAX_LEN {
             return Err(format!(
@@ -60,6 +71,13 @@ impl RepoSpec {
             ));
         }
         Ok(Self(url.into()))
+    }
+
+    /// The host the repository is on, lower-case.
+    pub fn host(&self) -> &str {
+        let rest = &self.0["https://".len()..];
+        let authority = rest.split('/').next().unwrap_or(rest);
+        authority.split(':').next().unwrap_or(authority)
     }
 
     /// `gh` Binder provider: `org/repo` on github.com.
@@ -97,6 +115,61 @@ impl RepoSpec {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `host[:port]/path` of an https URL as typed: no credentials, no query
+/// or fragment, a host name, a port of digits, and a path of the
+/// characters git hosts use with `%`-escapes of anything but controls.
+fn check_text(rest: &str) -> Result<(), String> {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err(
+            "the repository URL must not contain a user name or password (user:password@): they would be visible to others"
+                .into(),
+        );
+    }
+    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+    if host.is_empty() {
+        return Err("the repository URL has no host".into());
+    }
+    if let Some(c) = host.chars().find(|c| !host_char(*c)) {
+        return Err(format!(
+            "the host of the repository URL contains {c:?}: a host name has only letters, digits, - and ."
+        ));
+    }
+    if let Some(c) = port.chars().find(|c| !c.is_ascii_digit()) {
+        return Err(format!(
+            "the port of the repository URL contains {c:?}: a port is digits only"
+        ));
+    }
+    if rest.contains(['?', '#']) {
+        return Err("the repository URL must not have a ?query or #fragment".into());
+    }
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            let hex: String = chars.by_ref().take(2).collect();
+            if hex.len() != 2 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(
+                    "the repository URL contains a % that is not followed by two hex digits".into(),
+                );
+            }
+            if u8::from_str_radix(&hex, 16).is_ok_and(|byte| byte.is_ascii_control()) {
+                return Err(format!(
+                    "the repository URL contains %{hex}, an escaped control character"
+                ));
+            }
+            continue;
+        }
+        if !path_char(c) {
+            return Err(format!(
+                "the repository URL contains {c:?}, which no git host uses in a repository path: \
+                 use letters, digits, - . _ ~ / and %-escapes"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for RepoSpec {
@@ -137,6 +210,8 @@ mod tests {
     fn urls_with_credentials_queries_or_shell_characters_are_rejected() {
         for bad in [
             "https://user:pw@github.com/a/b",
+            "https://token@github.com/a/b",
+            "https://:pw@github.com/a/b",
             "https://github.com/a/b?x=1",
             "https://github.com/a/b#frag",
             "https://github.com/a/b c",
@@ -144,17 +219,62 @@ mod tests {
             "https://github.com",
             "https://github.com/",
             "https://github.com/../../etc",
+            "https:///github.com/a/b",
+            "https:github.com/a/b",
         ] {
             assert!(RepoSpec::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
 
     #[test]
-    fn shell_metacharacters_cannot_survive_parsing() {
-        // The url crate percent-encodes what is not allowed in a path; what
-        // remains is still only ever passed as data, never as shell.
-        let r = RepoSpec::parse("https://github.com/a/$(id)`x`").unwrap();
-        assert!(!r.as_str().contains('`'));
+    fn shell_metacharacters_are_refused_by_name() {
+        for (bad, named) in [
+            ("https://github.com/a/$(id)", "'$'"),
+            ("https://github.com/a/b`x`", "'`'"),
+            ("https://github.com/a/b;reboot", "';'"),
+            ("https://github.com/a/b|x", "'|'"),
+            ("https://github.com/a/b&x", "'&'"),
+            ("https://github.com/a/b'x", "'\\''"),
+            ("https://github.com/a/b\"x", "'\"'"),
+            ("https://github.com/a/<b>", "'<'"),
+            ("https://github.com/a/b*", "'*'"),
+            ("https://github.com/a/b!", "'!'"),
+            ("https://github.com/a/b,c", "','"),
+            ("https://github.com/a\\b", "'\\\\'"),
+            ("https://git$hub.com/a/b", "'$'"),
+            ("https://gïthub.com/a/b", "'ï'"),
+            ("https://github.com:22x/a/b", "'x'"),
+            ("https://github.com/a/é", "'é'"),
+        ] {
+            let e = RepoSpec::parse(bad).unwrap_err();
+            assert!(e.contains(named), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn percent_escapes_are_allowed_but_not_of_controls() {
+        let r = RepoSpec::parse("https://git.example.org/gr%C3%BCn/repo").unwrap();
+        assert_eq!(r.as_str(), "https://git.example.org/gr%C3%BCn/repo");
+        for bad in [
+            "https://github.com/a/b%0A",
+            "https://github.com/a/b%1b",
+            "https://github.com/a/b%7F",
+            "https://github.com/a/b%",
+            "https://github.com/a/b%4",
+            "https://github.com/a/b%zz",
+            "https://github.com/a/b%+4",
+        ] {
+            assert!(RepoSpec::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_port_and_upper_case_are_fine_and_the_host_is_known() {
+        let r = RepoSpec::parse("https://Git.Example.org:8443/Group/Repo.git").unwrap();
+        assert_eq!(r.as_str(), "https://git.example.org:8443/Group/Repo.git");
+        assert_eq!(r.host(), "git.example.org");
+        let r = RepoSpec::parse("https://github.com/a/b").unwrap();
+        assert_eq!(r.host(), "github.com");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::cloud::{
 };
 use crate::cloud_init::{self, CallbackReport, LaunchData};
 use crate::config::{CloudConfig, LaunchConfig};
-use crate::domain::{LaunchRequest, VmId, VmState};
+use crate::domain::{LaunchRequest, LogLine, VmId, VmState};
 use crate::metrics::Metrics;
 use crate::secret;
 use crate::store::{CallbackOutcome, NewVm, Store, StoreError, User, VmRecord};
@@ -72,6 +72,9 @@ pub enum ProvisionError {
     Unauthorized,
     #[error("launches are paused: {0}")]
     Paused(String),
+    /// `launch.allowed_hosts` or `launch.banned_repos` keep the repository out.
+    #[error("{0}")]
+    NotAllowed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -190,6 +193,11 @@ impl Provisioner {
                 "this server is in maintenance (cloud.max_vms = 0)".into(),
             ));
         }
+        self.inner
+            .settings
+            .launch
+            .permits(&request.repo)
+            .map_err(ProvisionError::NotAllowed)?;
         let name = format!("{}{}", self.inner.settings.cloud.name_prefix, user.login);
         let token = secret::generate();
         let inserted = self
@@ -259,20 +267,14 @@ impl Provisioner {
         vm: VmId,
         secret: &str,
     ) -> Result<AuthenticatedVm, ProvisionError> {
-        let vm = self
-            .inner
-            .store
-            .vm(vm)
-            .await?
-            .ok_or(ProvisionError::Unauthorized)?;
-        let authentic = vm
-            .secret_hash
+        let stored = self.inner.store.vm_secret_hash(vm).await?.flatten();
+        let authentic = stored
             .as_deref()
             .is_some_and(|stored| secret::matches_hash(secret, stored));
         if !authentic {
             return Err(ProvisionError::Unauthorized);
         }
-        Ok(AuthenticatedVm(vm.id))
+        Ok(AuthenticatedVm(vm))
     }
 
     /// A progress report from a VM that proved who it is.
@@ -284,7 +286,14 @@ impl Provisioner {
         if vm.0 != report.vm {
             return Err(ProvisionError::Unauthorized);
         }
-        let log: Vec<String> = report.log.iter().rev().take(200).rev().cloned().collect();
+        let log: Vec<LogLine> = report
+            .log
+            .iter()
+            .rev()
+            .take(200)
+            .rev()
+            .map(|line| LogLine::from_vm(line))
+            .collect();
         let outcome = self
             .inner
             .store

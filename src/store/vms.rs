@@ -1,6 +1,6 @@
 use super::events::{EventKind, append};
 use super::{Result, Store, StoreError, is_unique_violation};
-use crate::domain::{GithubId, LaunchRequest, Progress, VmId, VmState};
+use crate::domain::{GithubId, LaunchRequest, LogLine, Progress, VmId, VmState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
@@ -135,6 +135,18 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// The hash of a VM's callback secret: `None` for an unknown VM, `Some(None)`
+    /// before its server was asked for. One lookup by primary key, as a
+    /// callback is authenticated before anything else is done for it.
+    pub async fn vm_secret_hash(&self, id: VmId) -> Result<Option<Option<Vec<u8>>>> {
+        Ok(
+            sqlx::query_scalar("SELECT secret_hash FROM vms WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The owner's VM that is not deleted, if any.
@@ -404,9 +416,14 @@ impl Store {
         seq: i64,
         progress: Option<Progress>,
         port: Option<u16>,
-        log: &[String],
+        log: &[LogLine],
     ) -> Result<CallbackOutcome> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: the transaction reads before it writes. A deferred one
+        // would take the write lock only at its first write, and SQLite
+        // answers that upgrade with "database is locked" at once, without
+        // the busy timeout, whenever another connection writes meanwhile:
+        // under a class start, reports failed by the dozen that way.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<(VmState, Option<Progress>, i64)> =
             sqlx::query_as("SELECT state, progress, last_seq FROM vms WHERE id = ?")
                 .bind(id)
@@ -467,7 +484,7 @@ impl Store {
             log.len().min(room)
         };
         for line in &log[..kept] {
-            append(&mut *tx, id, EventKind::Log, line).await?;
+            append(&mut *tx, id, EventKind::Log, line.as_str()).await?;
         }
         if let (true, Some(progress)) = (forward, progress) {
             let failed_during = (progress == Progress::Failed)

@@ -11,6 +11,7 @@ use crate::provision::ProvisionError;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -65,17 +66,14 @@ async fn confirm(
         Some(vm) => Some(VmView::load(&state.store, &state.config.launch, &vm).await?),
         None => None,
     };
-    let validated = params.validate(&state.config.launch.default_repo);
-    let status = if validated.is_err() {
-        axum::http::StatusCode::BAD_REQUEST
-    } else {
-        axum::http::StatusCode::OK
+    let (status, request, error) = match params.validate(&state.config.launch.default_repo) {
+        Err(e) => (StatusCode::BAD_REQUEST, None, Some(e)),
+        Ok(r) => match state.config.launch.permits(&r.repo) {
+            Err(e) => (StatusCode::FORBIDDEN, None, Some(e)),
+            Ok(()) => (StatusCode::OK, Some(r), None),
+        },
     };
-    let share_link = validated.as_ref().ok().map(|r| share_link(&state, r));
-    let (request, error) = match validated {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(e)),
-    };
+    let share_link = request.as_ref().map(|r| share_link(&state, r));
     let page = ConfirmPage {
         layout: user.visitor.layout(&state, "Launch a VM"),
         request,
@@ -105,25 +103,29 @@ async fn launch(
     user: RegisteredUser,
     CsrfForm(form): CsrfForm<LaunchForm>,
 ) -> Result<Response, WebError> {
+    let refused = |status: StatusCode, message: String, params: LaunchParams| {
+        let page = ConfirmPage {
+            layout: user.visitor.layout(&state, "Launch a VM"),
+            request: None,
+            error: Some(message),
+            params,
+            existing: None,
+            share_link: None,
+        };
+        Ok((status, render(page)?).into_response())
+    };
     let request = match form.params.validate(&state.config.launch.default_repo) {
         Ok(r) => r,
-        Err(message) => {
-            let page = ConfirmPage {
-                layout: user.visitor.layout(&state, "Launch a VM"),
-                request: None,
-                error: Some(message),
-                params: form.params,
-                existing: None,
-                share_link: None,
-            };
-            return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
-        }
+        Err(message) => return refused(StatusCode::BAD_REQUEST, message, form.params),
     };
     ensure_still_member(&state, &user).await?;
     match state.provisioner.launch(&user.user, &request).await {
         // A double click or a second tab lands on the same VM.
         Ok(_) | Err(ProvisionError::AlreadyHasVm(_)) => {
             Ok(Redirect::to("/VM_status").into_response())
+        }
+        Err(ProvisionError::NotAllowed(message)) => {
+            refused(StatusCode::FORBIDDEN, message, form.params)
         }
         Err(ProvisionError::Paused(why)) => {
             let banner = state

@@ -97,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .merge(assets::router())
         .fallback(|| async { WebError::NotFound })
         .layer(axum::middleware::from_fn(session::keep_alive))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            layout::with_cloud_kind,
+        ))
         .layer(session::layer(&state))
         .layer(
             ServiceBuilder::new()

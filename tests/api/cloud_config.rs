@@ -83,8 +83,9 @@ fn every_rendered_cloud_config_passes_cloud_init_schema() {
             "base-image-hostile.yaml",
             render_base_image(&ImageConfig {
                 prebuild: vec![
-                    RepoSpec::parse("https://example.org/a';$(reboot);`id`").unwrap(),
-                    RepoSpec::parse("https://example.org/b\"x:[y]|z>w").unwrap(),
+                    RepoSpec::parse("https://example.org/a%27%3B%24%28reboot%29%3B%60id%60")
+                        .unwrap(),
+                    RepoSpec::parse("https://example.org/b%22x%3A%5By%5D%7Cz%3Ew").unwrap(),
                 ],
                 docker_mtu: 1450,
                 repo2docker_version: "1.0\nruncmd: [[reboot]]\n'\"".into(),

@@ -79,7 +79,15 @@ class Api(http.server.BaseHTTPRequestHandler):
 server = http.server.HTTPServer(("127.0.0.1", int(port)), Api)
 with open(os.path.join(sandbox, "jupyter.pid"), "w") as f:
     f.write(str(os.getpid()))
-threading.Timer(20, server.shutdown).start()
+def stop_with_the_sandbox():
+    # The stub ends when its test's sandbox is removed (or after 20 s): the
+    # test never signals it by pid, a pid that may name another process
+    # by then.
+    deadline = time.time() + 20
+    while os.path.isdir(sandbox) and time.time() < deadline:
+        time.sleep(0.1)
+    server.shutdown()
+threading.Thread(target=stop_with_the_sandbox, daemon=True).start()
 server.serve_forever()
 "#;
 
@@ -335,13 +343,59 @@ impl Sandbox {
     }
 }
 
-impl Drop for Sandbox {
-    /// The stub Jupyter outlives the script, as the real one does.
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.path("jupyter.pid")) {
-            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-        }
-    }
+// The stub Jupyter outlives the script, as the real one does; it stops by
+// itself once the sandbox's directory is gone (see `R2D_STUB`).
+
+/// Sandboxes used to end with `kill $(cat jupyter.pid)`. The stub often
+/// ended before (the script stops it on 409 and on failure, or its timer
+/// ran out), and on a busy machine its pid soon names another process
+/// (pid_max is 32768 here; threads take pids too): `cargo test` once sent
+/// SIGTERM to the demo that `secrets_in_logs` was driving, which shut down
+/// mid-test (`IncompleteMessage` on `GET /api/vm`). Dropping a sandbox
+/// must signal nothing.
+#[test]
+fn a_finished_sandbox_signals_no_process_named_by_its_stale_pid_file() {
+    // Arrange: a bystander that blocks SIGTERM, so a signal sent to it stays
+    // pending where /proc shows it; its pid in the sandbox's pid file, as if
+    // the stub's old pid had been given to it.
+    let mut bystander = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import signal, sys, time\n\
+             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n\
+             print('ready', flush=True)\n\
+             time.sleep(60)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(bystander.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let sandbox = Sandbox::new("ok");
+    std::fs::write(sandbox.path("jupyter.pid"), bystander.id().to_string()).unwrap();
+
+    // Act
+    drop(sandbox);
+
+    // Assert: no SIGTERM (signal 15, bit 14) is pending for the bystander.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", bystander.id())).unwrap();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let pending = status
+        .lines()
+        .find_map(|l| l.strip_prefix("ShdPnd:"))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .expect("/proc shows the pending signals");
+    assert_eq!(
+        pending & (1 << 14),
+        0,
+        "dropping a sandbox sent SIGTERM to an unrelated process"
+    );
 }
 
 fn assert_no_secret(what: &str, text: &str) {

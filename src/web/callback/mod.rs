@@ -1,10 +1,15 @@
 //! `POST /api/vm/callback`: the launch script on a VM reports its progress
-//! and log lines, authenticated by the VM's own secret, within rate limits:
-//! one for all requests (each costs a database lookup and a hash, so a
-//! flood of forged ones must not take the server down) and one per VM (a
-//! VM reports every few seconds; a runaway one is slowed down with 429,
-//! which the launch script waits out and retries).
+//! and log lines, authenticated by the VM's own secret. Authentication comes
+//! first (one lookup by primary key and a constant-time compare), so forged
+//! reports can never use up what real VMs need: failed attempts are
+//! limited per client address (`failures.rs`), and the limits for
+//! everyone together and per VM count authenticated reports only (a VM
+//! reports every few seconds; a runaway one is slowed down with 429, which
+//! the launch script waits out and retries).
 
+mod failures;
+
+use super::client_ip::ClientIp;
 use super::{AppState, WebError};
 use crate::cloud_init::CallbackReport;
 use crate::domain::VmId;
@@ -15,14 +20,23 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use failures::FailedAttempts;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// A report carries at most a few hundred log lines.
 const MAX_BODY: usize = 256 * 1024;
 
-/// All callbacks together: far above what a course's VMs send.
+/// Failed attempts (no or a wrong secret, not a report) one client
+/// address may make per window before it is held off until the window ends.
+const FAILURES_ALLOWED: u32 = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Authenticated reports of all VMs together: far above what a course's
+/// VMs send.
 const ALL_PER_SECOND: u32 = 200;
 const ALL_BURST: u32 = 400;
 /// One VM: a report every few seconds, bursts of log batches.
@@ -30,6 +44,7 @@ const VM_PER_SECOND: u32 = 5;
 const VM_BURST: u32 = 60;
 
 struct Limits {
+    failures: FailedAttempts,
     all: DefaultDirectRateLimiter,
     per_vm: DefaultKeyedRateLimiter<VmId>,
 }
@@ -41,6 +56,7 @@ impl Limits {
                 .allow_burst(NonZeroU32::new(burst).expect("non-zero"))
         };
         Self {
+            failures: FailedAttempts::new(FAILURES_ALLOWED, FAILURE_WINDOW),
             all: RateLimiter::direct(quota(ALL_PER_SECOND, ALL_BURST)),
             per_vm: RateLimiter::keyed(quota(VM_PER_SECOND, VM_BURST)),
         }
@@ -64,51 +80,79 @@ pub fn router() -> Router<AppState> {
         .layer(Extension(Arc::new(Limits::new())))
 }
 
-fn too_many_requests() -> Response {
+fn too_many_requests(retry_after: Duration) -> Response {
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
     (
         StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, "1")],
+        [(header::RETRY_AFTER, seconds.to_string())],
         Json(serde_json::json!({ "error": "too many reports; slow down" })),
     )
         .into_response()
 }
 
+/// A failed attempt: counted against the client's address, then answered.
+fn failed(limits: &Limits, ip: IpAddr, error: WebError) -> Response {
+    limits.failures.record(ip, Instant::now());
+    error.into_json()
+}
+
 async fn callback(
     State(state): State<AppState>,
     Extension(limits): Extension<Arc<Limits>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if limits.all.check().is_err() {
-        tracing::warn!("callbacks are arriving faster than the overall limit");
-        return too_many_requests();
+    if let Some(wait) = limits.failures.retry_after(ip, Instant::now()) {
+        return too_many_requests(wait);
     }
     let Some(secret) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     else {
-        return WebError::Unauthorized.into_json();
+        return failed(&limits, ip, WebError::Unauthorized);
     };
     let report: CallbackReport = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return WebError::BadRequest(format!("not a progress report: {e}")).into_json(),
+        Err(e) => {
+            let error = WebError::BadRequest(format!("not a progress report: {e}"));
+            return failed(&limits, ip, error);
+        }
     };
+    // Instrumented, not entered: a guard held across an await would lend
+    // this span to whatever else runs on the thread meanwhile.
     let span = tracing::info_span!("callback", vm = %report.vm, seq = report.seq);
-    let _guard = span.enter();
+    authenticated(&state, &limits, ip, secret, &report)
+        .instrument(span)
+        .await
+}
+
+/// The rest of a report once it parsed: authenticate, limit, apply.
+async fn authenticated(
+    state: &AppState,
+    limits: &Limits,
+    ip: IpAddr,
+    secret: &str,
+    report: &CallbackReport,
+) -> Response {
     let vm = match state.provisioner.authenticate(report.vm, secret).await {
         Ok(vm) => vm,
         Err(ProvisionError::Unauthorized) => {
-            tracing::warn!("callback with an unknown VM or a wrong secret");
-            return WebError::Unauthorized.into_json();
+            tracing::warn!(client = %ip, "callback with an unknown VM or a wrong secret");
+            return failed(limits, ip, WebError::Unauthorized);
         }
         Err(e) => return WebError::Internal(e.into()).into_json(),
     };
+    if limits.all.check().is_err() {
+        tracing::warn!("reports of VMs are arriving faster than the overall limit");
+        return too_many_requests(Duration::from_secs(1));
+    }
     if !limits.vm_may_report(vm.id()) {
         tracing::warn!("a VM reports faster than its limit");
-        return too_many_requests();
+        return too_many_requests(Duration::from_secs(1));
     }
-    match state.provisioner.report(vm, &report).await {
+    match state.provisioner.report(vm, report).await {
         Ok(CallbackOutcome::Applied) => {
             Json(serde_json::json!({ "status": "applied" })).into_response()
         }
