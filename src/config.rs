@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// When set, `/metrics` wants `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretString>,
+    /// When set, each user's Jupyter is served at `<login>.<user_domain>`
+    /// (its own origin) instead of under `public_url`.
+    pub user_domain: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             banner: None,
             trust_forwarded_for: false,
             metrics_token: None,
+            user_domain: None,
         }
     }
 }
@@ -495,6 +499,25 @@ impl Config {
                 format!("{public} is not an http(s) URL"),
                 "set it to the address users open, e.g. https://binder.example.org",
             ));
+        }
+        if let Some(domain) = &self.server.user_domain {
+            let labels_ok = domain.split('.').count() >= 2
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                });
+            if !labels_ok || public.host_str() == Some(domain.as_str()) {
+                return Err(ConfigError::new(
+                    "server.user_domain",
+                    format!("{domain:?} is not a domain for the users' hosts"),
+                    "write the lower-case domain under which <login>.<domain> points at this server \
+                     (a wildcard DNS entry and certificate), e.g. \"nb.example.org\", not public_url's host",
+                ));
+            }
         }
         if !self.database.url.starts_with("sqlite:") {
             return Err(ConfigError::new(

@@ -1,6 +1,7 @@
 //! The embedded store: SQLite through sqlx. Every state change of a VM is
 //! written here before the next step is taken, so a restart resumes it.
 
+mod activity;
 mod events;
 mod links;
 mod users;

@@ -15,6 +15,8 @@ mod image_build;
 mod journey;
 mod launch_script;
 mod lifecycle;
+mod proxy_access;
+mod proxy_jupyter;
 mod readiness;
 mod registration_links;
 mod restart;
