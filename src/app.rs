@@ -189,10 +189,7 @@ impl Application {
         let session_cleanup = tokio::spawn(
             sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)),
         );
-        let activity = tokio::spawn(flush_activity(
-            self.state.provisioner.clone(),
-            stop.clone(),
-        ));
+        let activity = tokio::spawn(flush_activity(self.state.provisioner.clone(), stop.clone()));
         let router = web::router(self.state);
         let on_signal = stop.clone();
         let service = router.into_make_service_with_connect_info::<SocketAddr>();

@@ -772,6 +772,28 @@ mod tests {
         assert_eq!(c.image.builder_flavor, "m1.xlarge");
     }
 
+    #[test]
+    fn a_user_domain_is_a_lower_case_domain_other_than_the_public_host() {
+        let c = load_str("[server]\nuser_domain = \"nb.example.org\"").unwrap();
+        assert_eq!(c.server.user_domain.as_deref(), Some("nb.example.org"));
+        for bad in [
+            "NB.example.org",
+            "org",
+            "nb..example.org",
+            "-nb.example.org",
+            "*.nb.example.org",
+            "127.0.0.1:8080",
+        ] {
+            let e = load_str(&format!("[server]\nuser_domain = \"{bad}\"")).unwrap_err();
+            assert_eq!(e.key, "server.user_domain", "{bad}");
+        }
+        let e = load_str(
+            "[server]\npublic_url = \"https://binder.example.org\"\nuser_domain = \"binder.example.org\"",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "server.user_domain");
+    }
+
     // figment's Jail fixes the closure's error type.
     #[allow(clippy::result_large_err)]
     #[test]

@@ -28,7 +28,8 @@ pub struct Stamp {
 
 impl Stamp {
     pub fn touch(&self) {
-        self.last.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        self.last
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
 
     fn last(&self) -> Option<DateTime<Utc>> {

@@ -90,7 +90,7 @@ pub fn strip_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
 
 /// Who asked, as the VM should learn it.
 pub struct Forwarded<'a> {
-    pub client: IpAddr,
+    pub client: Option<IpAddr>,
     /// Keep the client's `X-Forwarded-For` and append to it (behind a
     /// trusted reverse proxy); otherwise it is replaced, as a client could
     /// forge it.
@@ -116,11 +116,13 @@ pub fn set_forwarded(headers: &mut HeaderMap, forwarded: &Forwarded<'_>) {
     };
     let chain = earlier
         .into_iter()
-        .chain(std::iter::once(forwarded.client.to_string()))
+        .chain(forwarded.client.map(|ip| ip.to_string()))
         .collect::<Vec<_>>()
         .join(", ");
     headers.remove(&XFF);
-    if let Ok(value) = HeaderValue::from_str(&chain) {
+    if !chain.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&chain)
+    {
         headers.insert(XFF, value);
     }
     headers.insert(
@@ -192,7 +194,10 @@ mod tests {
     fn only_stackbinders_cookies_are_dropped() {
         let mut headers = map(&[
             ("cookie", "stackbinder_session=s3cret; _xsrf=2|abc"),
-            ("cookie", "username-example-org=\"2|jupyter\"; stackbinder_user=u"),
+            (
+                "cookie",
+                "username-example-org=\"2|jupyter\"; stackbinder_user=u",
+            ),
         ]);
         strip_cookies(&mut headers, &["stackbinder_session", "stackbinder_user"]);
         assert_eq!(
@@ -222,7 +227,7 @@ mod tests {
         let host = HeaderValue::from_static("binder.example.org");
         let mut headers = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-host", "evil")]);
         let mut forwarded = Forwarded {
-            client: "192.0.2.7".parse().unwrap(),
+            client: Some("192.0.2.7".parse().unwrap()),
             trust_incoming: false,
             proto: "https",
             host: Some(&host),

@@ -37,6 +37,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use url::Url;
 use user_domain::{Lifetimes, UserDomains};
 
@@ -89,7 +90,7 @@ pub struct Hop {
     upstream: Upstream,
     /// The origin the browser is on (main or the user's host).
     origin: Url,
-    client_ip: IpAddr,
+    client_ip: Option<IpAddr>,
     trust_forwarded_for: bool,
     stamp: Arc<Stamp>,
     shutdown: CancellationToken,
@@ -127,7 +128,12 @@ impl From<BadTarget> for ProxyError {
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         let plain = |status: StatusCode, message: &'static str| {
-            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                message,
+            )
+                .into_response()
         };
         match self {
             Self::NotFound => WebError::NotFound.into_response(),
@@ -184,17 +190,21 @@ async fn serve_main_origin(app: &AppState, request: Request) -> Result<Response,
         Err(WebError::Internal(e)) => return Err(ProxyError::Internal(e)),
         Err(_) => return Err(ProxyError::NotFound),
     };
-    let span = tracing::info_span!("proxy", user = %user.login);
-    let _entered = span.enter();
-    let upstream = access::upstream_of(
-        &app.store,
-        user.github_id,
-        &login,
-        app.config.launch.jupyter_port,
-    )
-    .await?;
-    let server = &app.config.server;
-    if let Some(domain) = &server.user_domain {
+    let span = tracing::info_span!("proxy", user = %user.login, vm = tracing::field::Empty);
+    async {
+        let upstream = access::upstream_of(
+            &app.store,
+            user.github_id,
+            &login,
+            app.config.launch.jupyter_port,
+        )
+        .await?;
+        tracing::Span::current().record("vm", tracing::field::display(upstream.vm));
+        let server = &app.config.server;
+        let Some(domain) = &server.user_domain else {
+            let origin = server.public_url.clone();
+            return pass(app, Request::from_parts(parts, body), upstream, origin).await;
+        };
         if !is_navigation(&parts.method, &parts.headers) {
             return Err(ProxyError::NotFound);
         }
@@ -204,10 +214,10 @@ async fn serve_main_origin(app: &AppState, request: Request) -> Result<Response,
             .join(TICKET_PATH.trim_start_matches('/'))
             .expect("the ticket path is a valid path");
         target.query_pairs_mut().append_pair("ticket", &ticket);
-        return Ok(Redirect::to(target.as_str()).into_response());
+        Ok(Redirect::to(target.as_str()).into_response())
     }
-    let origin = server.public_url.clone();
-    pass(app, Request::from_parts(parts, body), upstream, origin).await
+    .instrument(span)
+    .await
 }
 
 /// Forward a request that has passed every check.
@@ -240,11 +250,12 @@ async fn pass(
     }
 }
 
-fn client_ip(request: &Request) -> IpAddr {
+/// The peer's address (the server is always run with connect info).
+fn client_ip(request: &Request) -> Option<IpAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |ConnectInfo(addr)| addr.ip())
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 /// In front of everything: a request for a user's host
@@ -262,9 +273,9 @@ pub async fn user_hosts(State(app): State<AppState>, request: Request, next: Nex
     let Some(host_login) = host.and_then(|h| user_domain::host_login(h, domain)) else {
         return next.run(request).await;
     };
-    let span = tracing::info_span!("user host", host = %host_login);
-    let _entered = span.enter();
+    let span = tracing::info_span!("user host", user = %host_login, vm = tracing::field::Empty);
     serve_user_host(&app, host_login, request)
+        .instrument(span)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -305,6 +316,7 @@ async fn serve_user_host(
     ensure_still_allowed(app, user).await?;
     let upstream =
         access::upstream_of(&app.store, user, &login, app.config.launch.jupyter_port).await?;
+    tracing::Span::current().record("vm", tracing::field::display(upstream.vm));
     let origin = user_domain::user_origin(&server.public_url, domain, host_login.as_str());
     pass(app, request, upstream, origin).await
 }
@@ -369,4 +381,28 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_jupyter_is_under_their_base_path_on_the_main_origin() {
+        let mut server = ServerConfig {
+            public_url: Url::parse("https://binder.example.org/").unwrap(),
+            ..ServerConfig::default()
+        };
+        assert_eq!(base_path("Ada"), "/user/Ada/");
+        assert_eq!(
+            user_base_url(&server, "Ada").as_str(),
+            "https://binder.example.org/user/Ada/"
+        );
+        server.user_domain = Some("nb.example.org".into());
+        assert_eq!(
+            user_base_url(&server, "Ada").as_str(),
+            "https://binder.example.org/user/Ada/",
+            "the main origin hands over"
+        );
+    }
 }

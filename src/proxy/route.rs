@@ -57,7 +57,11 @@ mod tests {
 
     #[test]
     fn a_users_path_names_the_login() {
-        for path in ["/user/alice/", "/user/alice", "/user/alice/lab/tree/a%20b.ipynb"] {
+        for path in [
+            "/user/alice/",
+            "/user/alice",
+            "/user/alice/lab/tree/a%20b.ipynb",
+        ] {
             assert_eq!(login_of(path).unwrap().as_str(), "alice", "{path}");
         }
     }

@@ -44,7 +44,10 @@ pub fn host_login(host: &str, domain: &str) -> Option<Login> {
 /// `https://<login>.<domain>[:port]/`: the scheme and port of
 /// `server.public_url` (one TLS front end serves both).
 pub fn user_origin(public_url: &Url, domain: &str, login: &str) -> Url {
-    let port = public_url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let port = public_url
+        .port()
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
     Url::parse(&format!(
         "{}://{}.{domain}{port}/",
         public_url.scheme(),
@@ -170,8 +173,14 @@ mod tests {
     #[test]
     fn a_users_host_names_the_login() {
         let domain = "nb.example.org";
-        assert_eq!(host_login("alice.nb.example.org", domain), Some(login("alice")));
-        assert_eq!(host_login("Alice.NB.example.org:8443", domain), Some(login("alice")));
+        assert_eq!(
+            host_login("alice.nb.example.org", domain),
+            Some(login("alice"))
+        );
+        assert_eq!(
+            host_login("Alice.NB.example.org:8443", domain),
+            Some(login("alice"))
+        );
         for other in [
             "nb.example.org",
             "binder.example.org",
@@ -206,13 +215,24 @@ mod tests {
         let ticket = domains.issue(alice, &login("Alice"), "/user/Alice/lab");
         assert!(domains.redeem(&ticket, &login("bob"), LIFETIMES).is_none());
         // Tried on the wrong host, it is gone for good.
-        assert!(domains.redeem(&ticket, &login("alice"), LIFETIMES).is_none());
+        assert!(
+            domains
+                .redeem(&ticket, &login("alice"), LIFETIMES)
+                .is_none()
+        );
 
         let ticket = domains.issue(alice, &login("Alice"), "/user/Alice/lab");
         let (cookie, next) = domains.redeem(&ticket, &login("alice"), LIFETIMES).unwrap();
         assert_eq!(next, "/user/Alice/lab");
-        assert!(domains.redeem(&ticket, &login("alice"), LIFETIMES).is_none());
-        assert_eq!(domains.user_of(&cookie, &login("alice"), LIFETIMES), Some(alice));
+        assert!(
+            domains
+                .redeem(&ticket, &login("alice"), LIFETIMES)
+                .is_none()
+        );
+        assert_eq!(
+            domains.user_of(&cookie, &login("alice"), LIFETIMES),
+            Some(alice)
+        );
         assert_eq!(domains.user_of(&cookie, &login("bob"), LIFETIMES), None);
         assert_eq!(domains.user_of("forged", &login("alice"), LIFETIMES), None);
     }

@@ -101,7 +101,8 @@ async fn execute(
                 continue;
             };
             let message: Value = serde_json::from_str(&text).unwrap();
-            if message["msg_type"] == "execute_result" && message["parent_header"]["msg_id"] == msg_id
+            if message["msg_type"] == "execute_result"
+                && message["parent_header"]["msg_id"] == msg_id
             {
                 return message["content"]["data"]["text/plain"]
                     .as_str()
@@ -131,7 +132,10 @@ async fn the_owner_uses_a_real_jupyter_through_the_proxy_and_nobody_else_can() {
     assert!(page.contains("JupyterLab"), "{page}");
     let (status, tree) = app.get_page("/user/alice/lab/tree").await;
     assert_eq!(status, StatusCode::OK, "the tree page, by Jupyter's cookie");
-    assert!(tree.contains("/user/alice/"), "Jupyter knows its base URL: {tree}");
+    assert!(
+        tree.contains("/user/alice/"),
+        "Jupyter knows its base URL: {tree}"
+    );
     let cookies = app.browser.cookie_header("/user/alice/api").unwrap();
     let xsrf = cookie_value(&cookies, "_xsrf").expect("Jupyter's XSRF cookie came through");
 
@@ -156,15 +160,25 @@ async fn the_owner_uses_a_real_jupyter_through_the_proxy_and_nobody_else_can() {
         .unwrap();
     assert_eq!(started.status(), StatusCode::CREATED);
     let kernel: Value = started.json().await.unwrap();
-    let channels = format!("/user/alice/api/kernels/{}/channels", kernel["id"].as_str().unwrap());
+    let channels = format!(
+        "/user/alice/api/kernels/{}/channels",
+        kernel["id"].as_str().unwrap()
+    );
     let mut ws = websocket(&app.browser, &channels, &origin, "alice")
         .await
         .expect("the kernel WebSocket opens");
     let vm = app.store().list_vms(false).await.unwrap()[0].id;
-    let opened = app.provisioner().activity().last(vm).expect("the upgrade counted");
+    let opened = app
+        .provisioner()
+        .activity()
+        .last(vm)
+        .expect("the upgrade counted");
     assert_eq!(execute(&mut ws, "1+1").await, "2");
     let after = app.provisioner().activity().last(vm).unwrap();
-    assert!(after > opened, "frames count as activity: {opened} then {after}");
+    assert!(
+        after > opened,
+        "frames count as activity: {opened} then {after}"
+    );
 
     // A WebSocket from a page of another site is refused before Jupyter.
     let foreign = websocket(&app.browser, &channels, "http://evil.example", "evil").await;
@@ -188,7 +202,11 @@ async fn the_owner_uses_a_real_jupyter_through_the_proxy_and_nobody_else_can() {
         .send()
         .await
         .unwrap();
-    assert!(uploaded.status().is_success(), "{:?}", uploaded.text().await);
+    assert!(
+        uploaded.status().is_success(),
+        "{:?}",
+        uploaded.text().await
+    );
     let on_disk = std::fs::read(jupyter.root().join("big.bin")).unwrap();
     assert!(on_disk == data, "stored intact");
     let downloaded = app
@@ -268,7 +286,10 @@ async fn the_owner_uses_a_real_jupyter_through_the_proxy_and_nobody_else_can() {
     let heads = hop.heads();
     for who in ["bob", "anonymous", "evil"] {
         let marker = format!("\r\nx-test-who: {who}");
-        assert!(!heads.iter().any(|h| h.contains(&marker)), "{who} reached Jupyter");
+        assert!(
+            !heads.iter().any(|h| h.contains(&marker)),
+            "{who} reached Jupyter"
+        );
     }
     assert!(heads.iter().any(|h| h.contains("\r\nx-test-who: alice")));
     // The provisioner's own probes reach Jupyter directly, without these.
@@ -278,14 +299,29 @@ async fn the_owner_uses_a_real_jupyter_through_the_proxy_and_nobody_else_can() {
         .collect();
     assert!(heads.len() >= 8, "only {} proxied requests", heads.len());
     let session = stackbinder::web::SESSION_COOKIE;
-    assert!(app.session_cookie().is_some(), "the browser holds our session cookie");
+    assert!(
+        app.session_cookie().is_some(),
+        "the browser holds our session cookie"
+    );
     assert!(
         !hop.sent().contains(session),
         "stackbinder's session cookie reached Jupyter"
     );
-    assert!(heads.iter().any(|h| h.contains("\r\ncookie: ") && h.contains("_xsrf=")));
-    assert!(heads.iter().all(|h| h.contains("\r\nx-forwarded-for: 127.0.0.1")));
-    assert!(heads.iter().all(|h| h.contains("\r\nx-forwarded-proto: http")));
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.contains("\r\ncookie: ") && h.contains("_xsrf="))
+    );
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.contains("\r\nx-forwarded-for: 127.0.0.1"))
+    );
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.contains("\r\nx-forwarded-proto: http"))
+    );
     assert!(heads.iter().all(|h| !h.contains("x-only-this-hop")));
     assert!(heads.iter().all(|h| !h.contains("proxy-authorization")));
     assert!(

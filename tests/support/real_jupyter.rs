@@ -82,9 +82,9 @@ impl RealJupyter {
         tokio::spawn(async move {
             let mut port_tx = Some(port_tx);
             let mut lines = BufReader::new(stderr).lines();
-            let marker = format!("http://127.0.0.1:");
+            let marker = "http://127.0.0.1:";
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(at) = line.find(&marker) {
+                if let Some(at) = line.find(marker) {
                     let digits: String = line[at + marker.len()..]
                         .chars()
                         .take_while(char::is_ascii_digit)
