@@ -161,6 +161,7 @@ impl Application {
             registration_secret: secrets.registration_secret.map(Arc::new),
             guesses,
             shutdown: CancellationToken::new(),
+            proxy: crate::proxy::Proxy::default(),
         };
         Ok(Self {
             listener,
@@ -206,6 +207,7 @@ impl Application {
         let session_cleanup = tokio::spawn(
             sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)),
         );
+        let activity = tokio::spawn(flush_activity(self.state.provisioner.clone(), stop.clone()));
         let router = web::router(self.state);
         let on_signal = stop.clone();
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -221,10 +223,32 @@ impl Application {
             .context("the HTTP server failed")?;
         stop.cancel();
         session_cleanup.abort();
+        let _ = activity.await;
         if let Some(driver) = driver {
             let _ = driver.await;
         }
         Ok(())
+    }
+}
+
+/// How often the proxy's record of activity is written to the store.
+const ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Write the proxy's activity to the store now and then, and once more at
+/// shutdown, so culling after a restart (and `vm show`) sees it.
+async fn flush_activity(provisioner: Provisioner, stop: CancellationToken) {
+    let mut every = tokio::time::interval(ACTIVITY_FLUSH_INTERVAL);
+    loop {
+        let stopping = tokio::select! {
+            _ = every.tick() => false,
+            () = stop.cancelled() => true,
+        };
+        if let Err(e) = provisioner.activity().flush(provisioner.store()).await {
+            tracing::warn!(error = %e, "cannot record the VMs' activity");
+        }
+        if stopping {
+            return;
+        }
     }
 }
 

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// When set, `/metrics` wants `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretString>,
+    /// When set, each user's Jupyter is served at `<login>.<user_domain>`
+    /// (its own origin) instead of under `public_url`.
+    pub user_domain: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             banner: None,
             trust_forwarded_for: false,
             metrics_token: None,
+            user_domain: None,
         }
     }
 }
@@ -551,6 +555,25 @@ impl Config {
                 "set it to the address users open, e.g. https://binder.example.org",
             ));
         }
+        if let Some(domain) = &self.server.user_domain {
+            let labels_ok = domain.split('.').count() >= 2
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                });
+            if !labels_ok || public.host_str() == Some(domain.as_str()) {
+                return Err(ConfigError::new(
+                    "server.user_domain",
+                    format!("{domain:?} is not a domain for the users' hosts"),
+                    "write the lower-case domain under which <login>.<domain> points at this server \
+                     (a wildcard DNS entry and certificate), e.g. \"nb.example.org\", not public_url's host",
+                ));
+            }
+        }
         if !self.database.url.starts_with("sqlite:") {
             return Err(ConfigError::new(
                 "database.url",
@@ -830,6 +853,28 @@ mod tests {
         assert_eq!(e.key, "image.base_image");
         let c = load_str("[image]\nbuilder_flavor = \"m1.xlarge\"").unwrap();
         assert_eq!(c.image.builder_flavor, "m1.xlarge");
+    }
+
+    #[test]
+    fn a_user_domain_is_a_lower_case_domain_other_than_the_public_host() {
+        let c = load_str("[server]\nuser_domain = \"nb.example.org\"").unwrap();
+        assert_eq!(c.server.user_domain.as_deref(), Some("nb.example.org"));
+        for bad in [
+            "NB.example.org",
+            "org",
+            "nb..example.org",
+            "-nb.example.org",
+            "*.nb.example.org",
+            "127.0.0.1:8080",
+        ] {
+            let e = load_str(&format!("[server]\nuser_domain = \"{bad}\"")).unwrap_err();
+            assert_eq!(e.key, "server.user_domain", "{bad}");
+        }
+        let e = load_str(
+            "[server]\npublic_url = \"https://binder.example.org\"\nuser_domain = \"binder.example.org\"",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "server.user_domain");
     }
 
     // figment's Jail fixes the closure's error type.

@@ -15,6 +15,7 @@ pub mod github;
 pub mod image_build;
 pub mod metrics;
 pub mod provision;
+pub mod proxy;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -79,6 +79,10 @@ pub enum Scenario {
     ImageBuildHangs,
     /// The next snapshot ends `killed` instead of active.
     SnapshotFails,
+    /// The VM's address is this one's IP and it reports `ready` with this
+    /// port, where a Jupyter started by the test listens (a real
+    /// jupyter-server): the VM serves no stand-in of its own.
+    ExternalJupyter(std::net::SocketAddrV4),
 }
 
 /// An operation of the cloud API, for counting calls and injecting failures.
@@ -406,6 +410,7 @@ impl SimulatedCloud {
         let script = match scenario {
             Some(Scenario::BuildFails(lines)) => VmScript::BuildFails(lines),
             Some(Scenario::JupyterNeverAnswers) => VmScript::JupyterNeverAnswers,
+            Some(Scenario::ExternalJupyter(at)) => VmScript::ExternalJupyter(at.port()),
             _ => VmScript::Succeeds,
         };
         simulated_vm::run(
@@ -520,7 +525,10 @@ impl Cloud for SimulatedCloud {
         let scenario = {
             let mut st = self.lock();
             let scenario = st.scenarios.pop_front();
-            let address = Self::next_address();
+            let address = match &scenario {
+                Some(Scenario::ExternalJupyter(at)) => *at.ip(),
+                _ => Self::next_address(),
+            };
             st.volumes.insert(volume.clone(), Some(id.clone()));
             st.created.push(spec.clone());
             st.servers.insert(

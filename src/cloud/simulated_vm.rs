@@ -22,6 +22,8 @@ pub enum VmScript {
     BuildFails(Vec<String>),
     /// Says `ready` but serves nothing (a crashed container, a firewall).
     JupyterNeverAnswers,
+    /// Says `ready` with this port, where someone else's Jupyter listens.
+    ExternalJupyter(u16),
 }
 
 struct JupyterInfo {
@@ -64,6 +66,9 @@ impl Jupyter {
         Router::new()
             .route("/api", get(api_version))
             .route("/api/status", get(api_status))
+            // Under the proxy's base path too (`--ServerApp.base_url`).
+            .route("/user/{login}/api", get(api_version))
+            .route("/user/{login}/api/status", get(api_status))
             .fallback(get(page))
             .with_state(self.info.clone())
     }
@@ -195,6 +200,12 @@ pub async fn run(
     if let VmScript::BuildFails(lines) = script {
         reporter
             .report(3, Some(Progress::Failed), None, lines)
+            .await;
+        return;
+    }
+    if let VmScript::ExternalJupyter(port) = script {
+        reporter
+            .report(4, Some(Progress::Ready), Some(port), Vec::new())
             .await;
         return;
     }

@@ -42,23 +42,30 @@ impl Provisioner {
         }
     }
 
-    /// Ask the VM's Jupyter when it was last used; delete it when that is
-    /// longer ago than `launch.idle_timeout_minutes`.
+    /// Delete a ready VM unused for `launch.idle_timeout_minutes`. The
+    /// proxy's record of requests and WebSocket frames comes first: recent
+    /// use through it settles the question without asking the VM. Otherwise
+    /// Jupyter's own `/api/status` is asked (it also sees busy kernels and
+    /// use that bypassed the proxy), and the later of the two counts.
     pub(super) async fn cull_if_idle(&self, vm: &VmRecord) -> Result<(), StepError> {
         let limit = self.inner.settings.launch.idle_timeout_minutes;
         if limit == 0 || vm.state != VmState::Ready || !self.idle_check_due(vm) {
             return Ok(());
         }
-        let Some(last_activity) = self.jupyter_last_activity(vm).await else {
+        let limit_span = chrono::Duration::minutes(i64::from(limit));
+        // `None` orders before any time, so `max` is the later of the two.
+        let proxied = vm.proxied_at.max(self.inner.activity.last(vm.id));
+        if proxied.is_some_and(|at| Utc::now() - at < limit_span) {
+            return Ok(());
+        }
+        let Some(reported) = self.jupyter_last_activity(vm).await else {
             // Jupyter did not answer: the VM may be busy; expiry still applies.
             return Ok(());
         };
-        self.inner
-            .store
-            .set_last_activity(vm.id, last_activity)
-            .await?;
+        self.inner.store.set_last_activity(vm.id, reported).await?;
+        let last_activity = proxied.map_or(reported, |p| p.max(reported));
         let idle = Utc::now() - last_activity;
-        if idle.num_minutes() >= i64::from(limit) {
+        if idle >= limit_span {
             let why = format!(
                 "idle for {} min (the limit is {limit} min)",
                 idle.num_minutes()

@@ -131,6 +131,8 @@ struct Inner {
     /// When a stalled deletion was last asked for again.
     delete_retries: Mutex<HashMap<VmId, std::time::Instant>>,
     reconciler: Mutex<reconcile::Memory>,
+    /// When each VM was last used through the proxy (idle culling).
+    activity: crate::proxy::Activity,
 }
 
 impl Provisioner {
@@ -160,6 +162,7 @@ impl Provisioner {
                 idle_checks: Mutex::default(),
                 delete_retries: Mutex::default(),
                 reconciler: Mutex::default(),
+                activity: crate::proxy::Activity::default(),
             }),
         }
     }
@@ -178,6 +181,11 @@ impl Provisioner {
 
     pub fn installation(&self) -> &InstallationId {
         &self.inner.installation
+    }
+
+    /// What the proxy saw of each VM's use; idle culling reads it.
+    pub fn activity(&self) -> &crate::proxy::Activity {
+        &self.inner.activity
     }
 
     /// Record a launch for `user` and wake the driver. A user who already has
@@ -367,8 +375,14 @@ pub fn hours(h: f64) -> chrono::Duration {
 }
 
 /// `http://<address>:<port>/` of a VM's Jupyter, once both are known.
+/// The VM's Jupyter as stackbinder reaches it: Jupyter runs under the
+/// proxy's base path (`--ServerApp.base_url=/user/<login>/`).
 fn jupyter_base(vm: &VmRecord) -> Option<Url> {
     let ip: std::net::IpAddr = vm.public_address()?.parse().ok()?;
     let addr = std::net::SocketAddr::new(ip, vm.port?);
-    Url::parse(&format!("http://{addr}/")).ok()
+    Url::parse(&format!(
+        "http://{addr}{}",
+        crate::proxy::base_path(&vm.owner_login)
+    ))
+    .ok()
 }

@@ -2,6 +2,7 @@
 //! written here before the next step is taken, so a restart resumes it.
 
 mod access_names;
+mod activity;
 mod events;
 mod installation;
 mod links;

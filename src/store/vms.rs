@@ -41,6 +41,8 @@ pub struct VmRecord {
     pub last_activity_at: Option<DateTime<Utc>>,
     /// When a failed launch's cloud resources were torn down.
     pub released_at: Option<DateTime<Utc>>,
+    /// When the proxy last saw it used (flushed now and then).
+    pub proxied_at: Option<DateTime<Utc>>,
 }
 
 impl VmRecord {
@@ -56,6 +58,12 @@ impl VmRecord {
             Some(Progress::Building) | Some(Progress::Failed) => "building",
             Some(Progress::Starting) | Some(Progress::Ready) => "starting",
         }
+    }
+
+    /// The latest use known: through the proxy, or as Jupyter reported it.
+    /// (`None` orders before any time, so `max` is the later one.)
+    pub fn last_used(&self) -> Option<DateTime<Utc>> {
+        self.last_activity_at.max(self.proxied_at)
     }
 
     /// The address users reach the VM at: its floating IP, else its own.

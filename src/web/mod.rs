@@ -23,7 +23,7 @@ mod status;
 pub use client_ip::forwarded_for_warning;
 pub use error::WebError;
 pub use guard::{ADDRESS_ALLOWANCE, GuessGuard};
-pub use session::SESSION_COOKIE;
+pub use session::{RegisteredUser, SESSION_COOKIE, safe_next};
 pub use session_store::SessionRows;
 
 use crate::config::Config;
@@ -59,6 +59,8 @@ pub struct AppState {
     pub guesses: Arc<GuessGuard>,
     /// Fires at shutdown, so long-lived event streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The reverse proxy to the users' Jupyter servers.
+    pub proxy: crate::proxy::Proxy,
 }
 
 /// No inline script, no framing, no sniffing, and no referrer: a page
@@ -82,7 +84,9 @@ pub fn router(state: AppState) -> Router {
     let header = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
-    Router::new()
+    // stackbinder's own pages get its strict headers; the proxied Jupyter
+    // brings its own (its pages need inline scripts and framing).
+    let pages = Router::new()
         .merge(home::router())
         .merge(admin::router())
         .merge(auth::router())
@@ -96,19 +100,26 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(assets::router())
         .fallback(|| async { WebError::NotFound })
-        .layer(axum::middleware::from_fn(session::keep_alive))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             layout::with_cloud_kind,
         ))
-        .layer(session::layer(&state))
         .layer(
             ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
                 .layer(header(header::X_FRAME_OPTIONS, "DENY"))
                 .layer(header(header::REFERRER_POLICY, "no-referrer"))
                 .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
-        )
+        );
+    Router::new()
+        .merge(crate::proxy::router())
+        .merge(pages)
+        .layer(axum::middleware::from_fn(session::keep_alive))
+        .layer(session::layer(&state))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::proxy::user_hosts,
+        ))
         .with_state(state)
 }

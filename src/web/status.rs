@@ -140,7 +140,7 @@ fn idle_warning(vm: &VmRecord, limit_minutes: u32) -> Option<String> {
     if limit_minutes == 0 || vm.state != VmState::Ready {
         return None;
     }
-    let last = vm.last_activity_at?;
+    let last = vm.last_used()?;
     let idle = (Utc::now() - last).num_minutes();
     if idle * 4 < i64::from(limit_minutes) * 3 {
         return None;

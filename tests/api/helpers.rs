@@ -365,6 +365,16 @@ impl Browser {
             .map(str::to_owned)
     }
 
+    /// The `Cookie` header this browser would send to `path` (all its
+    /// cookies there, ours and Jupyter's), for clients that are not
+    /// reqwest (a WebSocket).
+    pub fn cookie_header(&self, path: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = reqwest::Url::parse(&self.url(path)).expect("the URL parses");
+        let cookies = self.jar.cookies(&url)?;
+        Some(cookies.to_str().expect("ASCII cookies").to_owned())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

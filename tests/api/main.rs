@@ -18,6 +18,8 @@ mod journey;
 mod launch_script;
 mod lifecycle;
 mod ownership;
+mod proxy_access;
+mod proxy_jupyter;
 mod proxy_warning;
 mod readiness;
 mod registration_links;
