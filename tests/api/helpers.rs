@@ -127,7 +127,8 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     if let Some(change) = options.config {
         change(&mut config);
     }
-    let cloud = SimulatedCloud::new(options.timings.clone(), options.floating_ip_capacity);
+    let cloud = SimulatedCloud::new(options.timings.clone(), options.floating_ip_capacity)
+        .with_jupyter_command(config.simulator.jupyter_command.clone());
 
     let (address, provisioner, running) = start(
         config.clone(),

@@ -9,3 +9,4 @@ mod faults;
 mod helpers;
 mod image_build;
 mod launch;
+mod proxy_mode;

@@ -10,6 +10,7 @@ mod check;
 mod errors;
 mod floating_ips;
 mod images;
+mod proxy_check;
 mod quota;
 mod resolve;
 mod servers;
@@ -34,6 +35,8 @@ pub struct OpenStackCloud {
     config: CloudConfig,
     resolved: OnceCell<resolve::Resolved>,
     project: OnceCell<String>,
+    /// `launch.jupyter_port`, which `check` wants closed to the internet.
+    jupyter_port: u16,
 }
 
 /// Never shows credentials, tokens or the session (whose auth plugin holds
@@ -70,7 +73,14 @@ impl OpenStackCloud {
             config: config.clone(),
             resolved: OnceCell::new(),
             project: OnceCell::new(),
+            jupyter_port: crate::config::LaunchConfig::default().jupyter_port,
         }
+    }
+
+    /// The port Jupyter listens on in the VMs (`launch.jupyter_port`).
+    pub fn with_jupyter_port(mut self, port: u16) -> Self {
+        self.jupyter_port = port;
+        self
     }
 }
 
