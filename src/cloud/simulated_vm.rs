@@ -80,14 +80,18 @@ impl Jupyter {
     }
 
     fn router(&self) -> Router {
-        let under_base = Router::new()
-            .route("/api", get(api_version))
-            .route("/api/status", get(api_status))
-            .route("/api/kernels/{kernel}/channels", get(kernel_channels))
-            .route("/static/simulated.js", get(page_script))
-            .fallback(get(page));
+        // A login is letters, digits and hyphens: nothing a route pattern
+        // would read as a parameter.
+        let base = &self.info.base_path;
         Router::new()
-            .nest(self.info.base_path.trim_end_matches('/'), under_base)
+            .route(&format!("{base}api"), get(api_version))
+            .route(&format!("{base}api/status"), get(api_status))
+            .route(
+                &format!("{base}api/kernels/{{kernel}}/channels"),
+                get(kernel_channels),
+            )
+            .route(&format!("{base}static/simulated.js"), get(page_script))
+            .fallback(get(page))
             .with_state(self.info.clone())
     }
 
@@ -224,6 +228,10 @@ async fn page(
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
+    // Like Jupyter under its base URL: nothing outside it.
+    if !uri.path().starts_with(&info.base_path) {
+        return (StatusCode::NOT_FOUND, "404: not under this Jupyter's base URL").into_response();
+    }
     if !token_ok(&info, &query, &headers) {
         return (StatusCode::FORBIDDEN, "403: invalid or missing token").into_response();
     }
