@@ -21,10 +21,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long it may take to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Settings a VM's Jupyter would not have, so that a demo never reaches
-/// beyond this machine: JupyterLab neither looks for updates nor fetches
-/// news.
-const OFFLINE_CONFIG: &str = r#"{
+/// Settings a VM's Jupyter does not need: a demo never reaches beyond this
+/// machine (JupyterLab neither looks for updates nor fetches news), and
+/// whoever runs the demo may be root (CI is), while the container runs
+/// Jupyter as `jovyan`.
+const SIMULATOR_CONFIG: &str = r#"{
+  "ServerApp": {
+    "allow_root": true
+  },
   "LabApp": {
     "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
     "news_url": null
@@ -66,8 +70,11 @@ pub async fn start(
         sub("data")?,
         sub("ipython")?,
     );
-    std::fs::write(config.join("jupyter_server_config.json"), OFFLINE_CONFIG)
-        .map_err(|e| format!("cannot write Jupyter's configuration: {e}"))?;
+    // Jupyter Server reads the first, JupyterLab's own settings the second.
+    for file in ["jupyter_server_config.json", "jupyter_lab_config.json"] {
+        std::fs::write(config.join(file), SIMULATOR_CONFIG)
+            .map_err(|e| format!("cannot write Jupyter's configuration: {e}"))?;
+    }
     let base = base_path(&data.login);
     let mut child = Command::new(program)
         .args(args)

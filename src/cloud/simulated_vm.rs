@@ -247,7 +247,7 @@ async fn page(
         info.session, info.base_path
     );
     let html = Html(format!(
-        "<!doctype html><title>Jupyter (simulated)</title>\
+        "<!doctype html><title>Jupyter (simulated)</title><link rel=\"icon\" href=\"data:,\">\
          <h1>Simulated Jupyter</h1>\
          <p>This stands in for the Jupyter server that repo2docker would build from \
          <code>{}</code> at <code>{}</code>.</p><p>You opened <code>{}</code>.</p>\
