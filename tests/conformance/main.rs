@@ -18,4 +18,5 @@ mod cli;
 mod dev;
 mod image_build;
 mod launch;
+mod proxy_mode;
 mod web;
