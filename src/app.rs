@@ -58,7 +58,8 @@ pub fn cloud_from_config(config: &Config) -> Arc<dyn Cloud> {
             .with_jupyter_command(config.simulator.jupyter_command.clone()),
         ),
         Backend::Openstack => Arc::new(
-            OpenStackCloud::from_config(&config.cloud).with_jupyter_port(config.launch.jupyter_port),
+            OpenStackCloud::from_config(&config.cloud)
+                .with_jupyter_port(config.launch.jupyter_port),
         ),
     }
 }

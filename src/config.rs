@@ -741,9 +741,9 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         "server.bind" => "write host:port, e.g. \"127.0.0.1:8080\"".into(),
         "server.public_url"
         | "server.callback_url"
-        | "github.authorize_url" | "github.token_url" | "github.api_url" => {
-            "write a full URL, e.g. \"https://binder.example.org\"".into()
-        }
+        | "github.authorize_url"
+        | "github.token_url"
+        | "github.api_url" => "write a full URL, e.g. \"https://binder.example.org\"".into(),
         "launch.default_repo" => {
             "write an https git URL, e.g. \"https://github.com/binder-examples/requirements\""
                 .into()
@@ -922,7 +922,10 @@ mod tests {
     #[test]
     fn the_callback_url_defaults_to_the_public_url() {
         let c = load_str("[server]\npublic_url = \"https://binder.example.org\"").unwrap();
-        assert_eq!(c.server.callback_base().as_str(), "https://binder.example.org/");
+        assert_eq!(
+            c.server.callback_base().as_str(),
+            "https://binder.example.org/"
+        );
         let c = load_str("[server]\ncallback_url = \"http://10.0.0.5:8080\"").unwrap();
         assert_eq!(c.server.callback_base().as_str(), "http://10.0.0.5:8080/");
         let e = load_str("[server]\ncallback_url = \"ftp://10.0.0.5\"").unwrap_err();

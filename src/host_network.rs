@@ -90,8 +90,12 @@ fn parse_ipv4_routes(text: &str) -> Vec<Route> {
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let hex = |s: &str| u32::from_str_radix(s, 16).ok();
-            let (interface, destination, flags, mask) =
-                (f.first()?, hex(f.get(1)?)?, hex(f.get(3)?)?, hex(f.get(7)?)?);
+            let (interface, destination, flags, mask) = (
+                f.first()?,
+                hex(f.get(1)?)?,
+                hex(f.get(3)?)?,
+                hex(f.get(7)?)?,
+            );
             if flags & RTF_UP == 0 {
                 return None;
             }
@@ -149,7 +153,10 @@ fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000
         let routes = parse_ipv4_routes(ROUTE);
         let destinations: Vec<String> = routes.iter().map(|r| r.destination.to_string()).collect();
         // The route that is not up is left out.
-        assert_eq!(destinations, ["0.0.0.0/0", "10.0.0.0/24", "192.168.100.0/22"]);
+        assert_eq!(
+            destinations,
+            ["0.0.0.0/0", "10.0.0.0/24", "192.168.100.0/22"]
+        );
         assert_eq!(routes[2].interface, "tun0");
     }
 

@@ -97,13 +97,23 @@ pub async fn start(
         .spawn()
         .map_err(|e| format!("cannot start {program:?} (simulator.jupyter_command): {e}"))?;
     for output in [
-        child.stdout.take().map(|o| Box::new(o) as Box<dyn AsyncRead + Send + Unpin>),
-        child.stderr.take().map(|o| Box::new(o) as Box<dyn AsyncRead + Send + Unpin>),
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|o| Box::new(o) as Box<dyn AsyncRead + Send + Unpin>),
     ]
     .into_iter()
     .flatten()
     {
-        tokio::spawn(to_console(output, data.jupyter_token.clone(), console.clone()));
+        tokio::spawn(to_console(
+            output,
+            data.jupyter_token.clone(),
+            console.clone(),
+        ));
     }
     let mut running = RealJupyter {
         child: Some(child),
@@ -116,7 +126,11 @@ pub async fn start(
 
 impl RealJupyter {
     /// Wait until `api` answers, or fail when Jupyter exits or takes too long.
-    async fn answers(&mut self, api: &str, console: &Arc<Mutex<Vec<String>>>) -> Result<(), String> {
+    async fn answers(
+        &mut self,
+        api: &str,
+        console: &Arc<Mutex<Vec<String>>>,
+    ) -> Result<(), String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
@@ -169,13 +183,19 @@ impl Drop for RealJupyter {
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        if let Some(pid) = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+        if let Some(pid) = child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+        {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         // Reap it, and keep its directory until it is gone.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if tokio::time::timeout(STOP_TIMEOUT, child.wait()).await.is_err() {
+                if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+                    .await
+                    .is_err()
+                {
                     let _ = child.kill().await;
                 }
                 drop(dir);

@@ -230,7 +230,11 @@ async fn page(
 ) -> Response {
     // Like Jupyter under its base URL: nothing outside it.
     if !uri.path().starts_with(&info.base_path) {
-        return (StatusCode::NOT_FOUND, "404: not under this Jupyter's base URL").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "404: not under this Jupyter's base URL",
+        )
+            .into_response();
     }
     if !token_ok(&info, &query, &headers) {
         return (StatusCode::FORBIDDEN, "403: invalid or missing token").into_response();
@@ -331,8 +335,8 @@ pub async fn run(
     if let VmScript::RealJupyter(command) = script {
         // The real one takes the port over; it is free again once dropped.
         drop(listener);
-        let running = simulated_jupyter::start(&command, &reporter.data, bound, &reporter.console)
-            .await;
+        let running =
+            simulated_jupyter::start(&command, &reporter.data, bound, &reporter.console).await;
         match running {
             Ok(real) => {
                 reporter

@@ -3,8 +3,8 @@
 //! loop around it only decides when to step again.
 
 use super::Provisioner;
-use crate::config::JupyterAccess;
 use crate::cloud::{CloudError, Server, ServerStatus};
+use crate::config::JupyterAccess;
 use crate::domain::{Progress, VmState};
 use crate::secret;
 use crate::store::{EventKind, StoreError, VmRecord};

@@ -252,7 +252,8 @@ async fn events(
     let owner = user.user.github_id;
     let provisioner = state.provisioner.clone();
     let launch = state.config.launch.clone();
-    let stream = changes(provisioner, launch, owner).take_until(state.shutdown.clone().cancelled_owned());
+    let stream =
+        changes(provisioner, launch, owner).take_until(state.shutdown.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
 }
 

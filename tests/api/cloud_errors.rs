@@ -2,10 +2,10 @@
 //! delete what is left; transient errors are retried.
 
 use crate::helpers::*;
-use stackbinder::config::JupyterAccess;
 use reqwest::StatusCode;
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud::simulated::{Op, Scenario, Timings};
+use stackbinder::config::JupyterAccess;
 use std::time::Duration;
 
 async fn launched_app(options: TestOptions) -> TestApp {

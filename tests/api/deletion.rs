@@ -1,9 +1,9 @@
 //! Deleting at any point of a launch leaves nothing behind in the cloud.
 
 use crate::helpers::*;
-use stackbinder::config::JupyterAccess;
 use reqwest::StatusCode;
 use stackbinder::cloud::simulated::{Op, Scenario, Timings};
+use stackbinder::config::JupyterAccess;
 use std::time::Duration;
 
 fn manual() -> TestOptions {

@@ -2,10 +2,10 @@
 //! delete; and what the cloud received along the way.
 
 use crate::helpers::*;
-use stackbinder::config::JupyterAccess;
 use reqwest::StatusCode;
 use stackbinder::cloud::simulated::Op;
 use stackbinder::cloud::{Cloud, META_LOGIN, META_OWNER, META_REPO, META_VM};
+use stackbinder::config::JupyterAccess;
 use stackbinder::domain::{GithubId, Login};
 use url::Url;
 

@@ -559,7 +559,15 @@ async fn launch_data_that_would_forge_a_header_stops_the_script_before_anything_
 async fn a_login_that_is_not_a_github_login_stops_the_script_before_anything_runs() {
     // The login becomes Jupyter's base URL and part of a URL the script
     // asks for: only what GitHub allows may pass.
-    for login in ["../admin", "grace/x", "-grace", "grace\n", "", "a b", &"a".repeat(40)] {
+    for login in [
+        "../admin",
+        "grace/x",
+        "-grace",
+        "grace\n",
+        "",
+        "a b",
+        &"a".repeat(40),
+    ] {
         let sandbox = Sandbox::new("ok");
         let (cb, addr) = ok_callback().await;
         let mut data = serde_json::to_value(sandbox.launch_data(REPO, "HEAD")).unwrap();
@@ -568,7 +576,11 @@ async fn a_login_that_is_not_a_github_login_stops_the_script_before_anything_run
         let run = sandbox.run_raw(data, addr).await;
 
         assert_eq!(run.output.status.code(), Some(1), "{login:?}");
-        assert!(run.console.contains("`login`"), "{login:?}: {}", run.console);
+        assert!(
+            run.console.contains("`login`"),
+            "{login:?}: {}",
+            run.console
+        );
         assert!(cb.all().is_empty(), "{login:?}: nothing was sent");
         assert!(sandbox.r2d_call().is_none(), "{login:?}");
     }

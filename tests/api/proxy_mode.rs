@@ -69,9 +69,9 @@ async fn a_proxied_launch_attaches_no_floating_ip_and_links_through_stackbinder(
     assert_eq!(upstream.path(), "/user/Grace-H/");
     let events = app.store().recent_events(vm.id, 100).await.unwrap();
     assert!(
-        events
-            .iter()
-            .any(|e| e.message.ends_with(&format!("Jupyter answers at {upstream}"))),
+        events.iter().any(|e| e
+            .message
+            .ends_with(&format!("Jupyter answers at {upstream}"))),
         "{events:#?}"
     );
 
@@ -196,13 +196,16 @@ async fn the_stand_in_serves_under_the_owners_base_url_and_echoes_websockets() {
         .text()
         .await
         .unwrap();
-    assert!(script.contains("api/kernels/simulated/channels"), "{script}");
+    assert!(
+        script.contains("api/kernels/simulated/channels"),
+        "{script}"
+    );
 
     // A WebSocket on the kernel channels path echoes, with the cookie...
     let mut ws_url = base.join("api/kernels/k1/channels").unwrap();
     ws_url.set_scheme("ws").unwrap();
-    let mut request = tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str())
-        .unwrap();
+    let mut request =
+        tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str()).unwrap();
     request
         .headers_mut()
         .insert("cookie", pair.parse().unwrap());

@@ -86,7 +86,11 @@ async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with
         .await
         .unwrap();
     assert!(api["version"].is_string(), "{api}");
-    let status = client.get(base.join("api/status").unwrap()).send().await.unwrap();
+    let status = client
+        .get(base.join("api/status").unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status.status(), 403, "the token is required");
     let status = client
         .get(base.join("api/status").unwrap())
@@ -120,14 +124,19 @@ async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with
         .unwrap();
     let kernel_id = kernel["id"].as_str().unwrap_or_else(|| panic!("{kernel}"));
     let mut ws = base
-        .join(&format!("api/kernels/{kernel_id}/channels?token={}", data.jupyter_token))
+        .join(&format!(
+            "api/kernels/{kernel_id}/channels?token={}",
+            data.jupyter_token
+        ))
         .unwrap();
     ws.set_scheme("ws").unwrap();
     let (mut socket, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
     socket.send(execute_request("1+1")).await.unwrap();
     let result = tokio::time::timeout(JUPYTER_WAIT, async {
         while let Some(Ok(message)) = socket.next().await {
-            let Message::Text(text) = message else { continue };
+            let Message::Text(text) = message else {
+                continue;
+            };
             let message: Value = serde_json::from_str(&text).unwrap();
             if message["msg_type"] == "execute_result" {
                 return message["content"]["data"]["text/plain"].clone();
@@ -146,7 +155,10 @@ async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with
     // Assert: Jupyter stops.
     let deadline = Instant::now() + Duration::from_secs(30);
     while client.get(base.join("api").unwrap()).send().await.is_ok() {
-        assert!(Instant::now() < deadline, "Jupyter still answers after the delete");
+        assert!(
+            Instant::now() < deadline,
+            "Jupyter still answers after the delete"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -3,9 +3,9 @@
 //! deletion that was under way.
 
 use crate::helpers::*;
-use stackbinder::config::JupyterAccess;
 use reqwest::StatusCode;
 use stackbinder::cloud::simulated::{Op, Scenario, Timings};
+use stackbinder::config::JupyterAccess;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -87,7 +87,10 @@ async fn conformance_check_in_proxy_mode_reports_the_open_jupyter_port_and_the_m
         said.contains("FAIL route to the VMs: this host has no address in and no route to the VMs' subnets (198.51.100.0/24)"),
         "{said}"
     );
-    assert!(said.contains("cloud.jupyter_access = \"floating_ip\""), "{said}");
+    assert!(
+        said.contains("cloud.jupyter_access = \"floating_ip\""),
+        "{said}"
+    );
     assert!(
         said.contains("OK   floating IP pool"),
         "the pool is still looked up: {said}"
@@ -107,7 +110,9 @@ async fn conformance_check_in_proxy_mode_passes_the_port_with_only_closed_groups
     let said = text(&out);
 
     assert!(
-        said.contains("OK   Jupyter port: no rule of ssh-whitelist opens TCP port 8888 to the internet"),
+        said.contains(
+            "OK   Jupyter port: no rule of ssh-whitelist opens TCP port 8888 to the internet"
+        ),
         "{said}"
     );
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[path = "../support/web_app.rs"]
-mod web_app;
+pub mod web_app;
 
 use web_app::{REPO, WebApp};
 

@@ -1161,7 +1161,11 @@ impl World {
             .find(|n| n["name"] == network)
             .expect("the network exists")["id"]
             .clone();
-        for s in self.subnets.iter_mut().filter(|s| s["network_id"] == net_id) {
+        for s in self
+            .subnets
+            .iter_mut()
+            .filter(|s| s["network_id"] == net_id)
+        {
             s["cidr"] = json!(cidr);
         }
     }

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-#[path = "../support/web_app.rs"]
-mod web_app;
+use crate::app::web_app;
 
 fn proxied(c: &mut stackbinder::config::CloudConfig) {
     c.jupyter_access = JupyterAccess::Proxy;
@@ -67,7 +66,10 @@ async fn check_passes_when_this_host_reaches_the_vm_network_and_jupyter_is_close
         route.detail.contains("in the VMs' subnet 127.0.0.0/8"),
         "{route:?}"
     );
-    let private = env.fake.world().networks[0]["id"].as_str().unwrap().to_owned();
+    let private = env.fake.world().networks[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let subnets = env.fake.find_calls(Method::GET, "subnets");
     assert_eq!(subnets.len(), 1);
     assert_eq!(subnets[0].query["network_id"], private);
@@ -91,9 +93,7 @@ async fn check_passes_when_this_host_reaches_the_vm_network_and_jupyter_is_close
 async fn check_fails_on_an_unreachable_vm_network_and_a_jupyter_port_open_to_the_world() {
     // Arrange: the VMs are on a network this host has no way to.
     let env = setup_with(proxied, false).await;
-    env.fake
-        .world()
-        .set_subnet_cidr(NETWORK, "203.0.113.0/24");
+    env.fake.world().set_subnet_cidr(NETWORK, "203.0.113.0/24");
     let rule = env
         .fake
         .world()
@@ -143,7 +143,8 @@ async fn check_looks_at_the_configured_jupyter_port_and_at_ipv6_rules() {
     let port = line(&items, "Jupyter port");
     assert!(!port.ok, "{port:?}");
     assert!(
-        port.detail.contains("\"ssh-whitelist\" opens TCP port 9999 to ::/0")
+        port.detail
+            .contains("\"ssh-whitelist\" opens TCP port 9999 to ::/0")
             && !port.detail.contains("Open-top"),
         "{port:?}"
     );
@@ -152,15 +153,17 @@ async fn check_looks_at_the_configured_jupyter_port_and_at_ipv6_rules() {
 #[tokio::test]
 async fn floating_ip_mode_checks_neither_the_route_nor_the_jupyter_port() {
     let env = setup().await;
-    env.fake
-        .world()
-        .set_subnet_cidr(NETWORK, "203.0.113.0/24");
+    env.fake.world().set_subnet_cidr(NETWORK, "203.0.113.0/24");
     env.fake
         .world()
         .add_sg_rule("Open-top", 8888, Some("0.0.0.0/0"), None);
     let items = env.cloud.check().await;
     assert!(items.iter().all(|i| i.ok), "{items:#?}");
-    assert!(items.iter().all(|i| i.what != "route to the VMs" && i.what != "Jupyter port"));
+    assert!(
+        items
+            .iter()
+            .all(|i| i.what != "route to the VMs" && i.what != "Jupyter port")
+    );
     assert!(env.fake.find_calls(Method::GET, "subnets").is_empty());
 }
 
@@ -205,7 +208,10 @@ async fn a_proxied_launch_through_the_web_touches_no_floating_ip() {
     web.wait_for("building", Duration::from_secs(20)).await;
     let data = parse_launch_data(&env.fake.user_data(0)).unwrap();
     assert_eq!(data.login, "alice");
-    assert_eq!(data.callback_url.as_str(), "http://127.0.0.1:1/api/vm/callback");
+    assert_eq!(
+        data.callback_url.as_str(),
+        "http://127.0.0.1:1/api/vm/callback"
+    );
     let (port, probes) = jupyter("alice").await;
     let report = json!({"vm": data.vm_id, "seq": 1, "phase": "ready", "port": port, "log": []});
     let status = Client::new()

@@ -65,7 +65,7 @@ impl Rule {
         self.direction == "ingress" && tcp && ports && from_anywhere
     }
 
-    fn from_where(&self) -> &str {
+    fn source(&self) -> &str {
         self.remote_ip_prefix.as_deref().unwrap_or("anywhere")
     }
 }
@@ -97,7 +97,7 @@ pub fn exposure_line(groups: &[(String, Vec<Rule>)], port: u16) -> CheckItem {
         .map(|(group, rule)| {
             format!(
                 "security group {group:?} opens TCP port {port} to {} (rule {})",
-                rule.from_where(),
+                rule.source(),
                 rule.id
             )
         })
@@ -262,7 +262,11 @@ mod tests {
         ];
         let line = exposure_line(&groups, 8888);
         assert!(!line.ok);
-        assert!(line.detail.contains("\"Open-top\" opens TCP port 8888 to 0.0.0.0/0"), "{line:?}");
+        assert!(
+            line.detail
+                .contains("\"Open-top\" opens TCP port 8888 to 0.0.0.0/0"),
+            "{line:?}"
+        );
         let fix = line.fix.unwrap();
         assert!(fix.contains("security group rule delete r1"), "{fix}");
         assert!(fix.contains("--remote-group"), "{fix}");
