@@ -3,12 +3,13 @@
 //! security groups' rules for Jupyter's port; a launch through the web
 //! touches no floating IP and reaches Jupyter at the fixed address.
 
+use crate::check::line;
 use crate::fake_openstack::{NETWORK, POOL};
 use crate::helpers::*;
 use axum::http::Method;
 use reqwest::Client;
 use serde_json::json;
-use stackbinder::cloud::{CheckItem, Cloud};
+use stackbinder::cloud::Cloud;
 use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::config::{Config, JupyterAccess};
 use std::sync::Arc;
@@ -19,13 +20,6 @@ use crate::app::web_app;
 
 fn proxied(c: &mut stackbinder::config::CloudConfig) {
     c.jupyter_access = JupyterAccess::Proxy;
-}
-
-fn line<'a>(items: &'a [CheckItem], what: &str) -> &'a CheckItem {
-    items
-        .iter()
-        .find(|i| i.what == what)
-        .unwrap_or_else(|| panic!("no {what} line in {items:#?}"))
 }
 
 #[tokio::test]
