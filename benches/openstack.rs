@@ -154,6 +154,8 @@ async fn main() {
         image: IMAGE.into(),
         key_name: Some(KEY.into()),
         floating_ip_pool: Some(POOL.into()),
+        // A launch with its floating IP, as the figures in README.md are.
+        jupyter_access: stackbinder::config::JupyterAccess::FloatingIp,
         ..CloudConfig::default()
     };
     let cloud = OpenStackCloud::new(

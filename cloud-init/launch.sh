@@ -4,7 +4,8 @@
 #
 # It runs repo2docker as user `ubuntu` on the user's repository at the
 # requested ref, which clones, builds and then starts Jupyter on a fixed
-# port with a token stackbinder chose, and it reports the progress
+# port under /user/<login>/ (stackbinder's proxy route to this VM) with a
+# token stackbinder chose, and it reports the progress
 # (cloning, building, starting, ready or failed, plus the log lines) to
 # stackbinder's callback with the VM's own secret.
 #
@@ -74,6 +75,19 @@ def port(data):
     return value
 
 
+def login(data):
+    """The owner's GitHub login, as GitHub allows it: it becomes a path."""
+    value = text(data, "login")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}", value):
+        raise ValueError("`login` is not a GitHub login")
+    return value
+
+
+def base_url(data):
+    """Where Jupyter serves: the route of stackbinder's proxy to this VM."""
+    return f"/user/{login(data)}/"
+
+
 def read_state(name, default=0):
     try:
         with open(os.path.join(workdir, name)) as f:
@@ -109,6 +123,7 @@ def prepare():
     vm = text(data, "vm_id")
     if not re.fullmatch(r"[0-9a-f-]{36}", vm):
         raise ValueError("`vm_id` is not a UUID")
+    login(data)
     url = text(data, "callback_url")
     if not re.fullmatch(r"https?://[!-~]+", url):
         raise ValueError("`callback_url` is not an http(s) URL")
@@ -117,7 +132,7 @@ def prepare():
             raise ValueError(f"`{key}` is not printable ASCII")
     with open(os.path.join(workdir, "callback-header"), "w") as f:
         f.write(f"Authorization: Bearer {data['callback_secret']}\n")
-    print(vm, port(data), url, sep="\n")
+    print(vm, port(data), url, base_url(data), sep="\n")
 
 
 def check_user_values():
@@ -155,6 +170,7 @@ def r2d_argv(data, r2d):
         "--",
         text(data, "repo"),
         "jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser",
+        "--ServerApp.base_url=" + base_url(data),
     ]
 
 
@@ -281,6 +297,7 @@ fi
     read -r vm_id
     read -r port
     read -r callback_url
+    read -r base_url
 } <<<"$prepared"
 say "launching VM $vm_id; Jupyter will listen on port $port"
 
@@ -374,9 +391,10 @@ relay_phases() {
 
 while :; do
     relay_phases
-    # Jupyter answers on the published port: the launch worked.
+    # Jupyter answers on the published port, under its base URL: the
+    # launch worked.
     if curl --silent --fail --output /dev/null --max-time 2 \
-        --url "http://127.0.0.1:${port}/api"; then
+        --url "http://127.0.0.1:${port}${base_url}api"; then
         relay_phases
         helper note "stackbinder: Jupyter answers on port $port"
         report ready "$port"

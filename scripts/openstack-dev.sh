@@ -459,6 +459,8 @@ export STACKBINDER_CLOUD__VOLUME_SIZE_GB=1
 export STACKBINDER_CLOUD__KEY_NAME=stackbinder-dev
 export STACKBINDER_CLOUD__NETWORK=stackbinder-net
 export STACKBINDER_CLOUD__FLOATING_IP_POOL=public
+# no packet reaches the dev cloud's VM network (Neutron without agents), so no Jupyter proxy
+export STACKBINDER_CLOUD__JUPYTER_ACCESS=floating_ip
 # the openstack CLI: $VENV/bin/openstack --os-cloud stackbinder-dev (or stackbinder-dev-admin)
 EOF
 }

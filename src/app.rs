@@ -54,11 +54,17 @@ pub struct Application {
 /// The cloud the configuration names.
 pub fn cloud_from_config(config: &Config) -> Arc<dyn Cloud> {
     match config.cloud.backend {
-        Backend::Simulated => Arc::new(SimulatedCloud::new(
-            Timings::from_config(&config.simulator),
-            SIMULATED_FLOATING_IPS,
-        )),
-        Backend::Openstack => Arc::new(OpenStackCloud::from_config(&config.cloud)),
+        Backend::Simulated => Arc::new(
+            SimulatedCloud::new(
+                Timings::from_config(&config.simulator),
+                SIMULATED_FLOATING_IPS,
+            )
+            .with_jupyter_command(config.simulator.jupyter_command.clone()),
+        ),
+        Backend::Openstack => Arc::new(
+            OpenStackCloud::from_config(&config.cloud)
+                .with_jupyter_port(config.launch.jupyter_port),
+        ),
     }
 }
 
@@ -77,6 +83,7 @@ pub async fn provisioner(config: &Config) -> anyhow::Result<Provisioner> {
 fn settings(config: &Config) -> provision::Settings {
     provision::Settings {
         public_url: config.server.public_url.clone(),
+        callback_url: config.server.callback_base().clone(),
         cloud: config.cloud.clone(),
         launch: config.launch.clone(),
         poll_interval: Duration::from_millis(config.provision.poll_interval_ms),

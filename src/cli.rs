@@ -4,7 +4,7 @@
 use crate::app::{self, Application, Login as LoginChoice, Options};
 use crate::config::{Backend, Config, ConfigError};
 use crate::domain::{LaunchParams, Login, VmId, VmState};
-use crate::provision::{DeleteReason, ProvisionError, Provisioner};
+use crate::provision::{DeleteReason, ProvisionError};
 use crate::store::{AllowOutcome, Imported, NewLink, Store, VmRecord};
 use anyhow::{Context, bail};
 use chrono::Utc;
@@ -694,7 +694,7 @@ async fn print_vm(store: &Store, vm: &VmRecord) -> anyhow::Result<()> {
     if let Some(address) = vm.public_address() {
         println!("  address     {address}");
     }
-    if Provisioner::jupyter_url(vm).is_some() {
+    if vm.state == VmState::Ready {
         println!("  jupyter     ready (the link with its token is on the owner's status page)");
     }
     if let Some(error) = &vm.last_error {

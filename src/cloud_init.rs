@@ -23,6 +23,8 @@ const LAUNCH_SCRIPT: &str = include_str!("../cloud-init/launch.sh");
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LaunchData {
     pub vm_id: VmId,
+    /// The owner's GitHub login: Jupyter serves under `/user/<login>/`.
+    pub login: String,
     pub repo: String,
     pub git_ref: String,
     pub url_path: String,
@@ -99,6 +101,7 @@ mod tests {
     fn hostile() -> LaunchData {
         LaunchData {
             vm_id: VmId::new(),
+            login: "grace".into(),
             repo: "https://github.com/a/b'; reboot; echo '$(id)`x`\nruncmd:".into(),
             git_ref: "--upload-pack=x".into(),
             url_path: "lab\"\n- [rm, -rf, /]".into(),

@@ -58,6 +58,17 @@ pub struct ServerConfig {
     /// When set, each user's Jupyter is served at `<login>.<user_domain>`
     /// (its own origin) instead of under `public_url`.
     pub user_domain: Option<String>,
+    /// The URL the VMs report their progress to; unset: `public_url`. With
+    /// the Jupyter proxy the VMs are on a private network, so this can be
+    /// the server's address there.
+    pub callback_url: Option<Url>,
+}
+
+impl ServerConfig {
+    /// Where the VMs send their callbacks.
+    pub fn callback_base(&self) -> &Url {
+        self.callback_url.as_ref().unwrap_or(&self.public_url)
+    }
 }
 
 impl Default for ServerConfig {
@@ -71,6 +82,7 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             metrics_token: None,
             user_domain: None,
+            callback_url: None,
         }
     }
 }
@@ -239,10 +251,25 @@ pub enum Backend {
     Openstack,
 }
 
+/// How users reach the Jupyter server on their VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JupyterAccess {
+    /// Through stackbinder's proxy at `/user/<login>/`, to the VM's fixed
+    /// address: VMs get no floating IP.
+    #[default]
+    Proxy,
+    /// Straight to a floating IP on each VM, for a server that cannot reach
+    /// the tenant network.
+    FloatingIp,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CloudConfig {
     pub backend: Backend,
+    /// Proxied (no floating IPs) or straight to a floating IP per VM.
+    pub jupyter_access: JupyterAccess,
     /// Entry in clouds.yaml; empty means the `OS_*` environment.
     pub cloud: String,
     pub image: String,
@@ -273,6 +300,7 @@ impl Default for CloudConfig {
     fn default() -> Self {
         Self {
             backend: Backend::default(),
+            jupyter_access: JupyterAccess::Proxy,
             cloud: String::new(),
             image: "stackbinder-snapshot".into(),
             flavor: "m1.large".into(),
@@ -399,6 +427,11 @@ pub struct SimulatorConfig {
     pub build_seconds: f64,
     pub start_seconds: f64,
     pub delete_seconds: f64,
+    /// The command of a real JupyterLab the simulated VM runs instead of
+    /// its built-in stand-in, e.g. `["/venv/bin/python", "-m", "jupyterlab"]`
+    /// (it is given what `launch.sh` gives Jupyter in the container);
+    /// empty: the stand-in.
+    pub jupyter_command: Vec<String>,
 }
 
 impl Default for SimulatorConfig {
@@ -409,6 +442,7 @@ impl Default for SimulatorConfig {
             build_seconds: 6.0,
             start_seconds: 2.0,
             delete_seconds: 2.0,
+            jupyter_command: Vec::new(),
         }
     }
 }
@@ -573,6 +607,15 @@ impl Config {
                      (a wildcard DNS entry and certificate), e.g. \"nb.example.org\", not public_url's host",
                 ));
             }
+        }
+        if let Some(callback) = &self.server.callback_url
+            && (!matches!(callback.scheme(), "http" | "https") || callback.host_str().is_none())
+        {
+            return Err(ConfigError::new(
+                "server.callback_url",
+                format!("{callback} is not an http(s) URL"),
+                "set it to the address the VMs reach this server at, e.g. http://10.0.0.5:8080, or leave it unset for server.public_url",
+            ));
         }
         if !self.database.url.starts_with("sqlite:") {
             return Err(ConfigError::new(
@@ -798,14 +841,17 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
     }
     match key {
         "server.bind" => "write host:port, e.g. \"127.0.0.1:8080\"".into(),
-        "server.public_url" | "github.authorize_url" | "github.token_url" | "github.api_url" => {
-            "write a full URL, e.g. \"https://binder.example.org\"".into()
-        }
+        "server.public_url"
+        | "server.callback_url"
+        | "github.authorize_url"
+        | "github.token_url"
+        | "github.api_url" => "write a full URL, e.g. \"https://binder.example.org\"".into(),
         "launch.default_repo" => {
             "write an https git URL, e.g. \"https://github.com/binder-examples/requirements\""
                 .into()
         }
         "cloud.backend" => "use \"simulated\" or \"openstack\"".into(),
+        "cloud.jupyter_access" => "use \"proxy\" or \"floating_ip\"".into(),
         "registration.admins" | "registration.blocked_users" => {
             "list GitHub logins or ids, e.g. [\"octocat\", \"id:583231\"]".into()
         }
@@ -1039,6 +1085,39 @@ mod tests {
         assert_eq!(load_str("").unwrap().cloud.backend, Backend::Openstack);
         let c = load_str("[cloud]\nbackend = \"simulated\"").unwrap();
         assert_eq!(c.cloud.backend, Backend::Simulated);
+    }
+
+    #[test]
+    fn jupyter_access_defaults_to_the_proxy_and_takes_floating_ip() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.cloud.jupyter_access, JupyterAccess::Proxy);
+        let c = load_str("[cloud]\njupyter_access = \"floating_ip\"").unwrap();
+        assert_eq!(c.cloud.jupyter_access, JupyterAccess::FloatingIp);
+        let e = load_str("[cloud]\njupyter_access = \"vpn\"").unwrap_err();
+        assert_eq!(e.key, "cloud.jupyter_access");
+        assert!(e.fix.contains("floating_ip"), "{e}");
+    }
+
+    #[test]
+    fn the_callback_url_defaults_to_the_public_url() {
+        let c = load_str("[server]\npublic_url = \"https://binder.example.org\"").unwrap();
+        assert_eq!(
+            c.server.callback_base().as_str(),
+            "https://binder.example.org/"
+        );
+        let c = load_str("[server]\ncallback_url = \"http://10.0.0.5:8080\"").unwrap();
+        assert_eq!(c.server.callback_base().as_str(), "http://10.0.0.5:8080/");
+        let e = load_str("[server]\ncallback_url = \"ftp://10.0.0.5\"").unwrap_err();
+        assert_eq!(e.key, "server.callback_url");
+    }
+
+    #[test]
+    fn the_simulator_runs_its_stand_in_unless_given_a_jupyter_command() {
+        let c = load_str("").unwrap();
+        assert!(c.simulator.jupyter_command.is_empty());
+        let c = load_str("[simulator]\njupyter_command = [\"python3\", \"-m\", \"jupyterlab\"]")
+            .unwrap();
+        assert_eq!(c.simulator.jupyter_command, ["python3", "-m", "jupyterlab"]);
     }
 
     #[test]

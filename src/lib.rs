@@ -12,6 +12,7 @@ pub mod cloud_init;
 pub mod config;
 pub mod domain;
 pub mod github;
+pub mod host_network;
 pub mod image_build;
 pub mod metrics;
 pub mod provision;

@@ -6,6 +6,7 @@ pub mod metered;
 pub mod openstack;
 pub mod simulated;
 mod simulated_builder;
+mod simulated_jupyter;
 mod simulated_vm;
 pub mod teardown;
 

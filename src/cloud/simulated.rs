@@ -160,6 +160,8 @@ pub struct SimulatedCloud {
     timings: Timings,
     floating_ip_capacity: usize,
     http: reqwest::Client,
+    /// A real JupyterLab to run on each VM instead of the stand-in.
+    jupyter_command: Vec<String>,
 }
 
 impl SimulatedCloud {
@@ -172,7 +174,15 @@ impl SimulatedCloud {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("a plain HTTP client builds"),
+            jupyter_command: Vec::new(),
         }
+    }
+
+    /// Each VM runs this real JupyterLab command (`simulator.jupyter_command`)
+    /// instead of the stand-in; empty: the stand-in.
+    pub fn with_jupyter_command(mut self, command: Vec<String>) -> Self {
+        self.jupyter_command = command;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -411,6 +421,9 @@ impl SimulatedCloud {
             Some(Scenario::BuildFails(lines)) => VmScript::BuildFails(lines),
             Some(Scenario::JupyterNeverAnswers) => VmScript::JupyterNeverAnswers,
             Some(Scenario::ExternalJupyter(at)) => VmScript::ExternalJupyter(at.port()),
+            _ if !self.jupyter_command.is_empty() => {
+                VmScript::RealJupyter(self.jupyter_command.clone())
+            }
             _ => VmScript::Succeeds,
         };
         simulated_vm::run(

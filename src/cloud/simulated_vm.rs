@@ -1,12 +1,16 @@
 //! A simulated VM: what `cloud-init/launch.sh` does on a real one, acted out
 //! in-process. It reports its progress to stackbinder's callback endpoint
-//! with the per-VM secret, and then serves a small Jupyter stand-in that
-//! checks the token, so the demo's Jupyter link really opens something.
+//! with the per-VM secret, and then serves a small Jupyter stand-in under
+//! `/user/<login>/` that checks the token and answers WebSockets, so the
+//! demo's Jupyter link really opens something; or it runs a real JupyterLab
+//! (`simulator.jupyter_command`, see `simulated_jupyter`).
 
 use super::simulated::Timings;
+use super::simulated_jupyter;
 use crate::cloud_init::{CallbackReport, LaunchData};
 use crate::domain::Progress;
 use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -18,7 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub enum VmScript {
+    /// Serves the stand-in.
     Succeeds,
+    /// Runs this real JupyterLab command (`simulator.jupyter_command`).
+    RealJupyter(Vec<String>),
     BuildFails(Vec<String>),
     /// Says `ready` but serves nothing (a crashed container, a firewall).
     JupyterNeverAnswers,
@@ -31,13 +38,24 @@ struct JupyterInfo {
     git_ref: String,
     token: String,
     port: u16,
+    /// `/user/<login>/`, as `--ServerApp.base_url` on a real VM.
+    base_path: String,
+    /// The value of the cookie a valid token earns, as Jupyter's login
+    /// cookie: the browser presents the token once.
+    session: String,
     started: chrono::DateTime<chrono::Utc>,
-    /// Moved forward by every page the owner opens, as in Jupyter.
+    /// Moved forward by every page the owner opens and every WebSocket
+    /// message, as in Jupyter.
     last_activity: std::sync::Mutex<chrono::DateTime<chrono::Utc>>,
 }
 
-/// The Jupyter stand-in: `/api` like Jupyter Server, every other page needs
-/// the token.
+/// The name of the stand-in's login cookie (scoped to its base path).
+const SESSION_COOKIE: &str = "simulated-jupyter";
+
+/// The Jupyter stand-in: under `/user/<login>/` like the real one started
+/// by `launch.sh`, `/api` like Jupyter Server, a WebSocket echo on the
+/// kernel channels path, every other page needs the token (or the cookie
+/// it earns).
 #[derive(Clone)]
 pub struct Jupyter {
     info: Arc<JupyterInfo>,
@@ -51,6 +69,8 @@ impl Jupyter {
                 git_ref: data.git_ref.clone(),
                 token: data.jupyter_token.clone(),
                 port: data.jupyter_port,
+                base_path: crate::provision::jupyter::base_path(&data.login),
+                session: crate::secret::generate(),
                 started: chrono::Utc::now(),
                 last_activity: std::sync::Mutex::new(chrono::Utc::now()),
             }),
@@ -63,18 +83,23 @@ impl Jupyter {
     }
 
     fn router(&self) -> Router {
+        // A login is letters, digits and hyphens: nothing a route pattern
+        // would read as a parameter.
+        let base = &self.info.base_path;
         Router::new()
-            .route("/api", get(api_version))
-            .route("/api/status", get(api_status))
-            // Under the proxy's base path too (`--ServerApp.base_url`).
-            .route("/user/{login}/api", get(api_version))
-            .route("/user/{login}/api/status", get(api_status))
+            .route(&format!("{base}api"), get(api_version))
+            .route(&format!("{base}api/status"), get(api_status))
+            .route(
+                &format!("{base}api/kernels/{{kernel}}/channels"),
+                get(kernel_channels),
+            )
+            .route(&format!("{base}static/simulated.js"), get(page_script))
             .fallback(get(page))
             .with_state(self.info.clone())
     }
 
     /// Listen on `ip` at the Jupyter port, or any port if that one is taken.
-    async fn bind(&self, ip: Ipv4Addr) -> Option<tokio::net::TcpListener> {
+    pub(super) async fn bind(&self, ip: Ipv4Addr) -> Option<tokio::net::TcpListener> {
         for addr in [
             SocketAddr::from((ip, self.info.port)),
             SocketAddr::from((ip, 0)),
@@ -94,10 +119,16 @@ impl Jupyter {
     }
 }
 
+fn touch(info: &JupyterInfo) {
+    *info.last_activity.lock().expect("activity lock") = chrono::Utc::now();
+}
+
 async fn api_version() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "version": "2.14.0 (stackbinder simulator)" }))
 }
 
+/// The token from the query or an `Authorization: token` header, or the
+/// cookie an earlier token earned.
 fn token_ok(
     info: &JupyterInfo,
     query: &HashMap<String, String>,
@@ -108,7 +139,22 @@ fn token_ok(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("token "));
     let presented = query.get("token").map(String::as_str).or(from_header);
-    presented.is_some_and(|t| crate::secret::equal(t.as_bytes(), info.token.as_bytes()))
+    if presented.is_some_and(|t| crate::secret::equal(t.as_bytes(), info.token.as_bytes())) {
+        return true;
+    }
+    session_cookie(headers)
+        .is_some_and(|s| crate::secret::equal(s.as_bytes(), info.session.as_bytes()))
+}
+
+fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
 }
 
 async fn api_status(
@@ -128,31 +174,98 @@ async fn api_status(
     .into_response()
 }
 
+/// A kernel's channels, as far as a stand-in can: every message comes
+/// back as it was sent, so a WebSocket through the proxy can be seen to
+/// work both ways.
+async fn kernel_channels(
+    State(info): State<Arc<JupyterInfo>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !token_ok(&info, &query, &headers) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    upgrade.on_upgrade(move |socket| echo(socket, info))
+}
+
+async fn echo(mut socket: WebSocket, info: Arc<JupyterInfo>) {
+    while let Some(Ok(message)) = socket.recv().await {
+        touch(&info);
+        let reply = match message {
+            Message::Text(_) | Message::Binary(_) => message,
+            Message::Close(_) => break,
+            // axum answers pings itself.
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if socket.send(reply).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The page's script: a WebSocket to the kernel channels, whose echo the
+/// page shows (the browser journey looks for it).
+async fn page_script(State(info): State<Arc<JupyterInfo>>) -> Response {
+    let base = serde_json::to_string(&info.base_path).expect("a string serializes");
+    let script = format!(
+        "\"use strict\";\n\
+         const base = {base};\n\
+         const out = document.getElementById(\"echo\");\n\
+         const scheme = location.protocol === \"https:\" ? \"wss://\" : \"ws://\";\n\
+         const ws = new WebSocket(scheme + location.host + base + \"api/kernels/simulated/channels\");\n\
+         ws.onopen = () => ws.send(\"1+1\");\n\
+         ws.onmessage = (e) => {{ out.textContent = \"WebSocket echo: \" + e.data; ws.close(); }};\n\
+         ws.onerror = () => {{ out.textContent = \"WebSocket failed\"; }};\n"
+    );
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/javascript")],
+        script,
+    )
+        .into_response()
+}
+
 async fn page(
     State(info): State<Arc<JupyterInfo>>,
     Query(query): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
+    // Like Jupyter under its base URL: nothing outside it.
+    if !uri.path().starts_with(&info.base_path) {
+        return (
+            StatusCode::NOT_FOUND,
+            "404: not under this Jupyter's base URL",
+        )
+            .into_response();
+    }
     if !token_ok(&info, &query, &headers) {
         return (StatusCode::FORBIDDEN, "403: invalid or missing token").into_response();
     }
-    *info.last_activity.lock().expect("activity lock") = chrono::Utc::now();
+    touch(&info);
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
+            .replace('"', "&quot;")
     };
-    Html(format!(
-        "<!doctype html><title>Jupyter (simulated)</title>\
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path={}; HttpOnly; SameSite=Lax",
+        info.session, info.base_path
+    );
+    let html = Html(format!(
+        "<!doctype html><title>Jupyter (simulated)</title><link rel=\"icon\" href=\"data:,\">\
          <h1>Simulated Jupyter</h1>\
          <p>This stands in for the Jupyter server that repo2docker would build from \
-         <code>{}</code> at <code>{}</code>.</p><p>You opened <code>{}</code>.</p>",
+         <code>{}</code> at <code>{}</code>.</p><p>You opened <code>{}</code>.</p>\
+         <p id=\"echo\">WebSocket: connecting</p>\
+         <script src=\"{}static/simulated.js\"></script>",
         esc(&info.repo),
         esc(&info.git_ref),
-        esc(uri.path())
-    ))
-    .into_response()
+        esc(uri.path()),
+        esc(&info.base_path),
+    ));
+    ([(axum::http::header::SET_COOKIE, cookie)], html).into_response()
 }
 
 /// Act out the launch script. Runs until the server is deleted (aborted),
@@ -216,16 +329,43 @@ pub async fn run(
             .await
             .expect("a loopback port is free"),
     };
-    let port = listener
+    let bound = listener
         .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(jupyter.info.port);
+        .unwrap_or_else(|_| SocketAddr::from((address, jupyter.info.port)));
+    let port = bound.port();
     let starting = vec![format!("Starting Jupyter on port {port}")];
     if reporter
         .report(3, Some(Progress::Starting), None, starting)
         .await
         == Delivery::Unwanted
     {
+        return;
+    }
+    if let VmScript::RealJupyter(command) = script {
+        // The real one takes the port over; it is free again once dropped.
+        drop(listener);
+        let running =
+            simulated_jupyter::start(&command, &reporter.data, bound, &reporter.console).await;
+        match running {
+            Ok(real) => {
+                let answers = vec![format!("JupyterLab answers at {bound}")];
+                if reporter
+                    .report(4, Some(Progress::Ready), Some(port), answers)
+                    .await
+                    == Delivery::Unwanted
+                {
+                    return;
+                }
+                // Runs until the server is deleted: this task is aborted,
+                // and dropping `real` stops Jupyter.
+                real.wait().await;
+            }
+            Err(why) => {
+                reporter
+                    .report(4, Some(Progress::Failed), None, vec![why])
+                    .await;
+            }
+        }
         return;
     }
     tokio::time::sleep(timings.start).await;

@@ -2,8 +2,9 @@
 //! it forward by at most one cloud interaction, persisting the result. The
 //! loop around it only decides when to step again.
 
-use super::{Provisioner, jupyter_base};
+use super::Provisioner;
 use crate::cloud::{CloudError, Server, ServerStatus};
+use crate::config::JupyterAccess;
 use crate::domain::{Progress, VmState};
 use crate::secret;
 use crate::store::{EventKind, StoreError, VmRecord};
@@ -316,7 +317,12 @@ impl Provisioner {
     }
 
     async fn attach_floating_ip(&self, vm: &VmRecord) -> Result<(), StepError> {
-        if self.inner.settings.cloud.floating_ip_pool.is_none() || vm.floating_ip.is_some() {
+        let cloud = &self.inner.settings.cloud;
+        // Behind the proxy a VM needs no public address.
+        if cloud.jupyter_access == JupyterAccess::Proxy
+            || cloud.floating_ip_pool.is_none()
+            || vm.floating_ip.is_some()
+        {
             return Ok(());
         }
         let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
@@ -370,7 +376,10 @@ impl Provisioner {
             }
         };
         if vm.progress == Some(Progress::Ready) && self.jupyter_answers(vm).await {
-            let url = jupyter_base(vm).map(|u| u.to_string()).unwrap_or_default();
+            let url = self
+                .jupyter_upstream(vm)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
             let moved = self
                 .inner
                 .store
@@ -403,7 +412,7 @@ impl Provisioner {
     }
 
     async fn jupyter_answers(&self, vm: &VmRecord) -> bool {
-        let Some(url) = jupyter_base(vm).and_then(|u| u.join("api").ok()) else {
+        let Some(url) = self.jupyter_upstream(vm).and_then(|u| u.join("api").ok()) else {
             return false;
         };
         matches!(self.inner.http.get(url).send().await, Ok(r) if r.status().is_success())

@@ -89,7 +89,7 @@ impl Provisioner {
     }
 
     async fn jupyter_last_activity(&self, vm: &VmRecord) -> Option<DateTime<Utc>> {
-        let url = super::jupyter_base(vm)?.join("api/status").ok()?;
+        let url = self.jupyter_upstream(vm)?.join("api/status").ok()?;
         let response = self
             .inner
             .http

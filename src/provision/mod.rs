@@ -4,6 +4,7 @@
 
 mod capacity;
 mod driver;
+pub mod jupyter;
 
 pub use driver::StepError;
 mod lifecycle;
@@ -85,6 +86,8 @@ pub enum ProvisionError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub public_url: Url,
+    /// Where the VMs report to (`server.callback_url`, else `public_url`).
+    pub callback_url: Url,
     pub cloud: CloudConfig,
     pub launch: LaunchConfig,
     pub poll_interval: Duration,
@@ -314,14 +317,17 @@ impl Provisioner {
     }
 
     /// The Jupyter link of a ready VM, for its owner's eyes only.
-    pub fn jupyter_url(vm: &VmRecord) -> Option<Url> {
+    pub fn jupyter_url(&self, vm: &VmRecord) -> Option<Url> {
         if vm.state != VmState::Ready {
             return None;
         }
-        let mut url = jupyter_base(vm)?.join(&vm.url_path).ok()?;
-        url.query_pairs_mut()
-            .append_pair("token", &vm.jupyter_token);
-        Some(url)
+        let s = &self.inner.settings;
+        jupyter::owner_link(vm, s.cloud.jupyter_access, &s.public_url)
+    }
+
+    /// Where stackbinder reaches a VM's Jupyter: `http://<address>:<port>/user/<login>/`.
+    fn jupyter_upstream(&self, vm: &VmRecord) -> Option<Url> {
+        jupyter::upstream(vm, self.inner.settings.cloud.jupyter_access)
     }
 
     /// Wake the driver now instead of at its next tick.
@@ -333,13 +339,14 @@ impl Provisioner {
         let s = &self.inner.settings;
         let data = LaunchData {
             vm_id: vm.id,
+            login: vm.owner_login.clone(),
             repo: vm.repo.clone(),
             git_ref: vm.git_ref.clone(),
             url_path: vm.url_path.clone(),
             jupyter_port: s.launch.jupyter_port,
             jupyter_token: vm.jupyter_token.clone(),
             callback_url: s
-                .public_url
+                .callback_url
                 .join("api/vm/callback")
                 .expect("a relative path joins"),
             callback_secret: callback_secret.to_owned(),
@@ -372,17 +379,4 @@ impl Provisioner {
 /// A duration of (possibly fractional) hours from the configuration.
 pub fn hours(h: f64) -> chrono::Duration {
     chrono::Duration::milliseconds((h * 3_600_000.0) as i64)
-}
-
-/// `http://<address>:<port>/` of a VM's Jupyter, once both are known.
-/// The VM's Jupyter as stackbinder reaches it: Jupyter runs under the
-/// proxy's base path (`--ServerApp.base_url=/user/<login>/`).
-fn jupyter_base(vm: &VmRecord) -> Option<Url> {
-    let ip: std::net::IpAddr = vm.public_address()?.parse().ok()?;
-    let addr = std::net::SocketAddr::new(ip, vm.port?);
-    Url::parse(&format!(
-        "http://{addr}{}",
-        crate::proxy::base_path(&vm.owner_login)
-    ))
-    .ok()
 }

@@ -298,37 +298,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn record(state: VmState, server: Option<&str>) -> VmRecord {
-        let now = Utc::now();
         VmRecord {
-            id: VmId::new(),
-            owner_id: crate::domain::GithubId(1),
-            owner_login: "ada".into(),
-            name: "binder-ada".into(),
-            repo: "https://github.com/a/b".into(),
-            git_ref: "HEAD".into(),
-            url_path: String::new(),
-            state,
-            progress: None,
-            failed_during: None,
             server_id: server.map(str::to_owned),
-            address: None,
-            floating_ip: None,
-            floating_ip_id: None,
-            volume_ids: sqlx::types::Json(Vec::new()),
-            port: None,
-            jupyter_token: "t".into(),
-            secret_hash: None,
-            last_seq: 0,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-            phase_started_at: now,
-            ready_at: None,
-            deleted_at: None,
-            expires_at: None,
-            extensions: 0,
-            last_activity_at: None,
-            released_at: None,
+            ..VmRecord::example(state)
         }
     }
 

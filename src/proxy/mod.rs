@@ -330,7 +330,8 @@ async fn ensure_still_allowed(app: &AppState, user: GithubId) -> Result<(), Prox
         .await
         .map_err(|e| ProxyError::Internal(e.into()))?
         .ok_or(ProxyError::NotFound)?;
-    if app.config.registration.is_blocked(&user.login) {
+    let withdrawn = user.is_withdrawn() && !app.access.is_admin(user.github_id);
+    if app.access.is_blocked(user.github_id) || withdrawn {
         return Err(ProxyError::NotFound);
     }
     Ok(())

@@ -45,6 +45,47 @@ pub struct VmRecord {
     pub proxied_at: Option<DateTime<Utc>>,
 }
 
+#[cfg(test)]
+impl VmRecord {
+    /// A record for unit tests: user 1 (`ada`), launched now, in `state`,
+    /// with nothing in the cloud yet. Tests change what they look at.
+    pub fn example(state: VmState) -> Self {
+        let now = Utc::now();
+        Self {
+            id: VmId::new(),
+            owner_id: GithubId(1),
+            owner_login: "ada".into(),
+            name: "binder-ada".into(),
+            repo: "https://github.com/a/b".into(),
+            git_ref: "HEAD".into(),
+            url_path: String::new(),
+            state,
+            progress: None,
+            failed_during: None,
+            server_id: None,
+            address: None,
+            floating_ip: None,
+            floating_ip_id: None,
+            volume_ids: Json(Vec::new()),
+            port: None,
+            jupyter_token: "t".into(),
+            secret_hash: None,
+            last_seq: 0,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            phase_started_at: now,
+            ready_at: None,
+            deleted_at: None,
+            expires_at: None,
+            extensions: 0,
+            last_activity_at: None,
+            released_at: None,
+            proxied_at: None,
+        }
+    }
+}
+
 impl VmRecord {
     /// The phase of the launch script the VM is in, or was in when it
     /// reported a failure: `cloning`, `building` or `starting`.

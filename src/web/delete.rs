@@ -28,7 +28,7 @@ async fn confirm(
     user: RegisteredUser,
 ) -> Result<Response, WebError> {
     let vm = match state.store.live_vm_of(user.user.github_id).await? {
-        Some(vm) => Some(VmView::load(&state.store, &state.config.launch, &vm).await?),
+        Some(vm) => Some(VmView::load(&state.provisioner, &state.config.launch, &vm).await?),
         None => None,
     };
     Ok(render(DeletePage {

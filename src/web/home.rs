@@ -31,7 +31,7 @@ async fn home(State(state): State<AppState>, visitor: Visitor) -> Result<Respons
     let registered = visitor.user.as_ref().is_some_and(|u| u.is_registered());
     let vm = match visitor.user.as_ref().filter(|u| u.is_registered()) {
         Some(user) => match state.store.live_vm_of(user.github_id).await? {
-            Some(vm) => Some(VmView::load(&state.store, &state.config.launch, &vm).await?),
+            Some(vm) => Some(VmView::load(&state.provisioner, &state.config.launch, &vm).await?),
             None => None,
         },
         None => None,

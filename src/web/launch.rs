@@ -63,7 +63,7 @@ async fn confirm(
     Query(params): Query<LaunchParams>,
 ) -> Result<Response, WebError> {
     let existing = match state.store.live_vm_of(user.user.github_id).await? {
-        Some(vm) => Some(VmView::load(&state.store, &state.config.launch, &vm).await?),
+        Some(vm) => Some(VmView::load(&state.provisioner, &state.config.launch, &vm).await?),
         None => None,
     };
     let (status, request, error) = match params.validate(&state.config.launch.default_repo) {

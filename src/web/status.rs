@@ -74,10 +74,11 @@ pub struct VmView {
 
 impl VmView {
     pub async fn load(
-        store: &Store,
+        provisioner: &Provisioner,
         launch: &LaunchConfig,
         vm: &VmRecord,
     ) -> Result<Self, WebError> {
+        let store = provisioner.store();
         let log = store.log_tail(vm.id, 40).await?;
         let recent = store.recent_events(vm.id, 60).await?;
         let warnings = recent
@@ -105,7 +106,7 @@ impl VmView {
             url_path: vm.url_path.clone(),
             name: vm.name.clone(),
             address: vm.public_address().map(str::to_owned),
-            jupyter_url: Provisioner::jupyter_url(vm).map(String::from),
+            jupyter_url: provisioner.jupyter_url(vm).map(String::from),
             error: (vm.state == VmState::Failed)
                 .then(|| vm.last_error.clone())
                 .flatten(),
@@ -218,7 +219,7 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
     let Some(vm) = current_vm(&state.store, user.user.github_id).await? else {
         return Ok(axum::response::Redirect::to("/").into_response());
     };
-    let vm = VmView::load(&state.store, &state.config.launch, &vm).await?;
+    let vm = VmView::load(&state.provisioner, &state.config.launch, &vm).await?;
     Ok(render(StatusPage {
         layout: user.visitor.layout(&state, "Your VM"),
         vm,
@@ -229,7 +230,7 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
 
 async fn json(State(state): State<AppState>, ApiUser(user): ApiUser) -> Response {
     match current_vm(&state.store, user.user.github_id).await {
-        Ok(Some(vm)) => match VmView::load(&state.store, &state.config.launch, &vm).await {
+        Ok(Some(vm)) => match VmView::load(&state.provisioner, &state.config.launch, &vm).await {
             Ok(view) => Json(view).into_response(),
             Err(e) => e.into_json(),
         },
@@ -249,29 +250,30 @@ async fn events(
     ApiUser(user): ApiUser,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let owner = user.user.github_id;
-    let store = state.store.clone();
+    let provisioner = state.provisioner.clone();
     let launch = state.config.launch.clone();
-    let stream = changes(store, launch, owner).take_until(state.shutdown.clone().cancelled_owned());
+    let stream =
+        changes(provisioner, launch, owner).take_until(state.shutdown.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
 }
 
 /// Send the VM's view whenever it changes.
 fn changes(
-    store: Store,
+    provisioner: Provisioner,
     launch: LaunchConfig,
     owner: GithubId,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let started = tokio::time::Instant::now();
     futures_util::stream::unfold(None::<VmView>, move |last| {
-        let store = store.clone();
+        let provisioner = provisioner.clone();
         let launch = launch.clone();
         async move {
             loop {
                 if started.elapsed() > EVENTS_MAX {
                     return None;
                 }
-                let view = match current_vm(&store, owner).await {
-                    Ok(Some(vm)) => VmView::load(&store, &launch, &vm).await.ok(),
+                let view = match current_vm(provisioner.store(), owner).await {
+                    Ok(Some(vm)) => VmView::load(&provisioner, &launch, &vm).await.ok(),
                     _ => None,
                 };
                 if let Some(view) = view

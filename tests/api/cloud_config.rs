@@ -37,9 +37,10 @@ fn assert_valid(name: &str, text: &str, dir: &Path) {
     );
 }
 
-fn launch(repo: &str, git_ref: &str, url_path: &str) -> LaunchData {
+fn launch(login: &str, repo: &str, git_ref: &str, url_path: &str) -> LaunchData {
     LaunchData {
         vm_id: VmId::new(),
+        login: login.into(),
         repo: repo.into(),
         git_ref: git_ref.into(),
         url_path: url_path.into(),
@@ -62,6 +63,7 @@ fn every_rendered_cloud_config_passes_cloud_init_schema() {
         (
             "launch.yaml",
             render_user_data(&launch(
+                "grace-hopper",
                 "https://github.com/binder-examples/requirements",
                 "HEAD",
                 "lab/tree/index.ipynb",
@@ -70,6 +72,7 @@ fn every_rendered_cloud_config_passes_cloud_init_schema() {
         (
             "launch-hostile.yaml",
             render_user_data(&launch(
+                "x\"\nruncmd: [[reboot]]",
                 "https://example.org/a'; reboot; echo '$(id)`x`\nruncmd:",
                 "--upload-pack=x\n- [rm, -rf, /]",
                 "lab\"\n#cloud-config",

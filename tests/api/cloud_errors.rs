@@ -5,6 +5,7 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud::simulated::{Op, Scenario, Timings};
+use stackbinder::config::JupyterAccess;
 use std::time::Duration;
 
 async fn launched_app(options: TestOptions) -> TestApp {
@@ -122,6 +123,7 @@ async fn a_create_server_outage_is_retried() {
 async fn outages_while_booting_and_deleting_are_retried() {
     let app = launched_app(TestOptions {
         floating_ip_pool: Some("public".into()),
+        jupyter_access: JupyterAccess::FloatingIp,
         ..TestOptions::default()
     })
     .await;
@@ -146,6 +148,7 @@ async fn outages_while_booting_and_deleting_are_retried() {
 async fn without_a_floating_ip_the_vm_is_reachable_on_its_own_address() {
     let app = launched_app(TestOptions {
         floating_ip_pool: Some("public".into()),
+        jupyter_access: JupyterAccess::FloatingIp,
         floating_ip_capacity: 0,
         ..TestOptions::default()
     })

@@ -6,6 +6,7 @@
 
 use crate::helpers::{REPO, TestApp, TestOptions, spawn_app_with};
 use stackbinder::cloud::simulated::Op;
+use stackbinder::config::JupyterAccess;
 use std::time::Duration;
 
 const LAUNCH_STATES: [&str; 5] = ["requested", "creating", "booting", "building", "ready"];
@@ -14,6 +15,7 @@ async fn app() -> TestApp {
     spawn_app_with(TestOptions {
         drive_in_background: false,
         floating_ip_pool: Some("public".into()),
+        jupyter_access: JupyterAccess::FloatingIp,
         ..TestOptions::default()
     })
     .await

@@ -3,6 +3,7 @@
 use crate::helpers::*;
 use reqwest::StatusCode;
 use stackbinder::cloud::simulated::{Op, Scenario, Timings};
+use stackbinder::config::JupyterAccess;
 use std::time::Duration;
 
 fn manual() -> TestOptions {
@@ -51,6 +52,7 @@ async fn deleting_while_booting_or_building_leaves_nothing() {
     for progress in ["booting", "cloning", "building"] {
         let app = spawn_app_with(TestOptions {
             floating_ip_pool: Some("public".into()),
+            jupyter_access: JupyterAccess::FloatingIp,
             timings: Timings {
                 boot: Duration::from_millis(300),
                 clone: Duration::from_millis(300),

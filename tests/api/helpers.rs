@@ -12,7 +12,7 @@ use stackbinder::app::{Application, Login, Options};
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud::simulated::{SimulatedCloud, Timings};
 use stackbinder::cloud_init::{LaunchData, parse_launch_data};
-use stackbinder::config::Config;
+use stackbinder::config::{Config, JupyterAccess};
 use stackbinder::provision::Provisioner;
 use stackbinder::store::Store;
 use std::net::SocketAddr;
@@ -49,6 +49,9 @@ pub struct TestOptions {
     pub floating_ip_pool: Option<String>,
     /// How many floating IPs the simulated pool holds.
     pub floating_ip_capacity: usize,
+    /// `cloud.jupyter_access`: through the proxy (the default), or straight
+    /// to each VM (tests of floating IPs, and of the link opened directly).
+    pub jupyter_access: JupyterAccess,
     /// Log in with GitHub (as `serve` does) instead of the demo form.
     pub github_login: bool,
     /// Any further change to the configuration.
@@ -65,6 +68,7 @@ impl Default for TestOptions {
             timings: Timings::quick(),
             floating_ip_pool: None,
             floating_ip_capacity: 8,
+            jupyter_access: JupyterAccess::Proxy,
             github_login: false,
             configure: |_| {},
             config: None,
@@ -119,6 +123,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     config.registration.secret_file = None;
     config.provision.poll_interval_ms = 50;
     config.cloud.floating_ip_pool = options.floating_ip_pool.clone();
+    config.cloud.jupyter_access = options.jupyter_access;
     if options.github_login {
         config.github.client_id = "stackbinder-test-client".into();
         config.github.client_secret = Some(SecretString::from("stackbinder-test-client-secret"));
@@ -127,7 +132,8 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     if let Some(change) = options.config {
         change(&mut config);
     }
-    let cloud = SimulatedCloud::new(options.timings.clone(), options.floating_ip_capacity);
+    let cloud = SimulatedCloud::new(options.timings.clone(), options.floating_ip_capacity)
+        .with_jupyter_command(config.simulator.jupyter_command.clone());
 
     let (address, provisioner, running) = start(
         config.clone(),

@@ -5,15 +5,19 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use stackbinder::cloud::simulated::Op;
 use stackbinder::cloud::{Cloud, META_LOGIN, META_OWNER, META_REPO, META_VM};
+use stackbinder::config::JupyterAccess;
 use stackbinder::domain::{GithubId, Login};
 use url::Url;
 
 const LAUNCH_QUERY: &str = "/VM_start?giturl=https%3A%2F%2Fgithub.com%2Fbinder-examples%2Frequirements&ref=main&urlpath=lab%2Ftree%2Findex.ipynb";
 
+// With floating IPs: the link is opened straight at the VM here; the
+// proxied link is in proxy_mode.rs.
 #[tokio::test]
 async fn log_in_register_launch_open_jupyter_and_delete() {
     let app = spawn_app_with(TestOptions {
         floating_ip_pool: Some("public".into()),
+        jupyter_access: JupyterAccess::FloatingIp,
         ..TestOptions::default()
     })
     .await;
@@ -95,7 +99,7 @@ async fn log_in_register_launch_open_jupyter_and_delete() {
         .to_owned();
     assert!(jupyter.starts_with("http://127."), "{jupyter}");
     let jupyter_url = Url::parse(&jupyter).unwrap();
-    assert_eq!(jupyter_url.path(), "/lab/tree/index.ipynb");
+    assert_eq!(jupyter_url.path(), "/user/alice/lab/tree/index.ipynb");
     let token = jupyter_url
         .query_pairs()
         .find(|(k, _)| k == "token")

@@ -24,6 +24,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 const TOKEN: &str = "jupyter-token-6f1e0c2b9a";
+/// The owner: Jupyter serves under `/user/<login>/`.
+const LOGIN: &str = "Grace-Hopper";
 const SECRET: &str = "callback-secret-3d7a91f4c8";
 const REPO: &str = "https://github.com/binder-examples/requirements";
 
@@ -38,7 +40,7 @@ exec "$@"
 
 /// Stand-in for repo2docker: records how it was called, prints `--json-logs`
 /// lines like the real one, and then, like the container it would start,
-/// serves Jupyter's `/api` on the published port. `$SANDBOX/mode` says
+/// serves Jupyter's `/api` under its base URL on the published port. `$SANDBOX/mode` says
 /// which way it goes.
 const R2D_STUB: &str = r#"#!/usr/bin/env python3
 import http.server, json, os, sys, threading, time
@@ -71,7 +73,8 @@ time.sleep(0.3)
 port = next(a.rsplit(":", 2)[1] for a in sys.argv if a.startswith("--publish="))
 class Api(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.send_response(200 if self.path == "/api" else 404)
+        base = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--ServerApp.base_url="))
+        self.send_response(200 if self.path == base + "api" else 404)
         self.end_headers()
         self.wfile.write(b'{"version": "stub"}')
     def log_message(self, *args):
@@ -268,6 +271,7 @@ impl Sandbox {
     fn launch_data(&self, repo: &str, git_ref: &str) -> LaunchData {
         LaunchData {
             vm_id: self.vm,
+            login: LOGIN.into(),
             repo: repo.into(),
             git_ref: git_ref.into(),
             url_path: "lab/tree/index.ipynb".into(),
@@ -284,6 +288,7 @@ impl Sandbox {
         data["callback_url"] = json!(format!("http://{callback_addr}/api/vm/callback"));
         let typed = LaunchData {
             vm_id: self.vm,
+            login: LOGIN.into(),
             repo: REPO.into(),
             git_ref: "HEAD".into(),
             url_path: String::new(),
@@ -423,6 +428,7 @@ fn expected_r2d_argv(sandbox: &Sandbox, repo: &str, git_ref: &str) -> Vec<String
         "--ip=0.0.0.0",
         "--port=8888",
         "--no-browser",
+        &format!("--ServerApp.base_url=/user/{LOGIN}/"),
     ]
     .map(str::to_owned)
     .to_vec()
@@ -604,6 +610,37 @@ async fn launch_data_that_would_forge_a_header_stops_the_script_before_anything_
 }
 
 #[tokio::test]
+async fn a_login_that_is_not_a_github_login_stops_the_script_before_anything_runs() {
+    // The login becomes Jupyter's base URL and part of a URL the script
+    // asks for: only what GitHub allows may pass.
+    for login in [
+        "../admin",
+        "grace/x",
+        "-grace",
+        "grace\n",
+        "",
+        "a b",
+        &"a".repeat(40),
+    ] {
+        let sandbox = Sandbox::new("ok");
+        let (cb, addr) = ok_callback().await;
+        let mut data = serde_json::to_value(sandbox.launch_data(REPO, "HEAD")).unwrap();
+        data["login"] = json!(login);
+
+        let run = sandbox.run_raw(data, addr).await;
+
+        assert_eq!(run.output.status.code(), Some(1), "{login:?}");
+        assert!(
+            run.console.contains("`login`"),
+            "{login:?}: {}",
+            run.console
+        );
+        assert!(cb.all().is_empty(), "{login:?}: nothing was sent");
+        assert!(sandbox.r2d_call().is_none(), "{login:?}");
+    }
+}
+
+#[tokio::test]
 async fn reports_are_retried_while_stackbinder_is_down_or_busy() {
     // stackbinder hangs up at first (restarting), then answers 503 and
     // 429 a few times before it takes the reports.
@@ -739,7 +776,8 @@ async fn the_real_repo2docker_accepts_the_flags_the_script_passes() {
             "lab",
             "--ip=0.0.0.0",
             "--port=8888",
-            "--no-browser"
+            "--no-browser",
+            format!("--ServerApp.base_url=/user/{LOGIN}/")
         ])
     );
     assert_eq!(understood["user_id"], 1000);

@@ -35,7 +35,7 @@ fn foreign_spec() -> ServerSpec {
 #[tokio::test]
 async fn the_admin_page_shows_the_installation_id_the_vms_carry() {
     let app = spawn_app_with(TestOptions {
-        configure: |c| c.registration.admins = vec![Login::parse("boss").unwrap()],
+        configure: |c| c.registration.admins = vec![Login::parse("boss").unwrap().into()],
         ..TestOptions::default()
     })
     .await;

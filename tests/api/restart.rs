@@ -5,6 +5,7 @@
 use crate::helpers::*;
 use reqwest::StatusCode;
 use stackbinder::cloud::simulated::{Op, Scenario, Timings};
+use stackbinder::config::JupyterAccess;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -40,6 +41,8 @@ async fn a_restart_during_a_launch_adopts_the_server_instead_of_creating_another
             boot: Duration::from_millis(1500),
             ..Timings::quick()
         },
+        // The link is opened straight at the VM.
+        jupyter_access: JupyterAccess::FloatingIp,
         ..manual()
     })
     .await;
@@ -89,6 +92,7 @@ async fn a_restart_during_a_launch_adopts_the_server_instead_of_creating_another
 async fn a_restart_during_a_deletion_finishes_it() {
     let mut app = spawn_app_with(TestOptions {
         floating_ip_pool: Some("public".into()),
+        jupyter_access: JupyterAccess::FloatingIp,
         ..manual()
     })
     .await;

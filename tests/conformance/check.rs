@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 use std::process::{Command, Output};
 
-fn check(extra: &[(&str, &str)]) -> Output {
+pub fn check(extra: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackbinder"));
     cmd.arg("check")
@@ -23,7 +23,7 @@ fn check(extra: &[(&str, &str)]) -> Output {
     cmd.output().expect("the binary runs")
 }
 
-fn text(out: &Output) -> String {
+pub fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use stackbinder::cloud::openstack::{Credentials, OpenStackCloud, Tuning};
-use stackbinder::config::{Backend, CloudConfig, Config};
+use stackbinder::config::{Backend, CloudConfig, Config, JupyterAccess};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,6 +66,9 @@ pub fn cloud_config() -> CloudConfig {
         key_name: Some(KEY.into()),
         network: Some(NETWORK.into()),
         floating_ip_pool: Some(POOL.into()),
+        // The floating-IP deployment; tests/conformance/proxy_mode.rs sets
+        // the proxy.
+        jupyter_access: JupyterAccess::FloatingIp,
         name_prefix: "sbconf-".into(),
         ..CloudConfig::default()
     }
@@ -87,6 +90,10 @@ pub fn cloud_env() -> Vec<(String, String)> {
         ("STACKBINDER_CLOUD__KEY_NAME".into(), KEY.into()),
         ("STACKBINDER_CLOUD__NETWORK".into(), NETWORK.into()),
         ("STACKBINDER_CLOUD__FLOATING_IP_POOL".into(), POOL.into()),
+        (
+            "STACKBINDER_CLOUD__JUPYTER_ACCESS".into(),
+            "floating_ip".into(),
+        ),
         ("STACKBINDER_CLOUD__NAME_PREFIX".into(), c.name_prefix),
     ]
 }

@@ -19,5 +19,6 @@ mod dev;
 mod image_build;
 mod launch;
 mod ownership;
+mod proxy_mode;
 mod reauth;
 mod web;

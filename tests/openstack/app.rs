@@ -61,12 +61,12 @@ async fn spawn(configure: impl FnOnce(&mut Config)) -> App {
     app
 }
 
-/// A Jupyter stand-in on 127.0.0.1: `/api` answers 200.
+/// A Jupyter stand-in on 127.0.0.1: `/user/alice/api` answers 200.
 async fn jupyter() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new().route(
-        "/api",
+        "/user/alice/api",
         axum::routing::get(|| async { "{\"version\": \"2.14.0\"}" }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -103,7 +103,7 @@ async fn launch_to_ready_and_delete_through_the_web_leaves_nothing_in_openstack(
     // Assert: the link points at the floating IP and Jupyter's port.
     let link = ready["jupyter_url"].as_str().expect("a Jupyter link");
     assert!(
-        link.starts_with(&format!("http://127.0.0.1:{port}/")),
+        link.starts_with(&format!("http://127.0.0.1:{port}/user/alice/")),
         "{link}"
     );
     assert_eq!(app.fake.fips().len(), 1);

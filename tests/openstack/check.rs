@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use stackbinder::cloud::Cloud;
 
-fn line<'a>(
+pub fn line<'a>(
     items: &'a [stackbinder::cloud::CheckItem],
     what: &str,
 ) -> &'a stackbinder::cloud::CheckItem {

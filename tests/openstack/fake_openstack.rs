@@ -177,6 +177,8 @@ pub struct World {
     pub lose_builder_answers: u32,
     next_seq: u64,
     pub networks: Vec<Value>,
+    /// Neutron subnets, each with its `network_id` and `cidr`.
+    pub subnets: Vec<Value>,
     pub images: Vec<Value>,
     pub servers: BTreeMap<String, FakeServer>,
     pub volumes: BTreeMap<String, FakeVolume>,
@@ -218,10 +220,17 @@ impl FakeOpenStack {
             .expect("bind 127.0.0.1");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let project_id = uuid::Uuid::new_v4().simple().to_string();
-        let private = json!({"id": id(), "name": NETWORK, "router:external": false, "shared": false,
-            "status": "ACTIVE", "admin_state_up": true, "subnets": [id()], "project_id": project_id});
-        let public = json!({"id": id(), "name": POOL, "router:external": true, "shared": false,
-            "status": "ACTIVE", "admin_state_up": true, "subnets": [id()], "project_id": "admin"});
+        let (private_id, public_id) = (id(), id());
+        // The VMs' network is this host's loopback network, as their
+        // addresses in the tests are (so `check` finds it reachable).
+        let private_subnet = json!({"id": id(), "name": "private-subnet", "network_id": private_id,
+            "ip_version": 4, "cidr": "127.0.0.0/8", "project_id": project_id});
+        let public_subnet = json!({"id": id(), "name": "public-subnet", "network_id": public_id,
+            "ip_version": 4, "cidr": "192.0.2.0/24", "project_id": "admin"});
+        let private = json!({"id": private_id, "name": NETWORK, "router:external": false, "shared": false,
+            "status": "ACTIVE", "admin_state_up": true, "subnets": [private_subnet["id"]], "project_id": project_id});
+        let public = json!({"id": public_id, "name": POOL, "router:external": true, "shared": false,
+            "status": "ACTIVE", "admin_state_up": true, "subnets": [public_subnet["id"]], "project_id": "admin"});
         let sg = |name: &str, project: &str| {
             json!({"id": id(), "name": name, "description": "", "project_id": project,
                 "tenant_id": project, "security_group_rules": [], "stateful": true})
@@ -256,6 +265,7 @@ impl FakeOpenStack {
             lose_builder_answers: 0,
             next_seq: 0,
             networks: vec![private, public],
+            subnets: vec![private_subnet, public_subnet],
             images: vec![
                 json!({"id": id(), "name": IMAGE, "status": "active",
                 "visibility": "private", "disk_format": "qcow2", "container_format": "bare",
@@ -1195,6 +1205,32 @@ fn network(
     let seg = &seg[1..];
     match (method.as_str(), seg) {
         ("GET", ["networks"]) => ok(json!({"networks": w.networks})),
+        ("GET", ["subnets"]) => {
+            let subnets: Vec<&Value> = w
+                .subnets
+                .iter()
+                .filter(|s| {
+                    query
+                        .get("network_id")
+                        .is_none_or(|n| s["network_id"] == n.as_str())
+                })
+                .collect();
+            ok(json!({"subnets": subnets}))
+        }
+        ("GET", ["security-group-rules"]) => {
+            let rules: Vec<&Value> = w
+                .sgs
+                .iter()
+                .filter(|g| g["project_id"] == w.project_id.as_str())
+                .flat_map(|g| g["security_group_rules"].as_array().into_iter().flatten())
+                .filter(|r| {
+                    query
+                        .get("security_group_id")
+                        .is_none_or(|g| r["security_group_id"] == g.as_str())
+                })
+                .collect();
+            ok(json!({"security_group_rules": rules}))
+        }
         ("GET", ["security-groups"]) => {
             let groups: Vec<&Value> = w
                 .sgs
@@ -1378,6 +1414,55 @@ impl World {
                     .clone()
             })
             .collect()
+    }
+}
+
+impl World {
+    /// Add an ingress TCP rule for `port` to this project's group `group`,
+    /// from `remote_ip_prefix` or from the members of `remote_group_id`
+    /// (Neutron's fields, as `openstack security group rule create` makes
+    /// them); its id.
+    pub fn add_sg_rule(
+        &mut self,
+        group: &str,
+        port: u16,
+        remote_ip_prefix: Option<&str>,
+        remote_group_id: Option<&str>,
+    ) -> String {
+        let project = self.project_id.clone();
+        let sg = self
+            .sgs
+            .iter_mut()
+            .find(|g| g["name"] == group && g["project_id"] == project.as_str())
+            .expect("the group exists");
+        let rule_id = id();
+        let rule = json!({"id": rule_id, "security_group_id": sg["id"], "direction": "ingress",
+            "ethertype": "IPv4", "protocol": "tcp", "port_range_min": port, "port_range_max": port,
+            "remote_ip_prefix": remote_ip_prefix, "remote_group_id": remote_group_id,
+            "remote_address_group_id": null, "project_id": project, "tenant_id": project,
+            "description": ""});
+        sg["security_group_rules"]
+            .as_array_mut()
+            .expect("rules")
+            .push(rule);
+        rule_id
+    }
+
+    /// Give the subnet of network `network` this CIDR.
+    pub fn set_subnet_cidr(&mut self, network: &str, cidr: &str) {
+        let net_id = self
+            .networks
+            .iter()
+            .find(|n| n["name"] == network)
+            .expect("the network exists")["id"]
+            .clone();
+        for s in self
+            .subnets
+            .iter_mut()
+            .filter(|s| s["network_id"] == net_id)
+        {
+            s["cidr"] = json!(cidr);
+        }
     }
 }
 

@@ -35,9 +35,13 @@ pub fn quick_tuning() -> Tuning {
     }
 }
 
+/// A deployment with floating IPs (`cloud.jupyter_access = "floating_ip"`),
+/// as the floating IP tests want; `tests/openstack/proxy_mode.rs` sets
+/// `proxy`.
 pub fn cloud_config() -> CloudConfig {
     CloudConfig {
         backend: stackbinder::config::Backend::Openstack,
+        jupyter_access: stackbinder::config::JupyterAccess::FloatingIp,
         cloud: "fake".into(),
         image: IMAGE.into(),
         key_name: Some(KEY.into()),
@@ -93,6 +97,7 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
     let vm = VmId::new();
     let data = LaunchData {
         vm_id: vm,
+        login: login.into(),
         repo: "https://github.com/binder-examples/requirements".into(),
         git_ref: "HEAD".into(),
         url_path: "lab".into(),

@@ -10,3 +10,4 @@ mod helpers;
 mod image_build;
 mod launch;
 mod ownership;
+mod proxy_mode;

@@ -2,8 +2,11 @@
 //! the cloud, each with the fix when it is missing.
 
 use super::OpenStackCloud;
+use super::proxy_check::{exposure_line, reach_line};
 use super::resolve::{LookupError, pick_network, pick_pool};
 use crate::cloud::CheckItem;
+use crate::config::JupyterAccess;
+use crate::host_network::HostNetwork;
 
 fn line<T>(what: &str, result: Result<T, LookupError>, ok: impl FnOnce(T) -> String) -> CheckItem {
     match result {
@@ -55,28 +58,35 @@ impl OpenStackCloud {
             None => CheckItem::ok("key pair", "none configured (cloud.key_name is unset)"),
         });
         let groups = &c.security_groups;
-        items.push(line(
-            "security groups",
-            self.security_groups(groups).await,
-            |_| {
-                if groups.is_empty() {
-                    "none configured".into()
-                } else {
-                    format!("{} exist", groups.join(", "))
-                }
-            },
-        ));
+        let group_ids = self.security_groups(groups).await;
+        let found_groups = group_ids.as_ref().ok().cloned();
+        items.push(line("security groups", group_ids, |_| {
+            if groups.is_empty() {
+                "none configured".into()
+            } else {
+                format!("{} exist", groups.join(", "))
+            }
+        }));
+        let proxied = c.jupyter_access == JupyterAccess::Proxy;
+        if proxied && let Some(ids) = found_groups {
+            items.push(self.exposure_check(&ids).await);
+        }
         match self.networks().await {
             Ok(networks) => {
-                items.push(line(
-                    "network",
-                    pick_network(&networks, c.network.as_deref()),
-                    |id| format!("VMs attach to {id}"),
-                ));
+                let network = pick_network(&networks, c.network.as_deref());
+                let network_id = network.as_ref().ok().cloned();
+                items.push(line("network", network, |id| format!("VMs attach to {id}")));
+                if proxied && let Some(id) = network_id {
+                    items.push(self.reach_check(&id).await);
+                }
                 items.push(match &c.floating_ip_pool {
                     Some(pool) => line("floating IP pool", pick_pool(&networks, pool), |id| {
                         format!("{pool:?} is an external network ({id})")
                     }),
+                    None if proxied => CheckItem::ok(
+                        "floating IP pool",
+                        "not needed: behind the Jupyter proxy VMs get no floating IP",
+                    ),
                     None => CheckItem::ok(
                         "floating IP pool",
                         "none configured: VMs are reached at their fixed address",
@@ -126,5 +136,31 @@ impl OpenStackCloud {
             ));
         }
         items
+    }
+
+    /// With the proxy: no configured security group opens Jupyter's port to
+    /// the internet.
+    async fn exposure_check(&self, group_ids: &[String]) -> CheckItem {
+        let port = self.jupyter_port;
+        match self.security_group_rules(group_ids).await {
+            Ok(groups) => exposure_line(&groups, port),
+            Err(e) => line("Jupyter port", Err::<(), _>(e), |_| String::new()),
+        }
+    }
+
+    /// With the proxy: this host reaches the VM network.
+    async fn reach_check(&self, network_id: &str) -> CheckItem {
+        let cidrs = match self.subnet_cidrs(network_id).await {
+            Ok(cidrs) => cidrs,
+            Err(e) => return line("route to the VMs", Err::<(), _>(e), |_| String::new()),
+        };
+        match HostNetwork::read() {
+            Ok(host) => reach_line(network_id, &cidrs, &host),
+            Err(e) => CheckItem::fail(
+                "route to the VMs",
+                format!("cannot read this host's addresses: {e}"),
+                "run stackbinder check on the host that runs stackbinder serve",
+            ),
+        }
     }
 }

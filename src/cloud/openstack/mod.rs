@@ -11,6 +11,7 @@ mod errors;
 mod floating_ips;
 mod images;
 mod paging;
+mod proxy_check;
 mod quota;
 mod resolve;
 mod servers;
@@ -39,6 +40,8 @@ pub struct OpenStackCloud {
     /// One VM at a time picks and attaches a free floating IP of ours
     /// (see `floating_ips`).
     fip_reuse: tokio::sync::Mutex<()>,
+    /// `launch.jupyter_port`, which `check` wants closed to the internet.
+    jupyter_port: u16,
 }
 
 /// Never shows credentials, tokens or the session (whose auth plugin holds
@@ -96,6 +99,7 @@ impl OpenStackCloud {
             project: OnceCell::new(),
             page_size: paging::PAGE_SIZE,
             fip_reuse: tokio::sync::Mutex::new(()),
+            jupyter_port: crate::config::LaunchConfig::default().jupyter_port,
         }
     }
 
@@ -104,6 +108,12 @@ impl OpenStackCloud {
     /// the real services at 2 with it.
     pub fn with_page_size(mut self, items: usize) -> Self {
         self.page_size = items.max(1);
+        self
+    }
+
+    /// The port Jupyter listens on in the VMs (`launch.jupyter_port`).
+    pub fn with_jupyter_port(mut self, port: u16) -> Self {
+        self.jupyter_port = port;
         self
     }
 }

@@ -142,7 +142,11 @@ impl OpenStackCloud {
                 needed: i64::from(self.config.volume_size_gb),
             },
         ];
-        if let Some(pool) = &resolved.pool_id {
+        // Behind the Jupyter proxy a launch allocates no floating IP.
+        let allocates = self.config.jupyter_access == crate::config::JupyterAccess::FloatingIp;
+        if let Some(pool) = &resolved.pool_id
+            && allocates
+        {
             let project = self.project_id().await?.to_owned();
             // Some clouds' policy hides Neutron quotas from members: then
             // Neutron's own OverQuota answer at allocation is all we get.
