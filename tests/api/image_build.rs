@@ -166,10 +166,17 @@ async fn a_cancelled_simulated_build_deletes_the_builder_through_a_flaky_cloud()
     );
 }
 
-fn binary() -> tokio::process::Command {
+/// The binary, with its database (which holds the installation id the
+/// builder carries) in `dir`.
+fn binary(dir: &tempfile::TempDir) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_stackbinder"));
+    let db = dir.path().join("stackbinder.db");
     command
         .env_remove("STACKBINDER_CONFIG")
+        .env(
+            "STACKBINDER_DATABASE__URL",
+            format!("sqlite://{}", db.display()),
+        )
         .env("STACKBINDER_CLOUD__BACKEND", "simulated")
         .env("STACKBINDER_PROVISION__POLL_INTERVAL_MS", "50")
         .env("STACKBINDER_SIMULATOR__BOOT_SECONDS", "0.2")
@@ -180,7 +187,8 @@ fn binary() -> tokio::process::Command {
 #[tokio::test]
 async fn the_image_build_command_prints_the_new_image_id_on_the_simulated_cloud() {
     // Act
-    let out = binary()
+    let dir = tempfile::tempdir().unwrap();
+    let out = binary(&dir)
         .env("STACKBINDER_SIMULATOR__BUILD_SECONDS", "0.5")
         .args(["image", "build", "--name", "course-2026"])
         .output()
@@ -216,7 +224,8 @@ async fn the_image_build_command_prints_the_new_image_id_on_the_simulated_cloud(
 #[tokio::test]
 async fn ctrl_c_stops_the_image_build_command_which_cleans_up_and_fails() {
     // Arrange: a build that takes a minute.
-    let mut child = binary()
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = binary(&dir)
         .env("STACKBINDER_SIMULATOR__BUILD_SECONDS", "60")
         .args(["image", "build"])
         .stdout(Stdio::piped())

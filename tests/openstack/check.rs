@@ -121,6 +121,7 @@ async fn the_check_command_exits_non_zero_on_a_failure() {
         std::fs::write(&config, toml(image)).unwrap();
         tokio::process::Command::new(env!("CARGO_BIN_EXE_stackbinder"))
             .args(["--config", config.to_str().unwrap(), "check"])
+            .current_dir(config_dir.path())
             .env("OS_CLIENT_CONFIG_FILE", &env.clouds_yaml)
             .env_remove("OS_CLOUD")
             .output()
@@ -132,6 +133,11 @@ async fn the_check_command_exits_non_zero_on_a_failure() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&good.stderr)
     );
+    assert!(
+        stdout.contains("installation: none yet"),
+        "check makes no database: {stdout}"
+    );
+    assert!(!config_dir.path().join("stackbinder.db").exists());
     assert!(stdout.contains("OK   image:"), "{stdout}");
     assert!(!stdout.contains("secret-password"), "{stdout}");
 

@@ -405,7 +405,9 @@ async fn the_image_build_command_prints_the_new_image_id_and_its_config_line() {
         &config,
         format!(
             "[cloud]\nbackend = \"openstack\"\ncloud = \"fake\"\nkey_name = \"{KEY}\"\n\
-             [provision]\npoll_interval_ms = 20\n[image]\nbase_image = \"{BASE_IMAGE}\"\n"
+             [provision]\npoll_interval_ms = 20\n[image]\nbase_image = \"{BASE_IMAGE}\"\n\
+             [database]\nurl = \"sqlite://{}\"\n",
+            dir.path().join("stackbinder.db").display()
         ),
     )
     .unwrap();
