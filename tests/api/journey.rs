@@ -95,7 +95,7 @@ async fn log_in_register_launch_open_jupyter_and_delete() {
         .to_owned();
     assert!(jupyter.starts_with("http://127."), "{jupyter}");
     let jupyter_url = Url::parse(&jupyter).unwrap();
-    assert_eq!(jupyter_url.path(), "/lab/tree/index.ipynb");
+    assert_eq!(jupyter_url.path(), "/user/alice/lab/tree/index.ipynb");
     let token = jupyter_url
         .query_pairs()
         .find(|(k, _)| k == "token")

@@ -206,7 +206,7 @@ async fn a_path_to_open_that_starts_with_two_slashes_stays_on_the_vm() {
         view["address"].as_str(),
         "the link stays on the VM: {jupyter}"
     );
-    assert_eq!(jupyter.path(), "/evil.example/x");
+    assert_eq!(jupyter.path(), "/user/valerie/evil.example/x");
     assert_eq!(app.launch_data(0).url_path, "evil.example/x");
 }
 
