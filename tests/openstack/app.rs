@@ -61,12 +61,13 @@ async fn spawn(configure: impl FnOnce(&mut Config)) -> App {
     app
 }
 
-/// A Jupyter stand-in on 127.0.0.1: `/api` answers 200.
+/// A Jupyter stand-in on 127.0.0.1: `/api` under the VM's base path
+/// (`/user/<login>/`) answers 200.
 async fn jupyter() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = axum::Router::new().route(
-        "/api",
+        "/user/{login}/api",
         axum::routing::get(|| async { "{\"version\": \"2.14.0\"}" }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
