@@ -252,10 +252,10 @@ async fn start_kernel(way: &Way) -> String {
     kernel["id"].as_str().expect("a kernel id").to_owned()
 }
 
-fn kernel_info_request(n: usize) -> Message {
+fn kernel_info_request(session: &str, n: usize) -> Message {
     Message::text(
         json!({
-            "header": {"msg_id": format!("m{n}"), "username": "bench", "session": "bench",
+            "header": {"msg_id": format!("{session}-{n}"), "username": "bench", "session": session,
                        "msg_type": "kernel_info_request", "version": "5.3", "date": "2026-01-01T00:00:00Z"},
             "parent_header": {}, "metadata": {}, "content": {}, "channel": "shell", "buffers": [],
         })
@@ -265,17 +265,23 @@ fn kernel_info_request(n: usize) -> Message {
 
 /// Messages received per second while `WS_MESSAGES` requests are answered.
 async fn messages_per_second(way: &Way, kernel: &str) -> f64 {
+    // A session of its own per connection, as each browser tab has.
+    let session = uuid::Uuid::new_v4().to_string();
     let ws = way
-        .websocket(&format!("api/kernels/{kernel}/channels"))
+        .websocket(&format!(
+            "api/kernels/{kernel}/channels?session_id={session}"
+        ))
         .await;
     let (mut tx, mut rx) = ws.split();
     let credit = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let sender_credit = credit.clone();
     let start = Instant::now();
+    let session_for_sender = session.clone();
     let sender = tokio::spawn(async move {
+        let session = session_for_sender;
         for n in 0..WS_MESSAGES {
             sender_credit.acquire().await.unwrap().forget();
-            tx.send(kernel_info_request(n)).await.unwrap();
+            tx.send(kernel_info_request(&session, n)).await.unwrap();
         }
         tx
     });
@@ -296,7 +302,11 @@ async fn messages_per_second(way: &Way, kernel: &str) -> f64 {
         }
     }
     let elapsed = start.elapsed();
-    let _ = sender.await;
+    if let Ok(tx) = sender.await
+        && let Ok(mut ws) = tx.reunite(rx)
+    {
+        let _ = ws.close(None).await;
+    }
     received as f64 / elapsed.as_secs_f64()
 }
 
