@@ -533,3 +533,36 @@ async fn list_owned_reads_every_page_of_nova_cinder_and_neutron() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dying_vm_gives_back_its_floating_ip_before_its_busy_volume() {
+    // Arrange: a VM whose boot volume stays busy long after its server goes.
+    let env = setup_with(|c| c.delete_volume_on_termination = false, false).await;
+    let app = spawn(&env, "alice", |c| {
+        c.provision.reconcile_interval_seconds = 3600;
+    })
+    .await;
+    app.launch().await;
+    app.wait_for("building", WAIT).await;
+    assert_eq!(env.fake.fips().len(), 1);
+    env.fake.inject(crate::fake_openstack::Fault {
+        method: Method::DELETE,
+        path: "volumes/",
+        status: 409,
+        body: serde_json::json!({"conflictingRequest": {"code": 409, "message": "Volume is detaching"}}),
+        retry_after: None,
+        times: 1000,
+    });
+
+    // Act
+    app.delete().await;
+
+    // Assert: while Cinder holds the volume, the address is already given
+    // back, so no other VM can take it and lose it to this one's release.
+    until("the floating IP to be released", || {
+        env.fake.fips().is_empty()
+    })
+    .await;
+    assert_eq!(app.view().await["state"], "deleting");
+    assert_eq!(env.fake.volume_count(), 1, "the volume is still busy");
+}
