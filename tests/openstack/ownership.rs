@@ -566,3 +566,27 @@ async fn a_dying_vm_gives_back_its_floating_ip_before_its_busy_volume() {
     assert_eq!(app.view().await["state"], "deleting");
     assert_eq!(env.fake.volume_count(), 1, "the volume is still busy");
 }
+
+#[tokio::test]
+async fn find_server_is_unavailable_while_a_cell_is_down() {
+    // Arrange: our VM's server is in a cell that is down, so the list
+    // shows it without its metadata.
+    let env = setup().await;
+    let ours = owner();
+    let vm = stackbinder::domain::VmId::new().to_string();
+    let meta = BTreeMap::from([
+        (META_INSTANCE.to_owned(), ours.to_string()),
+        (META_VM.to_owned(), vm.clone()),
+    ]);
+    let (server, _) = env.fake.add_server("binder-alice", meta, BTreeMap::new());
+    env.fake.world().down_cell.insert(server);
+
+    // Act
+    let found = env.cloud.find_server(&ours, &vm).await;
+
+    // Assert: not "no such server", which would make a second one.
+    assert!(
+        matches!(found, Err(stackbinder::cloud::CloudError::Unavailable(_))),
+        "{found:?}"
+    );
+}
