@@ -43,6 +43,18 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Wait, with a bound, for Nova to show the server `id` ACTIVE.
+async fn until_active(env: &Env, id: &str) {
+    let deadline = Instant::now() + WAIT;
+    while env.cloud.get_server(id).await.unwrap().unwrap().status != ServerStatus::Active {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {id} to be ACTIVE"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The fake's server that the VM `view` runs on.
 fn server_of(fake: &FakeOpenStack, view: &Value) -> String {
     let vm = view["id"].as_str().unwrap();
@@ -142,21 +154,29 @@ async fn reconciler_keeps_a_vm_whose_server_one_listing_missed() {
 
 #[tokio::test]
 async fn reconciler_marks_a_vm_gone_after_its_server_answers_404_twice() {
+    // Passes seconds apart, so the state between two can be seen.
     let env = setup().await;
-    let app = spawn(&env, "alice", |_| {}).await;
+    let app = spawn(&env, "alice", |c| {
+        c.provision.reconcile_interval_seconds = 3
+    })
+    .await;
     app.launch().await;
     let view = app.wait_for("building", WAIT).await;
     let ours = server_of(&env.fake, &view);
+    let look = format!("servers/{ours}");
+    let looked = env.fake.find_calls(Method::GET, &look).len();
 
     // Someone deletes the server behind stackbinder's back.
     env.fake.remove_server(&ours);
 
+    // One 404 is not enough.
+    until("a look that answers 404", || {
+        env.fake.find_calls(Method::GET, &look).len() > looked
+    })
+    .await;
+    assert_eq!(app.view().await["state"], "building", "after one 404");
+    // The next pass's 404 is.
     app.wait_for("deleted", WAIT).await;
-    let looks = env
-        .fake
-        .find_calls(Method::GET, &format!("servers/{ours}"))
-        .len();
-    assert!(looks >= 2, "two 404s before giving up, got {looks}");
 }
 
 #[tokio::test]
@@ -273,7 +293,7 @@ async fn two_vms_attaching_at_once_never_share_a_floating_ip() {
             .create_server(&spec(&env.config, login))
             .await
             .unwrap();
-        while env.cloud.get_server(&id).await.unwrap().unwrap().status != ServerStatus::Active {}
+        until_active(&env, &id).await;
         servers.push(id);
     }
     env.fake.hold_fip_lists_together(2);
