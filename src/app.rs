@@ -80,7 +80,7 @@ pub async fn provisioner(config: &Config) -> anyhow::Result<Provisioner> {
     ))
 }
 
-fn settings(config: &Config) -> provision::Settings {
+pub(crate) fn settings(config: &Config) -> provision::Settings {
     provision::Settings {
         public_url: config.server.public_url.clone(),
         callback_url: config.server.callback_base().clone(),

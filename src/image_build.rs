@@ -528,9 +528,9 @@ async fn clean_up(
         }
     }
     if let Some(builder) = &made.builder {
-        progress(Progress::Step(format!(
-            "deleting the builder {builder} and its volumes"
-        )));
+        progress(Progress::Step(format!("deleting the builder {builder}")));
+        // It boots from an image, so it has no volume of its own: anything
+        // attached to it is someone else's.
         match teardown::delete_server_and_volumes(cloud, builder, &[], patience).await {
             Ok(()) => progress(Progress::Step(format!("builder {builder} deleted"))),
             Err(e) => left.push(format!("builder server {builder} ({e})")),

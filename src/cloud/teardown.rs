@@ -1,7 +1,7 @@
 //! Removing a server and its volumes in one go, with the semantics of a VM
 //! deletion (`provision::driver::remove`): ask Nova to delete the server,
 //! wait until it is gone (Cinder refuses to delete a volume that is still
-//! attached), then delete each volume, trying again while Cinder says it
+//! attached), then delete each of its own volumes, trying again while Cinder says it
 //! is busy. The driver does this one step per tick with its state in the
 //! store; a command that owns its server (`image build`) waits inline.
 
@@ -30,29 +30,24 @@ pub enum TeardownError {
     VolumeStays { id: String, seconds: u64 },
 }
 
-/// Delete `server_id` and wait until it is gone, then delete its volumes
-/// (those it had attached, plus `more_volumes`). A server or volume that
-/// is already gone is not an error. Transient cloud errors are retried
-/// until the deadline.
+/// Delete `server_id` and wait until it is gone, then delete `volumes`:
+/// only those the caller recorded as its own, never whatever is attached
+/// (an operator may attach a volume to any server). A server or volume
+/// that is already gone is not an error. Transient cloud errors are
+/// retried until the deadline.
 pub async fn delete_server_and_volumes(
     cloud: &dyn Cloud,
     server_id: &str,
-    more_volumes: &[String],
+    volumes: &[String],
     patience: Patience,
 ) -> Result<(), TeardownError> {
     let deadline = Instant::now() + patience.timeout;
     let seconds = patience.timeout.as_secs();
-    let mut volumes: Vec<String> = more_volumes.to_vec();
     let mut asked = false;
     loop {
         let attempt = async {
             let server = cloud.get_server(server_id).await?;
             if let Some(server) = &server {
-                for v in &server.volume_ids {
-                    if !volumes.contains(v) {
-                        volumes.push(v.clone());
-                    }
-                }
                 if !asked || server.status != ServerStatus::Deleting {
                     cloud.delete_server(server_id).await?;
                     asked = true;
@@ -73,7 +68,7 @@ pub async fn delete_server_and_volumes(
             Ok(Some(_)) | Err(_) => tokio::time::sleep(patience.poll).await,
         }
     }
-    for volume in &volumes {
+    for volume in volumes {
         loop {
             match cloud.delete_volume(volume).await {
                 Ok(()) => break,

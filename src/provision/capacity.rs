@@ -10,7 +10,8 @@ use std::collections::{HashMap, HashSet};
 /// The queued launches (state `requested`) that may go ahead now.
 /// `vms` must be every live VM, oldest first.
 pub fn admit(vms: &[VmRecord], settings: &Settings) -> HashSet<VmId> {
-    let holding = |vm: &&VmRecord| vm.state != VmState::Requested;
+    // A failed VM whose resources were given back holds nothing.
+    let holding = |vm: &&VmRecord| vm.state != VmState::Requested && vm.released_at.is_none();
     let mut free = settings
         .cloud
         .max_vms
@@ -41,4 +42,34 @@ pub fn admit(vms: &[VmRecord], settings: &Settings) -> HashSet<VmId> {
         admitted.insert(vm.id);
     }
     admitted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_failed_vm_whose_resources_were_released_takes_no_room() {
+        let mut config = Config::defaults();
+        config.cloud.max_vms = Some(1);
+        let released = VmRecord {
+            released_at: Some(chrono::Utc::now()),
+            ..VmRecord::example(VmState::Failed)
+        };
+        let queued = VmRecord::example(VmState::Requested);
+        let settings = crate::app::settings(&config);
+        assert_eq!(
+            admit(&[released.clone(), queued.clone()], &settings),
+            HashSet::from([queued.id])
+        );
+        // Its repository's cap is not used up by it either.
+        config.cloud.max_vms = None;
+        config.launch.repo_caps = [(released.repo.clone(), 1)].into_iter().collect();
+        let settings = crate::app::settings(&config);
+        assert_eq!(
+            admit(&[released, queued.clone()], &settings),
+            HashSet::from([queued.id])
+        );
+    }
 }

@@ -486,13 +486,16 @@ impl Provisioner {
             }
             return Ok(Teardown::Waiting);
         }
-        for volume in &vm.volume_ids.0 {
-            cloud.delete_volume(volume).await?;
-        }
+        // The address goes first: once the server is gone it has no port and
+        // looks free, so another VM may take it while Cinder keeps the volume
+        // busy; releasing it only after the volume would take it from that VM.
         if let Some(fip) = &vm.floating_ip_id
             && self.inner.settings.cloud.release_floating_ip
         {
             cloud.release_floating_ip(fip).await?;
+        }
+        for volume in &vm.volume_ids.0 {
+            cloud.delete_volume(volume).await?;
         }
         Ok(Teardown::Done)
     }

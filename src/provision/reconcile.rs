@@ -175,7 +175,10 @@ pub fn diff(
 }
 
 /// Whether a live VM accounts for this server: it is the VM's recorded
-/// server, or the VM has none recorded yet (the driver is adopting it).
+/// server, or the VM has none recorded yet and the driver is still looking
+/// for it (creating, or deleting what a lost create answer left). A VM
+/// that failed without a server id never looks again: one list is no proof
+/// of absence, so its stray server must become an orphan.
 fn explains(live: &HashMap<VmId, &VmRecord>, server: &Server) -> bool {
     let Some(vm) = server
         .metadata
@@ -185,9 +188,10 @@ fn explains(live: &HashMap<VmId, &VmRecord>, server: &Server) -> bool {
     else {
         return false;
     };
-    vm.server_id
-        .as_deref()
-        .is_none_or(|recorded| recorded == server.id)
+    match vm.server_id.as_deref() {
+        Some(recorded) => recorded == server.id,
+        None => matches!(vm.state, VmState::Creating | VmState::Deleting),
+    }
 }
 
 /// A builder is left over once it is older than the build timeout and the
@@ -390,6 +394,24 @@ mod tests {
         // Even with no grace at all, one pass is never enough.
         let (actions, _) = diff(&gone, records, &Seen::default(), t0, &rules(0));
         assert!(actions.is_empty());
+    }
+
+    #[test]
+    fn reconciler_deletes_the_stray_server_of_a_failed_vm_that_recorded_none() {
+        let vm = record(VmState::Failed, None);
+        let observed = Observed {
+            owned: Owned {
+                servers: vec![server("s1", Some(vm.id))],
+                ..Owned::default()
+            },
+            found: HashMap::new(),
+        };
+        let t0 = Utc::now();
+        let records = std::slice::from_ref(&vm);
+        let (actions, seen) = diff(&observed, records, &Seen::default(), t0, &rules(15));
+        assert!(actions.is_empty(), "a grace period first");
+        let (actions, _) = diff(&observed, records, &seen, t0 + minutes(15), &rules(15));
+        assert_eq!(actions, [Action::DeleteServer("s1".into())]);
     }
 
     #[test]

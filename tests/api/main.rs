@@ -17,6 +17,7 @@ mod image_build;
 mod journey;
 mod launch_script;
 mod lifecycle;
+mod migrations;
 mod ownership;
 mod proxy_access;
 mod proxy_jupyter;

@@ -167,6 +167,9 @@ pub struct World {
     /// Servers left out of the next N lists (`GET servers/detail`), as a
     /// list missing a page or a down cell would: server id → lists.
     pub omit_from_lists: HashMap<String, u32>,
+    /// Servers listed as Nova 2.69 lists those of a cell that is down:
+    /// id, status `UNKNOWN`, tenant, created and links only.
+    pub down_cell: std::collections::HashSet<String>,
     /// The next server created is left out of this many lists.
     pub hide_next_created: u32,
     /// The next `POST /servers` creates the server, then answers 504 (an
@@ -260,6 +263,7 @@ impl FakeOpenStack {
             image_polls: HashMap::new(),
             page_size: 1000,
             omit_from_lists: HashMap::new(),
+            down_cell: Default::default(),
             hide_next_created: 0,
             lose_create_answers: 0,
             lose_builder_answers: 0,
@@ -737,6 +741,12 @@ fn token_body(w: &World, method: &str) -> Value {
 }
 
 fn server_json(w: &World, s: &FakeServer) -> Value {
+    if w.down_cell.contains(&s.id) {
+        return json!({
+            "id": s.id, "status": "UNKNOWN", "tenant_id": w.project_id,
+            "created": s.created, "links": [],
+        });
+    }
     let net = NETWORK;
     let mut addrs = vec![
         json!({"addr": s.address, "version": 4, "OS-EXT-IPS:type": "fixed",

@@ -501,3 +501,43 @@ async fn image_build_finds_its_builder_when_the_boot_answer_is_lost() {
     );
     assert_eq!(env.fake.server_count(), 0, "the builder is deleted");
 }
+
+#[tokio::test]
+async fn deleting_the_builder_keeps_a_volume_someone_else_attached_to_it() {
+    // Arrange: a build that would run for ever; once its builder runs, an
+    // operator attaches a volume to it, then the build is interrupted.
+    let env = setup().await;
+    {
+        let mut w = env.fake.world();
+        w.builder_console = console(OK);
+        w.builder_powers_off = false;
+        w.builder_console.truncate(3);
+    }
+    let cancel = CancellationToken::new();
+    let interrupt = {
+        let (fake, cancel) = (env.fake.clone(), cancel.clone());
+        tokio::spawn(async move {
+            while fake.find_calls(Method::POST, "action").is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let builder = fake.world().servers.keys().next().unwrap().clone();
+            let operators = fake.attach_operator_volume(&builder);
+            cancel.cancel();
+            operators
+        })
+    };
+
+    // Act
+    let (result, _) = run(&env, &plan("snap"), timing(), &cancel).await;
+
+    // Assert: the builder boots from an image and has no volume of its
+    // own, so the attached one is not the build's to delete.
+    let operators = interrupt.await.unwrap();
+    assert_eq!(
+        result.expect_err("interrupted").error,
+        BuildError::Interrupted
+    );
+    assert_eq!(env.fake.server_count(), 0, "the builder is deleted");
+    assert!(env.fake.world().volumes.contains_key(&operators));
+    assert!(env.fake.find_calls(Method::DELETE, "volumes").is_empty());
+}

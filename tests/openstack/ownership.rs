@@ -43,6 +43,18 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Wait, with a bound, for Nova to show the server `id` ACTIVE.
+async fn until_active(env: &Env, id: &str) {
+    let deadline = Instant::now() + WAIT;
+    while env.cloud.get_server(id).await.unwrap().unwrap().status != ServerStatus::Active {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {id} to be ACTIVE"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The fake's server that the VM `view` runs on.
 fn server_of(fake: &FakeOpenStack, view: &Value) -> String {
     let vm = view["id"].as_str().unwrap();
@@ -142,21 +154,29 @@ async fn reconciler_keeps_a_vm_whose_server_one_listing_missed() {
 
 #[tokio::test]
 async fn reconciler_marks_a_vm_gone_after_its_server_answers_404_twice() {
+    // Passes seconds apart, so the state between two can be seen.
     let env = setup().await;
-    let app = spawn(&env, "alice", |_| {}).await;
+    let app = spawn(&env, "alice", |c| {
+        c.provision.reconcile_interval_seconds = 3
+    })
+    .await;
     app.launch().await;
     let view = app.wait_for("building", WAIT).await;
     let ours = server_of(&env.fake, &view);
+    let look = format!("servers/{ours}");
+    let looked = env.fake.find_calls(Method::GET, &look).len();
 
     // Someone deletes the server behind stackbinder's back.
     env.fake.remove_server(&ours);
 
+    // One 404 is not enough.
+    until("a look that answers 404", || {
+        env.fake.find_calls(Method::GET, &look).len() > looked
+    })
+    .await;
+    assert_eq!(app.view().await["state"], "building", "after one 404");
+    // The next pass's 404 is.
     app.wait_for("deleted", WAIT).await;
-    let looks = env
-        .fake
-        .find_calls(Method::GET, &format!("servers/{ours}"))
-        .len();
-    assert!(looks >= 2, "two 404s before giving up, got {looks}");
 }
 
 #[tokio::test]
@@ -273,7 +293,7 @@ async fn two_vms_attaching_at_once_never_share_a_floating_ip() {
             .create_server(&spec(&env.config, login))
             .await
             .unwrap();
-        while env.cloud.get_server(&id).await.unwrap().unwrap().status != ServerStatus::Active {}
+        until_active(&env, &id).await;
         servers.push(id);
     }
     env.fake.hold_fip_lists_together(2);
@@ -532,4 +552,61 @@ async fn list_owned_reads_every_page_of_nova_cinder_and_neutron() {
             pages.len()
         );
     }
+}
+
+#[tokio::test]
+async fn a_dying_vm_gives_back_its_floating_ip_before_its_busy_volume() {
+    // Arrange: a VM whose boot volume stays busy long after its server goes.
+    let env = setup_with(|c| c.delete_volume_on_termination = false, false).await;
+    let app = spawn(&env, "alice", |c| {
+        c.provision.reconcile_interval_seconds = 3600;
+    })
+    .await;
+    app.launch().await;
+    app.wait_for("building", WAIT).await;
+    assert_eq!(env.fake.fips().len(), 1);
+    env.fake.inject(crate::fake_openstack::Fault {
+        method: Method::DELETE,
+        path: "volumes/",
+        status: 409,
+        body: serde_json::json!({"conflictingRequest": {"code": 409, "message": "Volume is detaching"}}),
+        retry_after: None,
+        times: 1000,
+    });
+
+    // Act
+    app.delete().await;
+
+    // Assert: while Cinder holds the volume, the address is already given
+    // back, so no other VM can take it and lose it to this one's release.
+    until("the floating IP to be released", || {
+        env.fake.fips().is_empty()
+    })
+    .await;
+    assert_eq!(app.view().await["state"], "deleting");
+    assert_eq!(env.fake.volume_count(), 1, "the volume is still busy");
+}
+
+#[tokio::test]
+async fn find_server_is_unavailable_while_a_cell_is_down() {
+    // Arrange: our VM's server is in a cell that is down, so the list
+    // shows it without its metadata.
+    let env = setup().await;
+    let ours = owner();
+    let vm = stackbinder::domain::VmId::new().to_string();
+    let meta = BTreeMap::from([
+        (META_INSTANCE.to_owned(), ours.to_string()),
+        (META_VM.to_owned(), vm.clone()),
+    ]);
+    let (server, _) = env.fake.add_server("binder-alice", meta, BTreeMap::new());
+    env.fake.world().down_cell.insert(server);
+
+    // Act
+    let found = env.cloud.find_server(&ours, &vm).await;
+
+    // Assert: not "no such server", which would make a second one.
+    assert!(
+        matches!(found, Err(stackbinder::cloud::CloudError::Unavailable(_))),
+        "{found:?}"
+    );
 }

@@ -152,17 +152,20 @@ impl WebApp {
         r.json().await.unwrap_or(Value::Null)
     }
 
-    /// How many reconcile passes this app has run: each lists what the
-    /// installation owns once (`/metrics`, `operation="list_owned"`).
+    /// How many reconcile passes this app has run whose list of what the
+    /// installation owns succeeded (`/metrics`, `operation="list_owned"`,
+    /// less the failed ones): a failed pass proves nothing.
     pub async fn reconcile_passes(&self) -> u64 {
         let text = self.get("/metrics").await;
-        text.lines()
-            .filter(|l| {
-                l.contains("cloud_request_duration_seconds_count")
-                    && l.contains("operation=\"list_owned\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        let sum = |metric: &str| -> u64 {
+            text.lines()
+                .filter(|l| {
+                    l.contains(&format!("{metric}{{")) && l.contains("operation=\"list_owned\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum()
+        };
+        sum("cloud_request_duration_seconds_count") - sum("cloud_errors_total")
     }
 
     /// Wait until `more` reconcile passes have run after this call.

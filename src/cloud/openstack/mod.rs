@@ -23,7 +23,7 @@ pub use session::Credentials;
 
 use super::{
     BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, InstallationId,
-    META_IMAGE_BUILD, META_INSTANCE, META_VM, Owned, Server, ServerSpec,
+    META_IMAGE_BUILD, META_INSTANCE, META_VM, Owned, Server, ServerSpec, ServerStatus,
 };
 use crate::config::CloudConfig;
 use async_trait::async_trait;
@@ -209,16 +209,26 @@ impl Cloud for OpenStackCloud {
         })
     }
 
-    /// One list of servers, filtered by our metadata.
+    /// One list of servers, filtered by our metadata. A server of a cell
+    /// that is down is listed without metadata and could be the one looked
+    /// for, so while one is listed the answer is "unknown", never "none"
+    /// (which would make a second server).
     async fn find_server(
         &self,
         owner: &InstallationId,
         vm_id: &str,
     ) -> CloudResult<Option<Server>> {
-        let (servers, _) = self.owned_servers(owner).await?;
-        Ok(servers
-            .into_iter()
-            .find(|s| s.metadata.get(META_VM).map(String::as_str) == Some(vm_id)))
+        let servers = self.list_servers().await?;
+        let down = servers.iter().any(|s| s.status == ServerStatus::Unknown);
+        let found = servers.into_iter().find(|s| {
+            owner.made(&s.metadata) && s.metadata.get(META_VM).map(String::as_str) == Some(vm_id)
+        });
+        match found {
+            None if down => Err(CloudError::Unavailable(
+                "a Nova cell is down: its servers are listed without their metadata".into(),
+            )),
+            found => Ok(found),
+        }
     }
 
     async fn find_builder(
