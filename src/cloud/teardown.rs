@@ -47,11 +47,11 @@ pub async fn delete_server_and_volumes(
     loop {
         let attempt = async {
             let server = cloud.get_server(server_id).await?;
-            if let Some(server) = &server {
-                if !asked || server.status != ServerStatus::Deleting {
-                    cloud.delete_server(server_id).await?;
-                    asked = true;
-                }
+            if let Some(server) = &server
+                && (!asked || server.status != ServerStatus::Deleting)
+            {
+                cloud.delete_server(server_id).await?;
+                asked = true;
             }
             Ok::<_, CloudError>(server)
         };
