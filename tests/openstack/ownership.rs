@@ -154,10 +154,12 @@ async fn reconciler_keeps_a_vm_whose_server_one_listing_missed() {
 
 #[tokio::test]
 async fn reconciler_marks_a_vm_gone_after_its_server_answers_404_twice() {
-    // Passes seconds apart, so the state between two can be seen.
+    // Passes 8 s apart, so the state between two can be seen: looking
+    // takes milliseconds, and even a machine stalled for seconds does not
+    // let the next pass in before the test has looked.
     let env = setup().await;
     let app = spawn(&env, "alice", |c| {
-        c.provision.reconcile_interval_seconds = 3
+        c.provision.reconcile_interval_seconds = 8
     })
     .await;
     app.launch().await;
