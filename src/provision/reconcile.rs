@@ -396,6 +396,17 @@ mod tests {
         assert!(actions.is_empty());
     }
 
+    /// The actions of a first pass, and of one a 15-minute grace later.
+    fn at_once_and_after_the_grace(
+        observed: &Observed,
+        records: &[VmRecord],
+    ) -> (Vec<Action>, Vec<Action>) {
+        let t0 = Utc::now();
+        let (first, seen) = diff(observed, records, &Seen::default(), t0, &rules(15));
+        let (later, _) = diff(observed, records, &seen, t0 + minutes(15), &rules(15));
+        (first, later)
+    }
+
     #[test]
     fn reconciler_deletes_the_stray_server_of_a_failed_vm_that_recorded_none() {
         let vm = record(VmState::Failed, None);
@@ -406,12 +417,11 @@ mod tests {
             },
             found: HashMap::new(),
         };
-        let t0 = Utc::now();
         let records = std::slice::from_ref(&vm);
-        let (actions, seen) = diff(&observed, records, &Seen::default(), t0, &rules(15));
-        assert!(actions.is_empty(), "a grace period first");
-        let (actions, _) = diff(&observed, records, &seen, t0 + minutes(15), &rules(15));
-        assert_eq!(actions, [Action::DeleteServer("s1".into())]);
+        assert_eq!(
+            at_once_and_after_the_grace(&observed, records),
+            (vec![], vec![Action::DeleteServer("s1".into())])
+        );
     }
 
     #[test]
@@ -425,12 +435,11 @@ mod tests {
             owned,
             found: HashMap::new(),
         };
-        let t0 = Utc::now();
         let records = std::slice::from_ref(&vm);
-        let (actions, seen) = diff(&observed, records, &Seen::default(), t0, &rules(15));
-        assert!(actions.is_empty(), "a grace period first");
-        let (actions, _) = diff(&observed, records, &seen, t0 + minutes(15), &rules(15));
-        assert_eq!(actions, [Action::DeleteServer("s1".into())]);
+        assert_eq!(
+            at_once_and_after_the_grace(&observed, records),
+            (vec![], vec![Action::DeleteServer("s1".into())])
+        );
         // A VM still adopting its server (none recorded) explains it.
         let adopting = record(VmState::Creating, None);
         let observed = Observed {
@@ -440,7 +449,13 @@ mod tests {
             },
             found: HashMap::new(),
         };
-        let (actions, _) = diff(&observed, &[adopting], &Seen::default(), t0, &rules(0));
+        let (actions, _) = diff(
+            &observed,
+            &[adopting],
+            &Seen::default(),
+            Utc::now(),
+            &rules(0),
+        );
         assert!(actions.is_empty(), "{actions:?}");
     }
 
