@@ -155,7 +155,7 @@ impl Application {
             Duration::from_secs(u64::from(config.registration.guess_window_minutes) * 60),
         ));
         let access = Arc::new(
-            Access::load(&config.registration, &store)
+            Access::load(&config, &provisioner)
                 .await
                 .context("cannot read the admins and blocked users")?,
         );

@@ -17,7 +17,7 @@ use crate::cloud::{
 };
 use crate::cloud_init::{self, CallbackReport, LaunchData};
 use crate::config::{CloudConfig, LaunchConfig};
-use crate::domain::{LaunchRequest, LogLine, VmId, VmState};
+use crate::domain::{GithubId, LaunchRequest, LogLine, VmId, VmState};
 use crate::metrics::Metrics;
 use crate::secret;
 use crate::store::{CallbackOutcome, NewVm, Store, StoreError, User, VmRecord};
@@ -266,6 +266,33 @@ impl Provisioner {
             self.wake();
         }
         Ok(moved)
+    }
+
+    /// Push a VM's expiry back by `launch.extension_hours`, at most
+    /// `launch.max_extensions` times; false once it has had them all.
+    #[tracing::instrument(name = "extend", skip_all, fields(vm = %vm.id, user = %vm.owner_login))]
+    pub async fn extend(&self, vm: &VmRecord) -> Result<bool, ProvisionError> {
+        let launch = &self.inner.settings.launch;
+        Ok(self
+            .inner
+            .store
+            .extend(vm, launch.max_extensions, hours(launch.extension_hours))
+            .await?)
+    }
+
+    /// The VM a user's pages and commands are about: their live one, else
+    /// their latest.
+    pub async fn current_vm(&self, owner: GithubId) -> Result<Option<VmRecord>, ProvisionError> {
+        if let Some(vm) = self.inner.store.live_vm_of(owner).await? {
+            return Ok(Some(vm));
+        }
+        Ok(self
+            .inner
+            .store
+            .list_vms_of(owner)
+            .await?
+            .into_iter()
+            .next())
     }
 
     pub fn metrics(&self) -> &Metrics {

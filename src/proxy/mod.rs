@@ -22,6 +22,7 @@ mod websocket;
 pub use activity::Activity;
 pub use user_domain::{TICKET_PATH, USER_COOKIE};
 
+use crate::access::{Action, Decision};
 use crate::config::ServerConfig;
 use crate::domain::{GithubId, Login, VmId};
 use crate::web::{AppState, RegisteredUser, SESSION_COOKIE, WebError};
@@ -330,11 +331,10 @@ async fn ensure_still_allowed(app: &AppState, user: GithubId) -> Result<(), Prox
         .await
         .map_err(|e| ProxyError::Internal(e.into()))?
         .ok_or(ProxyError::NotFound)?;
-    let withdrawn = user.is_withdrawn() && !app.access.is_admin(user.github_id);
-    if app.access.is_blocked(user.github_id) || withdrawn {
-        return Err(ProxyError::NotFound);
+    match app.access.decide(&user, Action::ReachJupyter) {
+        Decision::Allowed(_) => Ok(()),
+        Decision::Refused(_) => Err(ProxyError::NotFound),
     }
-    Ok(())
 }
 
 fn redeem(

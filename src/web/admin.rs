@@ -7,9 +7,10 @@
 use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, CsrfProtected, RegisteredUser};
 use super::{AppState, WebError};
+use crate::access::{Action, LinkLabel, LinkRequest};
 use crate::domain::{GithubId, Login, VmId};
 use crate::provision::DeleteReason;
-use crate::store::{Invite, NewLink, RegistrationLink, User, VmRecord};
+use crate::store::{Invite, RegistrationLink, User, VmRecord};
 use askama::Template;
 use axum::Router;
 use axum::extract::{FromRef, FromRequestParts, Path, State};
@@ -40,15 +41,9 @@ where
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let user = RegisteredUser::from_request_parts(parts, state).await?;
-        if AppState::from_ref(state)
-            .access
-            .is_admin(user.user.github_id)
-        {
-            Ok(Self(user))
-        } else {
-            Err(WebError::NotFound)
-        }
+        RegisteredUser::allowed_to(parts, state, |org_access| Action::Administer { org_access })
+            .await
+            .map(Self)
     }
 }
 
@@ -145,8 +140,7 @@ async fn delete_vm(
     state
         .provisioner
         .delete(&vm, DeleteReason::Admin, &why)
-        .await
-        .map_err(|e| WebError::Internal(e.into()))?;
+        .await?;
     Ok(Redirect::to("/admin").into_response())
 }
 
@@ -168,16 +162,8 @@ async fn revoke_user(
     let user = known_user(&state, id).await?;
     let login = Login::parse(&user.login).map_err(|_| WebError::NotFound)?;
     let by = format!("admin {}", admin.0.user.login);
-    state.store.revoke_login(&login, &by).await?;
-    if let Some(vm) = state.store.live_vm_of(user.github_id).await? {
-        let why = format!("its owner was revoked by the admin {}", admin.0.user.login);
-        state
-            .provisioner
-            .delete(&vm, DeleteReason::Revoked, &why)
-            .await
-            .map_err(|e| WebError::Internal(e.into()))?;
-    }
-    tracing::info!(user = %user.login, admin = %admin.0.user.login, "user revoked");
+    let why = format!("its owner was revoked by the admin {}", admin.0.user.login);
+    state.access.revoke(&login, &by, &why).await?;
     Ok(Redirect::to("/admin").into_response())
 }
 
@@ -191,7 +177,7 @@ async fn allow_user(
 ) -> Result<Response, WebError> {
     let user = known_user(&state, id).await?;
     let by = format!("admin {}", admin.0.user.login);
-    state.store.allow_user(user.github_id, &by).await?;
+    state.access.allow_user(user.github_id, &by).await?;
     tracing::info!(user = %user.login, admin = %admin.0.user.login, "user allowed");
     Ok(Redirect::to("/admin").into_response())
 }
@@ -228,32 +214,19 @@ async fn create_link(
     admin: Admin,
     CsrfForm(form): CsrfForm<LinkForm>,
 ) -> Result<Response, WebError> {
-    let label = form.label.trim();
-    if label.is_empty() || label.len() > 100 {
-        return Err(WebError::BadRequest(
-            "A link needs a label of 1 to 100 characters.".into(),
-        ));
-    }
-    let days = positive("Expires in (days)", form.expires_in_days.as_deref())?;
-    let max_uses = positive("Maximum uses", form.max_uses.as_deref())?;
-    let secret = crate::secret::generate();
-    state
-        .store
-        .create_link(NewLink {
-            label,
-            secret_hash: &crate::secret::hash(&secret),
-            created_by: &admin.0.user.login,
-            expires_at: days.map(|d| Utc::now() + chrono::Duration::days(d)),
-            max_uses,
-        })
+    let label = LinkLabel::parse(&form.label).ok_or_else(|| {
+        WebError::BadRequest("A link needs a label of 1 to 100 characters.".into())
+    })?;
+    let request = LinkRequest {
+        label,
+        expires_in_days: positive("Expires in (days)", form.expires_in_days.as_deref())?,
+        max_uses: positive("Maximum uses", form.max_uses.as_deref())?,
+    };
+    let created = state
+        .access
+        .create_link(request, &admin.0.user.login)
         .await?;
-    let url = state
-        .config
-        .server
-        .public_url
-        .join(&format!("register/{secret}"))
-        .map_err(|e| WebError::Internal(e.into()))?;
-    render_page(&state, &admin, Some(url.to_string())).await
+    render_page(&state, &admin, Some(created.url.to_string())).await
 }
 
 async fn revoke_link(
@@ -262,6 +235,6 @@ async fn revoke_link(
     Path(id): Path<i64>,
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    state.store.revoke_link(id).await?;
+    state.access.revoke_link(id).await?;
     Ok(Redirect::to("/admin").into_response())
 }

@@ -4,6 +4,7 @@
 use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, CsrfProtected, OrgAccess, PendingOauth, Visitor};
 use super::{AppState, LoginMode, WebError};
+use crate::access::AccessError;
 use crate::domain::{GithubId, Login};
 use askama::Template;
 use axum::Router;
@@ -100,12 +101,10 @@ async fn demo_login(
             return Ok((axum::http::StatusCode::BAD_REQUEST, render(page)?).into_response());
         }
     };
-    let id = GithubId::for_demo(&login);
-    state.access.sight(id, &login).await?;
-    if state.access.is_blocked(id) {
-        return Err(WebError::Blocked);
-    }
-    let user = state.store.record_login(id, &login).await?;
+    let user = state
+        .access
+        .log_in(GithubId::for_demo(&login), &login)
+        .await?;
     visitor.log_in(&user).await?;
     tracing::info!(user = %user.login, "demo login");
     Ok(Redirect::to(&next).into_response())
@@ -155,25 +154,19 @@ async fn github_callback(
             tracing::warn!(error = %e, "GitHub login failed");
             WebError::LoginFailed(e.to_string())
         })?;
-    let registration = &state.config.registration;
-    state.access.sight(identity.id, &identity.login).await?;
-    if state.access.is_blocked(identity.id) {
-        tracing::warn!(user = %identity.login, "blocked user tried to log in");
-        return Err(WebError::Blocked);
-    }
-    let user = state
-        .store
-        .record_login(identity.id, &identity.login)
-        .await?;
+    let user = match state.access.log_in(identity.id, &identity.login).await {
+        Err(refused @ AccessError::Refused { .. }) => {
+            tracing::warn!(user = %identity.login, "blocked user tried to log in");
+            return Err(refused.into());
+        }
+        logged_in => logged_in?,
+    };
     // Membership is asked before the session changes: a GitHub failure
     // here must leave nobody logged in.
-    let needs_org = !user.is_registered()
-        && !user.is_withdrawn()
-        && !state.access.is_admin(user.github_id)
-        && !registration.allowed_orgs.is_empty();
-    let member = needs_org
+    let orgs = &state.config.registration.allowed_orgs;
+    let member = state.access.asks_membership(&user)
         && github
-            .is_member(&identity.token, &identity.login, &registration.allowed_orgs)
+            .is_member(&identity.token, &identity.login, orgs)
             .await
             .map_err(|e| WebError::LoginFailed(e.to_string()))?;
     let next = visitor.take_next().await?;

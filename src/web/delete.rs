@@ -53,7 +53,6 @@ async fn delete(
             DeleteReason::Owner,
             &format!("deleted by its owner {}", user.user.login),
         )
-        .await
-        .map_err(|e| WebError::Internal(e.into()))?;
+        .await?;
     Ok(Redirect::to("/VM_status").into_response())
 }

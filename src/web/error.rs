@@ -56,6 +56,33 @@ impl From<crate::store::StoreError> for WebError {
     }
 }
 
+/// What the provisioner refuses in a way a user can act on (a paused
+/// server, a banned repository) the launch page says itself; anything
+/// that reaches a handler's `?` is a failure on our side.
+impl From<crate::provision::ProvisionError> for WebError {
+    fn from(e: crate::provision::ProvisionError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// A refusal of the access rules, as the page that says why; 404 for
+/// `/admin` to whoever is not an admin, so it does not exist for them.
+impl From<crate::access::AccessError> for WebError {
+    fn from(e: crate::access::AccessError) -> Self {
+        use crate::access::{AccessError, Refusal};
+        match e {
+            AccessError::Refused { login, why } => match why {
+                Refusal::Blocked => Self::Blocked,
+                Refusal::Withdrawn => Self::AccessWithdrawn,
+                Refusal::NotRegistered => Self::NotRegistered { login },
+                Refusal::NotAdmin => Self::NotFound,
+            },
+            AccessError::LinkRanOut => Self::LinkInactive("has just run out"),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
 impl From<tower_sessions::session::Error> for WebError {
     fn from(e: tower_sessions::session::Error) -> Self {
         Self::Internal(e.into())

@@ -3,7 +3,6 @@
 
 use super::session::{CsrfForm, CsrfOnly, RegisteredUser};
 use super::{AppState, WebError};
-use crate::provision::hours;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -21,15 +20,11 @@ async fn extend(
     let Some(vm) = state.store.live_vm_of(user.user.github_id).await? else {
         return Ok(Redirect::to("/").into_response());
     };
-    let launch = &state.config.launch;
-    let extended = state
-        .store
-        .extend(&vm, launch.max_extensions, hours(launch.extension_hours))
-        .await?;
+    let extended = state.provisioner.extend(&vm).await?;
     if !extended {
         return Err(WebError::Conflict(format!(
             "Your VM cannot be extended any more: it has had its {} extension(s).",
-            launch.max_extensions
+            state.config.launch.max_extensions
         )));
     }
     Ok(Redirect::to("/VM_status").into_response())

@@ -3,9 +3,10 @@
 //! confirmation page, so a mybinder badge works by swapping the host.
 
 use super::layout::{Layout, render};
-use super::session::{AllowedBy, CsrfForm, CsrfProtected, RegisteredUser};
+use super::session::{CsrfForm, CsrfProtected, RegisteredUser};
 use super::status::VmView;
 use super::{AppState, LoginMode, WebError};
+use crate::access::AllowedBy;
 use crate::domain::{LaunchParams, LaunchRequest, RepoSpec};
 use crate::provision::ProvisionError;
 use askama::Template;
@@ -138,7 +139,7 @@ async fn launch(
                 "Launches are paused: {why}. {banner}"
             )))
         }
-        Err(e) => Err(WebError::Internal(e.into())),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -53,7 +53,7 @@ pub struct AppState {
     pub provisioner: Provisioner,
     pub login_mode: LoginMode,
     pub registration_secret: Option<Arc<SecretString>>,
-    /// `registration.admins` and `blocked_users`, by GitHub account.
+    /// Who may log in, register, use and administer this server.
     pub access: Arc<crate::access::Access>,
     /// Locks out clients that guess registration secrets.
     pub guesses: Arc<GuessGuard>,

@@ -9,8 +9,9 @@ use super::guard::{Guesser, Lockout};
 use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, Visitor};
 use super::{AppState, WebError};
+use crate::access::{Action, OpenedLink};
 use crate::secret;
-use crate::store::{LinkState, LinkUse, Registration, User};
+use crate::store::{LinkState, User};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -44,25 +45,6 @@ pub(super) fn launch_base(state: &AppState) -> String {
         .to_string()
 }
 
-/// The link a secret belongs to.
-enum Link {
-    /// `registration.secret` from the configuration: no expiry, no limit.
-    Configured,
-    Stored {
-        id: i64,
-        label: String,
-    },
-}
-
-impl Link {
-    fn label(&self) -> &str {
-        match self {
-            Self::Configured => "registration link",
-            Self::Stored { label, .. } => label,
-        }
-    }
-}
-
 /// Find the active link `presented` opens. Every candidate is compared
 /// in constant time; a wrong guess counts against the visitor's session
 /// and address (see `guard.rs`).
@@ -71,7 +53,7 @@ async fn resolve(
     visitor: &Visitor,
     ip: ClientIp,
     presented: &str,
-) -> Result<Link, WebError> {
+) -> Result<OpenedLink, WebError> {
     let session = visitor.session.id().map(|id| id.to_string());
     let guesser = Guesser {
         address: ip.0,
@@ -83,7 +65,7 @@ async fn resolve(
     if let Some(configured) = &state.registration_secret
         && secret::equal(configured.expose_secret().as_bytes(), presented.as_bytes())
     {
-        return Ok(Link::Configured);
+        return Ok(OpenedLink::Configured);
     }
     let hash = secret::hash(presented);
     let now = Utc::now();
@@ -94,7 +76,7 @@ async fn resolve(
         .into_iter()
         .find(|link| secret::equal(&link.secret_hash, &hash));
     match found.map(|link| (link.state(now), link)) {
-        Some((LinkState::Active, link)) => Ok(Link::Stored {
+        Some((LinkState::Active, link)) => Ok(OpenedLink::Stored {
             id: link.id,
             label: link.label,
         }),
@@ -133,12 +115,7 @@ fn invitee<'v>(
             next: format!("/register/{presented}"),
         });
     };
-    if state.access.is_blocked(user.github_id) {
-        return Err(WebError::Blocked);
-    }
-    if user.is_withdrawn() {
-        return Err(WebError::AccessWithdrawn);
-    }
+    state.access.check(user, Action::Register)?;
     Ok(user)
 }
 
@@ -170,27 +147,7 @@ async fn register(
 ) -> Result<Response, WebError> {
     let link = resolve(&state, &visitor, ip, &presented).await?;
     let user = invitee(&state, &visitor, &presented)?;
-    let via = format!("link: {}", link.label());
-    let newly = match &link {
-        Link::Configured => match state.store.register(user.github_id, &via).await? {
-            Registration::Registered => true,
-            Registration::AlreadyRegistered => false,
-            Registration::Withdrawn => return Err(WebError::AccessWithdrawn),
-        },
-        Link::Stored { id, .. } => match state
-            .store
-            .register_with_link(*id, user.github_id, &via)
-            .await?
-        {
-            LinkUse::Registered => true,
-            LinkUse::AlreadyRegistered => false,
-            LinkUse::Withdrawn => return Err(WebError::AccessWithdrawn),
-            LinkUse::LinkNotActive => return Err(WebError::LinkInactive("has just run out")),
-        },
-    };
-    if newly {
-        tracing::info!(user = %user.login, link = link.label(), "registered");
-    }
+    let newly = state.access.register(user, &link).await?;
     Ok(render(RegisterPage {
         layout: visitor.layout(&state, "Registered"),
         label: link.label().to_owned(),

@@ -4,6 +4,7 @@
 use super::layout::Layout;
 use super::session_store::SessionRows;
 use super::{AppState, WebError};
+use crate::access::{Action, AllowedBy};
 use crate::domain::GithubId;
 use crate::secret;
 use crate::store::User;
@@ -242,22 +243,45 @@ where
     }
 }
 
-/// Why a user may launch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AllowedBy {
-    Registration,
-    Admin,
-    /// Membership of an allowed organization or team, checked at login
-    /// and again before each launch.
-    Organization,
-}
-
 /// A logged-in user who may use this server, checked on every request
 /// (removing someone takes effect at once, not at their next login).
 pub struct RegisteredUser {
     pub user: User,
     pub visitor: Visitor,
     pub allowed_by: AllowedBy,
+}
+
+impl RegisteredUser {
+    /// The logged-in visitor, if the access rules let them do the action
+    /// that `action` makes of the session's organization access.
+    pub(super) async fn allowed_to<S>(
+        parts: &mut Parts,
+        state: &S,
+        action: fn(bool) -> Action,
+    ) -> Result<Self, WebError>
+    where
+        S: Send + Sync,
+        AppState: FromRef<S>,
+    {
+        let visitor = Visitor::from_request_parts(parts, state).await?;
+        let Some(user) = visitor.user.clone() else {
+            let next = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned();
+            return Err(WebError::LoginRequired { next });
+        };
+        let org_access = visitor.org_access().await?.is_some();
+        let allowed_by = AppState::from_ref(state)
+            .access
+            .check(&user, action(org_access))?;
+        Ok(Self {
+            user,
+            visitor,
+            allowed_by,
+        })
+    }
 }
 
 impl<S> FromRequestParts<S> for RegisteredUser
@@ -268,37 +292,7 @@ where
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let visitor = Visitor::from_request_parts(parts, state).await?;
-        let Some(user) = visitor.user.clone() else {
-            let next = parts
-                .uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_owned();
-            return Err(WebError::LoginRequired { next });
-        };
-        let app = AppState::from_ref(state);
-        let registration = &app.config.registration;
-        if app.access.is_blocked(user.github_id) {
-            return Err(WebError::Blocked);
-        }
-        let allowed_by = if user.is_registered() {
-            AllowedBy::Registration
-        } else if app.access.is_admin(user.github_id) {
-            AllowedBy::Admin
-        } else if user.is_withdrawn() {
-            // Revoked: not let back in by organization membership either.
-            return Err(WebError::AccessWithdrawn);
-        } else if !registration.allowed_orgs.is_empty() && visitor.org_access().await?.is_some() {
-            AllowedBy::Organization
-        } else {
-            return Err(WebError::NotRegistered { login: user.login });
-        };
-        Ok(Self {
-            user,
-            visitor,
-            allowed_by,
-        })
+        Self::allowed_to(parts, state, |org_access| Action::Use { org_access }).await
     }
 }
 

@@ -7,7 +7,7 @@ use super::{AppState, WebError};
 use crate::config::LaunchConfig;
 use crate::domain::{GithubId, Progress, VmState};
 use crate::provision::Provisioner;
-use crate::store::{EventKind, Store, VmRecord};
+use crate::store::{EventKind, VmRecord};
 use askama::Template;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -199,14 +199,6 @@ fn headline(vm: &VmRecord) -> &'static str {
     }
 }
 
-/// The VM the status page is about: the live one, else the last one.
-async fn current_vm(store: &Store, owner: GithubId) -> Result<Option<VmRecord>, WebError> {
-    if let Some(vm) = store.live_vm_of(owner).await? {
-        return Ok(Some(vm));
-    }
-    Ok(store.list_vms_of(owner).await?.into_iter().next())
-}
-
 #[derive(Template)]
 #[template(path = "status.html")]
 struct StatusPage {
@@ -216,7 +208,7 @@ struct StatusPage {
 }
 
 async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Response, WebError> {
-    let Some(vm) = current_vm(&state.store, user.user.github_id).await? else {
+    let Some(vm) = state.provisioner.current_vm(user.user.github_id).await? else {
         return Ok(axum::response::Redirect::to("/").into_response());
     };
     let vm = VmView::load(&state.provisioner, &state.config.launch, &vm).await?;
@@ -229,13 +221,13 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
 }
 
 async fn json(State(state): State<AppState>, ApiUser(user): ApiUser) -> Response {
-    match current_vm(&state.store, user.user.github_id).await {
+    match state.provisioner.current_vm(user.user.github_id).await {
         Ok(Some(vm)) => match VmView::load(&state.provisioner, &state.config.launch, &vm).await {
             Ok(view) => Json(view).into_response(),
             Err(e) => e.into_json(),
         },
         Ok(None) => WebError::NotFound.into_json(),
-        Err(e) => e.into_json(),
+        Err(e) => WebError::from(e).into_json(),
     }
 }
 
@@ -272,7 +264,7 @@ fn changes(
                 if started.elapsed() > EVENTS_MAX {
                     return None;
                 }
-                let view = match current_vm(provisioner.store(), owner).await {
+                let view = match provisioner.current_vm(owner).await {
                     Ok(Some(vm)) => VmView::load(&provisioner, &launch, &vm).await.ok(),
                     _ => None,
                 };

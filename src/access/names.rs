@@ -15,7 +15,7 @@ use crate::store::{AccessList, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-pub struct Access {
+pub struct ConfiguredAccounts {
     admins: Vec<GithubUser>,
     blocked: Vec<GithubUser>,
     /// (list, lowercase login) → the account the login was tied to.
@@ -23,7 +23,7 @@ pub struct Access {
     store: Store,
 }
 
-impl Access {
+impl ConfiguredAccounts {
     /// The configured lists, with every tie made so far; names not tied
     /// yet are tied to a known user who has that login now.
     pub async fn load(config: &RegistrationConfig, store: &Store) -> Result<Self, StoreError> {
@@ -33,18 +33,18 @@ impl Access {
             .into_iter()
             .map(|(list, login, id)| ((list, login.to_ascii_lowercase()), id))
             .collect();
-        let access = Self {
+        let accounts = Self {
             admins: config.admins.clone(),
             blocked: config.blocked_users.clone(),
             resolved: RwLock::new(resolved),
             store: store.clone(),
         };
-        for (list, login) in access.untied() {
+        for (list, login) in accounts.untied() {
             if let Some(user) = store.user_by_login(&login).await? {
-                access.tie(list, &login, user.github_id).await?;
+                accounts.tie(list, &login, user.github_id).await?;
             }
         }
-        Ok(access)
+        Ok(accounts)
     }
 
     /// `id` logs in as `login`: tie the configured names it has that are
