@@ -1,0 +1,101 @@
+//! `image build`: the snapshot image VMs boot from.
+
+use crate::app;
+use crate::config::Config;
+use anyhow::bail;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ImageCommand {
+    /// Boot a builder VM from the base image with cloud-init/base-image.yaml,
+    /// wait until it powers off, snapshot it and delete it; prints the new
+    /// image's id. Ctrl-C deletes what the build made.
+    Build {
+        /// Name of the new image (default: stackbinder-snapshot-<date>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Stock image to start from, name or id (default: image.base_image).
+        #[arg(long, value_name = "IMAGE")]
+        base_image: Option<String>,
+        /// Flavor of the builder, name or id (default: image.builder_flavor).
+        #[arg(long)]
+        flavor: Option<String>,
+    },
+}
+
+pub(super) async fn run(config: Config, cmd: ImageCommand) -> anyhow::Result<()> {
+    match cmd {
+        ImageCommand::Build {
+            name,
+            base_image,
+            flavor,
+        } => build(config, name, base_image, flavor).await,
+    }
+}
+
+/// `image build`: the build with its progress on stdout, raced with Ctrl-C,
+/// which cancels it (the build then deletes what it made); a second Ctrl-C
+/// stops at once.
+async fn build(
+    config: Config,
+    name: Option<String>,
+    base_image: Option<String>,
+    flavor: Option<String>,
+) -> anyhow::Result<()> {
+    use crate::image_build::{self, Plan, Progress, Timing};
+    let plan = Plan::from_config(&config.image, name, base_image, flavor)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let cloud = app::cloud_from_config(&config);
+    // The builder carries this installation's id, so the reconciler of a
+    // `serve` on the same database cleans it up if this build dies.
+    let owner = crate::store::Store::connect(&config.database.url)
+        .await?
+        .installation_id()
+        .await?;
+    println!(
+        "building image {:?} on the {} cloud (Ctrl-C stops and deletes what it made)",
+        plan.name,
+        cloud.kind()
+    );
+    let mut show = |p: Progress| match p {
+        Progress::Step(step) => println!("==> {step}"),
+        Progress::Console(line) => println!("    | {line}"),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let timing = Timing::from_config(&config);
+    let build = image_build::build_image(&*cloud, &owner, &plan, &timing, &mut show, &cancel);
+    tokio::pin!(build);
+    let result = tokio::select! {
+        result = &mut build => result,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: deleting what the build made (Ctrl-C again to leave it)");
+            cancel.cancel();
+            tokio::select! {
+                result = &mut build => result,
+                _ = tokio::signal::ctrl_c() => bail!(
+                    "stopped without cleaning up: delete the server {:?} and any image {:?} by hand",
+                    plan.builder_name(),
+                    plan.name
+                ),
+            }
+        }
+    };
+    let built = result?;
+    println!();
+    println!("image {:?} is active: {}", built.name, built.image_id);
+    println!("use it in the configuration:");
+    println!();
+    println!("    cloud.image = \"{}\"", built.image_id);
+    println!();
+    println!(
+        "(that is, image = \"{0}\" in the [cloud] section of config.toml, or STACKBINDER_CLOUD__IMAGE={0})",
+        built.image_id
+    );
+    if !built.left_behind.is_empty() {
+        bail!(
+            "the image is fine, but these could not be deleted, delete them by hand: {}",
+            built.left_behind.join("; ")
+        );
+    }
+    Ok(())
+}
