@@ -1,0 +1,323 @@
+//! Typed configuration: `config.toml`, then `STACKBINDER_<SECTION>__<KEY>`
+//! environment overrides; secrets from the value itself or from a file.
+//!
+//! One module per section, each with its defaults, its checks and its
+//! durations; this one loads the file and the environment, turns figment's
+//! errors into ours, and resolves the secrets.
+//!
+//! Every problem is reported as the key, what is wrong with its value and how
+//! to fix it, because the person reading it is an operator at a terminal.
+
+mod cloud;
+mod database;
+mod github;
+mod image;
+mod launch;
+mod provision;
+mod registration;
+mod server;
+mod simulator;
+
+pub use cloud::{Backend, CloudConfig, JupyterAccess};
+pub use database::DatabaseConfig;
+pub use github::GithubConfig;
+pub use image::ImageConfig;
+pub use launch::LaunchConfig;
+pub use provision::ProvisionConfig;
+pub use registration::{GithubUser, OrgOrTeam, RegistrationConfig};
+pub use server::ServerConfig;
+pub use simulator::SimulatorConfig;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub github: GithubConfig,
+    #[serde(default)]
+    pub registration: RegistrationConfig,
+    #[serde(default)]
+    pub cloud: CloudConfig,
+    #[serde(default)]
+    pub launch: LaunchConfig,
+    #[serde(default)]
+    pub provision: ProvisionConfig,
+    #[serde(default)]
+    pub simulator: SimulatorConfig,
+    #[serde(default)]
+    pub image: ImageConfig,
+}
+
+/// A configuration problem, said so an operator can fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "configuration key `{}`: {}\n  fix: {}",
+            self.key, self.problem, self.fix
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn new(key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// The fix for every key that holds a URL.
+const URL_FIX: &str = "write a full URL, e.g. \"https://binder.example.org\"";
+
+/// Secrets resolved from their value or file, kept apart from `Config` so
+/// that the raw settings can be shown without them.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub github_client_secret: Option<SecretString>,
+    pub registration_secret: Option<SecretString>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets([redacted])")
+    }
+}
+
+impl Config {
+    /// Load `path` (if given) and the environment, then validate.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} does not exist", path.display()),
+                    "give the path of a config.toml (see config.toml in the repository)",
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Self::from_figment(
+            figment.merge(
+                Env::prefixed("STACKBINDER_")
+                    .ignore(&["CONFIG"])
+                    .split("__"),
+            ),
+        )
+    }
+
+    /// Defaults and the environment only (the demo needs no file).
+    pub fn defaults() -> Self {
+        Self::from_figment(Figment::new()).expect("the defaults are valid")
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(from_figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Each section checks itself; the secrets are read once to see that
+    /// they can be.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.database.validate()?;
+        self.cloud.validate()?;
+        self.launch.validate()?;
+        self.registration.validate()?;
+        self.github.validate()?;
+        self.provision.validate()?;
+        self.image.validate()?;
+        self.secrets().map(|_| ())
+    }
+
+    /// Read the secrets from their values or files.
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        Ok(Secrets {
+            github_client_secret: secret_from(
+                "github.client_secret",
+                &self.github.client_secret,
+                &self.github.client_secret_file,
+            )?,
+            registration_secret: secret_from(
+                "registration.secret",
+                &self.registration.secret,
+                &self.registration.secret_file,
+            )?,
+        })
+    }
+}
+
+fn secret_from(
+    key: &str,
+    value: &Option<SecretString>,
+    file: &Option<PathBuf>,
+) -> Result<Option<SecretString>, ConfigError> {
+    use secrecy::ExposeSecret;
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            key,
+            "both the value and the _file variant are set",
+            format!("keep only one of `{key}` and `{key}_file`"),
+        )),
+        (Some(v), None) if v.expose_secret().trim().is_empty() => Ok(None),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    &format!("{key}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                    "point it at a readable file that holds only the secret",
+                )
+            })?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(ConfigError::new(
+                    &format!("{key}_file"),
+                    format!("{} is empty", path.display()),
+                    "write the secret into the file",
+                ));
+            }
+            Ok(Some(SecretString::from(text.to_owned())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn from_figment_error(err: figment::Error) -> ConfigError {
+    let key = if err.path.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        err.path.join(".").to_lowercase()
+    };
+    let problem = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("`{field}` is not a known key"),
+        kind => kind.to_string(),
+    };
+    let fix = fix_for(&key, &err.kind);
+    ConfigError { key, problem, fix }
+}
+
+/// The fix for a value that did not parse, from the section it belongs to.
+fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
+    if matches!(kind, figment::error::Kind::UnknownField(..)) {
+        return "check the spelling against the documented config.toml".into();
+    }
+    // A list entry's key ends in its index (`registration.admins.0`).
+    let key = key
+        .rsplit_once('.')
+        .filter(|(_, last)| last.parse::<usize>().is_ok())
+        .map_or(key, |(list, _)| list);
+    let (section, field) = key.split_once('.').unwrap_or((key, ""));
+    let fix = match section {
+        "server" => ServerConfig::fix(field),
+        "github" => GithubConfig::fix(field),
+        "registration" => RegistrationConfig::fix(field),
+        "cloud" => CloudConfig::fix(field),
+        "launch" => LaunchConfig::fix(field),
+        "image" => ImageConfig::fix(field),
+        _ => None,
+    };
+    fix.unwrap_or("see the comment for this key in config.toml")
+        .into()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn load_str(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn the_documented_example_config_is_valid() {
+        let c = load_str(include_str!("../../config.toml")).expect("config.toml loads");
+        assert_eq!(c.cloud.volume_size_gb, 150);
+        let defaults = ImageConfig::default();
+        assert_eq!(c.image.prebuild, defaults.prebuild);
+        assert_eq!(c.image.docker_mtu, defaults.docker_mtu);
+        assert_eq!(c.image.repo2docker_version, defaults.repo2docker_version);
+        assert_eq!(c.image.base_image, defaults.base_image);
+        assert_eq!(c.image.builder_flavor, defaults.builder_flavor);
+        assert_eq!(c.image.build_timeout_minutes, 90);
+        assert_eq!(c.image.snapshot_timeout_minutes, 60);
+    }
+
+    // figment's Jail fixes the closure's error type.
+    #[allow(clippy::result_large_err)]
+    #[test]
+    fn environment_variables_override_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STACKBINDER_CLOUD__FLAVOR", "m1.xlarge");
+            jail.set_env("STACKBINDER_SERVER__BIND", "127.0.0.1:9999");
+            jail.create_file("c.toml", "[cloud]\nflavor = \"m1.small\"")?;
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.cloud.flavor, "m1.xlarge");
+            assert_eq!(c.server.bind.port(), 9999);
+            Ok(())
+        });
+    }
+
+    #[allow(clippy::result_large_err)]
+    #[test]
+    fn secrets_can_come_from_a_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("secret", "s3cret-from-file\n")?;
+            jail.set_env("STACKBINDER_REGISTRATION__SECRET_FILE", "secret");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let secret = c
+                .secrets()
+                .map_err(|e| e.to_string())?
+                .registration_secret
+                .unwrap();
+            assert_eq!(
+                secrecy::ExposeSecret::expose_secret(&secret),
+                "s3cret-from-file"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.cloud.volume_size_gb, 150);
+        assert_eq!(c.cloud.security_groups, ["ssh-whitelist", "Open-top"]);
+    }
+
+    #[test]
+    fn a_secret_and_its_file_cannot_both_be_set() {
+        let e = load_str("[registration]\nsecret = \"abc\"\nsecret_file = \"/x\"").unwrap_err();
+        assert_eq!(e.key, "registration.secret");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let c = load_str("[registration]\nsecret = \"hunter2-hunter2\"").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{:?}", c.secrets().unwrap()).contains("hunter2"));
+    }
+}
