@@ -3,6 +3,7 @@
 
 use super::ConfigError;
 use serde::{Deserialize, Serialize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 /// Which cloud stackbinder drives. OpenStack unless the simulated cloud is
@@ -41,7 +42,7 @@ pub struct CloudConfig {
     pub cloud: String,
     pub image: String,
     pub flavor: String,
-    pub volume_size_gb: u32,
+    pub volume_size_gb: NonZeroU32,
     pub delete_volume_on_termination: bool,
     pub key_name: Option<String>,
     pub security_groups: Vec<String>,
@@ -58,15 +59,15 @@ pub struct CloudConfig {
     /// in clouds.yaml / `OS_INTERFACE`, else public.
     pub interface: Option<String>,
     /// Every OpenStack API call gives up after this long.
-    pub request_timeout_seconds: u64,
+    pub request_timeout_seconds: NonZeroU64,
     /// At most this many OpenStack API calls in flight at once.
-    pub max_concurrent_requests: usize,
+    pub max_concurrent_requests: NonZeroUsize,
 }
 
 impl CloudConfig {
     /// Every OpenStack API call gives up after this long.
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout_seconds)
+        Duration::from_secs(self.request_timeout_seconds.get())
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -81,13 +82,6 @@ impl CloudConfig {
                 "use up to 20 letters, digits, - or _ (e.g. \"binder-\")",
             ));
         }
-        if self.volume_size_gb == 0 {
-            return Err(ConfigError::new(
-                "cloud.volume_size_gb",
-                "0 GB cannot hold the image",
-                "set it to the boot volume size in GB, e.g. 150",
-            ));
-        }
         if let Some(interface) = &self.interface
             && !matches!(interface.as_str(), "public" | "internal" | "admin")
         {
@@ -97,21 +91,21 @@ impl CloudConfig {
                 "use \"public\", \"internal\" or \"admin\", or leave it unset",
             ));
         }
-        if self.request_timeout_seconds == 0 || self.max_concurrent_requests == 0 {
-            return Err(ConfigError::new(
-                "cloud.request_timeout_seconds",
-                "the request timeout and max_concurrent_requests must be positive",
-                "use e.g. request_timeout_seconds = 30 and max_concurrent_requests = 8",
-            ));
-        }
         Ok(())
     }
 
-    /// How to fix a value of `field` that does not parse.
+    /// How to fix a value of `field` that does not parse (or is 0).
     pub(super) fn fix(field: &str) -> Option<&'static str> {
         match field {
             "backend" => Some("use \"simulated\" or \"openstack\""),
             "jupyter_access" => Some("use \"proxy\" or \"floating_ip\""),
+            "volume_size_gb" => Some("set it to the boot volume size in GB, e.g. 150"),
+            "request_timeout_seconds" => {
+                Some("use a positive number of seconds, e.g. request_timeout_seconds = 30")
+            }
+            "max_concurrent_requests" => {
+                Some("use a positive number, e.g. max_concurrent_requests = 8")
+            }
             _ => None,
         }
     }
@@ -125,7 +119,7 @@ impl Default for CloudConfig {
             cloud: String::new(),
             image: "stackbinder-snapshot".into(),
             flavor: "m1.large".into(),
-            volume_size_gb: 150,
+            volume_size_gb: const { NonZeroU32::new(150).unwrap() },
             delete_volume_on_termination: true,
             key_name: None,
             security_groups: vec!["ssh-whitelist".into(), "Open-top".into()],
@@ -136,8 +130,8 @@ impl Default for CloudConfig {
             max_vms: None,
             region: None,
             interface: None,
-            request_timeout_seconds: 30,
-            max_concurrent_requests: 8,
+            request_timeout_seconds: const { NonZeroU64::new(30).unwrap() },
+            max_concurrent_requests: const { NonZeroUsize::new(8).unwrap() },
         }
     }
 }

@@ -1,9 +1,10 @@
 //! `[github]`: the OAuth app users log in with (GitHub or GitHub
 //! Enterprise).
 
-use super::{ConfigError, URL_FIX};
+use super::URL_FIX;
 use secrecy::SecretString;
 use serde::Deserialize;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
@@ -18,30 +19,20 @@ pub struct GithubConfig {
     pub token_url: Url,
     pub api_url: Url,
     /// How long one request to GitHub may take.
-    pub timeout_seconds: u64,
+    pub timeout_seconds: NonZeroU64,
 }
 
 impl GithubConfig {
     /// How long one request to GitHub may take.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout_seconds)
+        Duration::from_secs(self.timeout_seconds.get())
     }
 
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.timeout_seconds == 0 {
-            return Err(ConfigError::new(
-                "github.timeout_seconds",
-                "0 seconds leaves no time for GitHub to answer",
-                "use e.g. 10",
-            ));
-        }
-        Ok(())
-    }
-
-    /// How to fix a value of `field` that does not parse.
+    /// How to fix a value of `field` that does not parse (or is 0).
     pub(super) fn fix(field: &str) -> Option<&'static str> {
         match field {
             "authorize_url" | "token_url" | "api_url" => Some(URL_FIX),
+            "timeout_seconds" => Some("use a positive number of seconds, e.g. 10"),
             _ => None,
         }
     }
@@ -56,7 +47,7 @@ impl Default for GithubConfig {
             authorize_url: Url::parse("https://github.com/login/oauth/authorize").expect("valid"),
             token_url: Url::parse("https://github.com/login/oauth/access_token").expect("valid"),
             api_url: Url::parse("https://api.github.com").expect("valid"),
-            timeout_seconds: 10,
+            timeout_seconds: const { NonZeroU64::new(10).unwrap() },
         }
     }
 }

@@ -6,6 +6,7 @@ use super::ConfigError;
 use super::launch::{LaunchConfig, repo_specs};
 use crate::domain::RepoSpec;
 use serde::Deserialize;
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -23,20 +24,20 @@ pub struct ImageConfig {
     /// The flavor of the builder VM; its root disk holds the whole image.
     pub builder_flavor: String,
     /// The builder must power off within this long.
-    pub build_timeout_minutes: u64,
+    pub build_timeout_minutes: NonZeroU64,
     /// The snapshot must be active in Glance within this long.
-    pub snapshot_timeout_minutes: u64,
+    pub snapshot_timeout_minutes: NonZeroU64,
 }
 
 impl ImageConfig {
     /// The builder must power off within this long.
     pub fn build_timeout(&self) -> Duration {
-        Duration::from_secs(self.build_timeout_minutes * 60)
+        Duration::from_secs(self.build_timeout_minutes.get() * 60)
     }
 
     /// The snapshot must be active in Glance within this long.
     pub fn snapshot_timeout(&self) -> Duration {
-        Duration::from_secs(self.snapshot_timeout_minutes * 60)
+        Duration::from_secs(self.snapshot_timeout_minutes.get() * 60)
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -67,22 +68,21 @@ impl ImageConfig {
                 "set image.base_image to a stock Ubuntu 24.04 image and image.builder_flavor to a flavor with a root disk",
             ));
         }
-        if self.build_timeout_minutes == 0 || self.snapshot_timeout_minutes == 0 {
-            return Err(ConfigError::new(
-                "image.build_timeout_minutes",
-                "the build and snapshot timeouts must be positive",
-                "use e.g. build_timeout_minutes = 90 and snapshot_timeout_minutes = 60",
-            ));
-        }
         Ok(())
     }
 
-    /// How to fix a value of `field` that does not parse.
+    /// How to fix a value of `field` that does not parse (or is 0).
     pub(super) fn fix(field: &str) -> Option<&'static str> {
         match field {
             "prebuild" => Some(
                 "list https git URLs, e.g. [\"https://github.com/binder-examples/requirements\"]",
             ),
+            "build_timeout_minutes" => {
+                Some("use a positive number of minutes, e.g. build_timeout_minutes = 90")
+            }
+            "snapshot_timeout_minutes" => {
+                Some("use a positive number of minutes, e.g. snapshot_timeout_minutes = 60")
+            }
             _ => None,
         }
     }
@@ -96,8 +96,8 @@ impl Default for ImageConfig {
             repo2docker_version: "2026.4.0".into(),
             base_image: "ubuntu-24.04".into(),
             builder_flavor: "m1.large".into(),
-            build_timeout_minutes: 90,
-            snapshot_timeout_minutes: 60,
+            build_timeout_minutes: const { NonZeroU64::new(90).unwrap() },
+            snapshot_timeout_minutes: const { NonZeroU64::new(60).unwrap() },
         }
     }
 }
@@ -107,11 +107,17 @@ mod tests {
     use crate::config::tests::load_str;
 
     #[test]
-    fn the_image_build_needs_a_base_image_and_positive_timeouts() {
-        let e = load_str("[image]\nbuild_timeout_minutes = 0").unwrap_err();
-        assert_eq!(e.key, "image.build_timeout_minutes");
-        let e = load_str("[image]\nbase_image = \"\"").unwrap_err();
-        assert_eq!(e.key, "image.base_image");
+    fn the_image_build_needs_a_base_image_and_a_builder_flavor() {
+        for toml in [
+            "[image]\nbase_image = \"\"",
+            "[image]\nbuilder_flavor = \" \"",
+        ] {
+            assert_eq!(
+                load_str(toml).unwrap_err().key,
+                "image.base_image",
+                "{toml}"
+            );
+        }
         let c = load_str("[image]\nbuilder_flavor = \"m1.xlarge\"").unwrap();
         assert_eq!(c.image.builder_flavor, "m1.xlarge");
     }

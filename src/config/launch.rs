@@ -5,6 +5,7 @@ use super::ConfigError;
 use crate::domain::{RepoPattern, RepoSpec, repo_policy};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::num::{NonZeroU16, NonZeroU64};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -13,11 +14,12 @@ pub struct LaunchConfig {
     #[serde(deserialize_with = "repo_spec")]
     pub default_repo: RepoSpec,
     /// The port Jupyter listens on inside the VM.
-    pub jupyter_port: u16,
-    pub boot_timeout_seconds: u64,
-    pub clone_timeout_seconds: u64,
-    pub build_timeout_seconds: u64,
-    pub start_timeout_seconds: u64,
+    pub jupyter_port: NonZeroU16,
+    /// How long each phase of a launch may take before it fails.
+    pub boot_timeout_seconds: NonZeroU64,
+    pub clone_timeout_seconds: NonZeroU64,
+    pub build_timeout_seconds: NonZeroU64,
+    pub start_timeout_seconds: NonZeroU64,
     /// A VM is deleted this long after its launch (plus extensions).
     pub max_lifetime_hours: f64,
     /// How many times the owner may push the expiry back...
@@ -85,7 +87,7 @@ impl LaunchConfig {
         Ok(())
     }
 
-    /// How to fix a value of `field` that does not parse.
+    /// How to fix a value of `field` that does not parse (or is 0).
     pub(super) fn fix(field: &str) -> Option<&'static str> {
         match field {
             "default_repo" => Some(
@@ -94,6 +96,11 @@ impl LaunchConfig {
             "banned_repos" => Some(
                 "list https URL patterns with * wildcards, e.g. [\"https://github.com/some-org/*\"]",
             ),
+            "jupyter_port" => Some("use the port Jupyter listens on in the VM, e.g. 8888"),
+            "boot_timeout_seconds" => Some("use a positive number of seconds, e.g. 600"),
+            "clone_timeout_seconds" => Some("use a positive number of seconds, e.g. 600"),
+            "build_timeout_seconds" => Some("use a positive number of seconds, e.g. 3600"),
+            "start_timeout_seconds" => Some("use a positive number of seconds, e.g. 300"),
             _ => None,
         }
     }
@@ -104,11 +111,11 @@ impl Default for LaunchConfig {
         Self {
             default_repo: RepoSpec::parse("https://github.com/binder-examples/requirements")
                 .expect("valid"),
-            jupyter_port: 8888,
-            boot_timeout_seconds: 600,
-            clone_timeout_seconds: 600,
-            build_timeout_seconds: 3600,
-            start_timeout_seconds: 300,
+            jupyter_port: const { NonZeroU16::new(8888).unwrap() },
+            boot_timeout_seconds: const { NonZeroU64::new(600).unwrap() },
+            clone_timeout_seconds: const { NonZeroU64::new(600).unwrap() },
+            build_timeout_seconds: const { NonZeroU64::new(3600).unwrap() },
+            start_timeout_seconds: const { NonZeroU64::new(300).unwrap() },
             max_lifetime_hours: 8.0,
             max_extensions: 2,
             extension_hours: 4.0,

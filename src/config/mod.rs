@@ -7,6 +7,8 @@
 //!
 //! Every problem is reported as the key, what is wrong with its value and how
 //! to fix it, because the person reading it is an operator at a terminal.
+//! A value that must be positive is a `NonZero*`, so a 0 is refused while the
+//! file is read, with the fix its section gives for that key.
 
 mod cloud;
 mod database;
@@ -146,9 +148,6 @@ impl Config {
         self.database.validate()?;
         self.cloud.validate()?;
         self.launch.validate()?;
-        self.registration.validate()?;
-        self.github.validate()?;
-        self.provision.validate()?;
         self.image.validate()?;
         self.secrets().map(|_| ())
     }
@@ -214,10 +213,21 @@ fn from_figment_error(err: figment::Error) -> ConfigError {
     };
     let problem = match &err.kind {
         figment::error::Kind::UnknownField(field, _) => format!("`{field}` is not a known key"),
+        kind if is_zero_for_nonzero(kind) => "must be positive, not 0".to_owned(),
         kind => kind.to_string(),
     };
     let fix = fix_for(&key, &err.kind);
     ConfigError { key, problem, fix }
+}
+
+/// serde's refusal of a 0 for a `NonZero*` key.
+fn is_zero_for_nonzero(kind: &figment::error::Kind) -> bool {
+    use figment::error::{Actual, Kind};
+    matches!(
+        kind,
+        Kind::InvalidValue(Actual::Unsigned(0) | Actual::Signed(0), expected)
+            if expected.starts_with("a nonzero")
+    )
 }
 
 /// The fix for a value that did not parse, from the section it belongs to.
@@ -237,6 +247,7 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         "registration" => RegistrationConfig::fix(field),
         "cloud" => CloudConfig::fix(field),
         "launch" => LaunchConfig::fix(field),
+        "provision" => ProvisionConfig::fix(field),
         "image" => ImageConfig::fix(field),
         _ => None,
     };
@@ -255,15 +266,15 @@ pub(crate) mod tests {
     #[test]
     fn the_documented_example_config_is_valid() {
         let c = load_str(include_str!("../../config.toml")).expect("config.toml loads");
-        assert_eq!(c.cloud.volume_size_gb, 150);
+        assert_eq!(c.cloud.volume_size_gb.get(), 150);
         let defaults = ImageConfig::default();
         assert_eq!(c.image.prebuild, defaults.prebuild);
         assert_eq!(c.image.docker_mtu, defaults.docker_mtu);
         assert_eq!(c.image.repo2docker_version, defaults.repo2docker_version);
         assert_eq!(c.image.base_image, defaults.base_image);
         assert_eq!(c.image.builder_flavor, defaults.builder_flavor);
-        assert_eq!(c.image.build_timeout_minutes, 90);
-        assert_eq!(c.image.snapshot_timeout_minutes, 60);
+        assert_eq!(c.image.build_timeout_minutes.get(), 90);
+        assert_eq!(c.image.snapshot_timeout_minutes.get(), 60);
     }
 
     // figment's Jail fixes the closure's error type.
@@ -304,8 +315,109 @@ pub(crate) mod tests {
     #[test]
     fn an_empty_file_gives_the_defaults() {
         let c = load_str("").unwrap();
-        assert_eq!(c.cloud.volume_size_gb, 150);
+        assert_eq!(c.cloud.volume_size_gb.get(), 150);
         assert_eq!(c.cloud.security_groups, ["ssh-whitelist", "Open-top"]);
+    }
+
+    /// Every key that must be positive, with a piece of the fix that says
+    /// what to use instead of 0.
+    const POSITIVE_KEYS: &[(&str, &str, &str)] = &[
+        ("server", "session_idle_minutes", "e.g. 480"),
+        ("server", "session_max_hours", "e.g. 24"),
+        ("github", "timeout_seconds", "e.g. 10"),
+        ("registration", "wrong_guesses", "wrong_guesses = 10"),
+        (
+            "registration",
+            "guess_window_minutes",
+            "guess_window_minutes = 10",
+        ),
+        ("cloud", "volume_size_gb", "size in GB, e.g. 150"),
+        (
+            "cloud",
+            "request_timeout_seconds",
+            "request_timeout_seconds = 30",
+        ),
+        (
+            "cloud",
+            "max_concurrent_requests",
+            "max_concurrent_requests = 8",
+        ),
+        ("launch", "jupyter_port", "e.g. 8888"),
+        ("launch", "boot_timeout_seconds", "e.g. 600"),
+        ("launch", "clone_timeout_seconds", "e.g. 600"),
+        ("launch", "build_timeout_seconds", "e.g. 3600"),
+        ("launch", "start_timeout_seconds", "e.g. 300"),
+        ("provision", "poll_interval_ms", "poll_interval_ms = 2000"),
+        ("provision", "concurrency", "concurrency = 8"),
+        (
+            "image",
+            "build_timeout_minutes",
+            "build_timeout_minutes = 90",
+        ),
+        (
+            "image",
+            "snapshot_timeout_minutes",
+            "snapshot_timeout_minutes = 60",
+        ),
+    ];
+
+    #[test]
+    fn a_zero_where_a_value_must_be_positive_names_the_key_and_what_to_use() {
+        for (section, field, fix) in POSITIVE_KEYS {
+            let e = load_str(&format!("[{section}]\n{field} = 0")).unwrap_err();
+            assert_eq!(e.key, format!("{section}.{field}"), "{e}");
+            assert_eq!(e.problem, "must be positive, not 0", "{e}");
+            assert!(e.fix.contains(fix), "{section}.{field}: {e}");
+            // A value that is no number at all gets the same fix.
+            let e = load_str(&format!("[{section}]\n{field} = \"many\"")).unwrap_err();
+            assert!(e.fix.contains(fix), "{section}.{field}: {e}");
+            // And 1 is fine.
+            load_str(&format!("[{section}]\n{field} = 1")).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_documented_example_says_which_keys_must_be_positive() {
+        let example = include_str!("../../config.toml");
+        let lines: Vec<&str> = example.lines().collect();
+        for (section, field, _) in POSITIVE_KEYS {
+            let start = lines
+                .iter()
+                .position(|l| *l == format!("[{section}]"))
+                .unwrap_or_else(|| panic!("[{section}] in config.toml"));
+            let at = start
+                + lines[start..]
+                    .iter()
+                    .position(|l| l.starts_with(&format!("{field} = ")))
+                    .unwrap_or_else(|| panic!("{section}.{field} in config.toml"));
+            // The paragraph of comments (and keys) that ends with the key.
+            let paragraph = lines[..at]
+                .iter()
+                .rev()
+                .take_while(|l| !l.trim().is_empty())
+                .map(|l| l.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                paragraph.contains("must be at least 1"),
+                "config.toml does not say that {section}.{field} must be at least 1"
+            );
+        }
+    }
+
+    #[allow(clippy::result_large_err)]
+    #[test]
+    fn a_zero_from_the_environment_is_refused_the_same_way() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STACKBINDER_PROVISION__CONCURRENCY", "0");
+            let e = Config::load(None).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "configuration key `provision.concurrency`: must be positive, not 0\n  \
+                 fix: use a positive number of VMs, e.g. concurrency = 8"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! `[provision]`: the rhythm of the background driver and the reconciler.
 
-use super::ConfigError;
 use serde::Deserialize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvisionConfig {
     /// How often the background driver looks at unfinished VMs.
-    pub poll_interval_ms: u64,
+    pub poll_interval_ms: NonZeroU64,
     /// How many VMs the driver moves forward at the same time.
-    pub concurrency: usize,
+    pub concurrency: NonZeroUsize,
     /// How often the store is compared with what the cloud really has.
     pub reconcile_interval_seconds: u64,
     /// Something of ours in the cloud without a record is deleted once it
@@ -27,7 +27,7 @@ pub struct ProvisionConfig {
 impl ProvisionConfig {
     /// How often the background driver looks at unfinished VMs.
     pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.poll_interval_ms)
+        Duration::from_millis(self.poll_interval_ms.get())
     }
 
     /// How often the store is compared with the cloud.
@@ -55,23 +55,23 @@ impl ProvisionConfig {
         Duration::from_secs(self.delete_give_up_seconds)
     }
 
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.poll_interval_ms == 0 || self.concurrency == 0 {
-            return Err(ConfigError::new(
-                "provision.poll_interval_ms",
-                "the poll interval and concurrency must be positive",
-                "use e.g. poll_interval_ms = 2000 and concurrency = 8",
-            ));
+    /// How to fix a value of `field` that does not parse (or is 0).
+    pub(super) fn fix(field: &str) -> Option<&'static str> {
+        match field {
+            "poll_interval_ms" => {
+                Some("use a positive number of milliseconds, e.g. poll_interval_ms = 2000")
+            }
+            "concurrency" => Some("use a positive number of VMs, e.g. concurrency = 8"),
+            _ => None,
         }
-        Ok(())
     }
 }
 
 impl Default for ProvisionConfig {
     fn default() -> Self {
         Self {
-            poll_interval_ms: 2000,
-            concurrency: 8,
+            poll_interval_ms: const { NonZeroU64::new(2000).unwrap() },
+            concurrency: const { NonZeroUsize::new(8).unwrap() },
             reconcile_interval_seconds: 300,
             orphan_grace_minutes: 15,
             idle_check_seconds: 300,

@@ -1,10 +1,10 @@
 //! `[registration]`: who may register and administer, and how many wrong
 //! registration secrets a client may try.
 
-use super::ConfigError;
 use crate::domain::{GithubId, Login};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,28 +25,17 @@ pub struct RegistrationConfig {
     /// a rename does not get a blocked account back in.
     pub blocked_users: Vec<GithubUser>,
     /// Wrong registration secrets one client may try per `guess_window_minutes`.
-    pub wrong_guesses: u32,
-    pub guess_window_minutes: u32,
+    pub wrong_guesses: NonZeroU32,
+    pub guess_window_minutes: NonZeroU32,
 }
 
 impl RegistrationConfig {
     /// The window in which `wrong_guesses` are counted (and a lockout lasts).
     pub fn guess_window(&self) -> Duration {
-        Duration::from_secs(u64::from(self.guess_window_minutes) * 60)
+        Duration::from_secs(u64::from(self.guess_window_minutes.get()) * 60)
     }
 
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.wrong_guesses == 0 || self.guess_window_minutes == 0 {
-            return Err(ConfigError::new(
-                "registration.wrong_guesses",
-                "the limit and its window must be positive",
-                "use e.g. wrong_guesses = 10 and guess_window_minutes = 10",
-            ));
-        }
-        Ok(())
-    }
-
-    /// How to fix a value of `field` that does not parse.
+    /// How to fix a value of `field` that does not parse (or is 0).
     pub(super) fn fix(field: &str) -> Option<&'static str> {
         match field {
             "admins" | "blocked_users" => {
@@ -54,6 +43,10 @@ impl RegistrationConfig {
             }
             "allowed_orgs" => {
                 Some("list organizations or org/team slugs, e.g. [\"my-org\", \"my-org/tutors\"]")
+            }
+            "wrong_guesses" => Some("use a positive number, e.g. wrong_guesses = 10"),
+            "guess_window_minutes" => {
+                Some("use a positive number of minutes, e.g. guess_window_minutes = 10")
             }
             _ => None,
         }
@@ -68,8 +61,8 @@ impl Default for RegistrationConfig {
             admins: Vec::new(),
             allowed_orgs: Vec::new(),
             blocked_users: Vec::new(),
-            wrong_guesses: 10,
-            guess_window_minutes: 10,
+            wrong_guesses: const { NonZeroU32::new(10).unwrap() },
+            guess_window_minutes: const { NonZeroU32::new(10).unwrap() },
         }
     }
 }

@@ -5,6 +5,7 @@ use super::{ConfigError, URL_FIX};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 use url::Url;
 
@@ -16,9 +17,9 @@ pub struct ServerConfig {
     /// The URL users (and VMs) reach this server at.
     pub public_url: Url,
     /// A session ends after this long without a request.
-    pub session_idle_minutes: u32,
+    pub session_idle_minutes: NonZeroU32,
     /// A session ends this long after login, however busy.
-    pub session_max_hours: u32,
+    pub session_max_hours: NonZeroU32,
     /// A message shown on every page (maintenance, course news).
     pub banner: Option<String>,
     /// Behind a reverse proxy: take the client address from the last entry
@@ -43,12 +44,12 @@ impl ServerConfig {
 
     /// A session ends after this long without a request.
     pub fn session_idle(&self) -> Duration {
-        Duration::from_secs(u64::from(self.session_idle_minutes) * 60)
+        Duration::from_secs(u64::from(self.session_idle_minutes.get()) * 60)
     }
 
     /// A session ends this long after login.
     pub fn session_max(&self) -> Duration {
-        Duration::from_secs(u64::from(self.session_max_hours) * 3600)
+        Duration::from_secs(u64::from(self.session_max_hours.get()) * 3600)
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -79,21 +80,16 @@ impl ServerConfig {
                 "set it to the address the VMs reach this server at, e.g. http://10.0.0.5:8080, or leave it unset for server.public_url",
             ));
         }
-        if self.session_idle_minutes == 0 || self.session_max_hours == 0 {
-            return Err(ConfigError::new(
-                "server.session_idle_minutes",
-                "sessions must last at least a minute",
-                "use a positive number of minutes / hours",
-            ));
-        }
         Ok(())
     }
 
-    /// How to fix a value of `field` that does not parse.
+    /// How to fix a value of `field` that does not parse (or is 0).
     pub(super) fn fix(field: &str) -> Option<&'static str> {
         match field {
             "bind" => Some("write host:port, e.g. \"127.0.0.1:8080\""),
             "public_url" | "callback_url" => Some(URL_FIX),
+            "session_idle_minutes" => Some("use a positive number of minutes, e.g. 480"),
+            "session_max_hours" => Some("use a positive number of hours, e.g. 24"),
             _ => None,
         }
     }
@@ -117,8 +113,8 @@ impl Default for ServerConfig {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: Url::parse("http://127.0.0.1:8080").expect("valid URL"),
-            session_idle_minutes: 8 * 60,
-            session_max_hours: 24,
+            session_idle_minutes: const { NonZeroU32::new(8 * 60).unwrap() },
+            session_max_hours: const { NonZeroU32::new(24).unwrap() },
             banner: None,
             trust_forwarded_for: false,
             metrics_token: None,
