@@ -321,56 +321,49 @@ pub(crate) mod tests {
 
     /// Every key that must be positive, with a piece of the fix that says
     /// what to use instead of 0.
-    const POSITIVE_KEYS: &[(&str, &str, &str)] = &[
-        ("server", "session_idle_minutes", "e.g. 480"),
-        ("server", "session_max_hours", "e.g. 24"),
-        ("github", "timeout_seconds", "e.g. 10"),
-        ("registration", "wrong_guesses", "wrong_guesses = 10"),
+    const POSITIVE_KEYS: &[(&str, &str)] = &[
+        ("server.session_idle_minutes", "e.g. 480"),
+        ("server.session_max_hours", "e.g. 24"),
+        ("github.timeout_seconds", "e.g. 10"),
+        ("registration.wrong_guesses", "wrong_guesses = 10"),
         (
-            "registration",
-            "guess_window_minutes",
+            "registration.guess_window_minutes",
             "guess_window_minutes = 10",
         ),
-        ("cloud", "volume_size_gb", "size in GB, e.g. 150"),
+        ("cloud.volume_size_gb", "size in GB, e.g. 150"),
         (
-            "cloud",
-            "request_timeout_seconds",
+            "cloud.request_timeout_seconds",
             "request_timeout_seconds = 30",
         ),
         (
-            "cloud",
-            "max_concurrent_requests",
+            "cloud.max_concurrent_requests",
             "max_concurrent_requests = 8",
         ),
-        ("launch", "jupyter_port", "e.g. 8888"),
-        ("launch", "boot_timeout_seconds", "e.g. 600"),
-        ("launch", "clone_timeout_seconds", "e.g. 600"),
-        ("launch", "build_timeout_seconds", "e.g. 3600"),
-        ("launch", "start_timeout_seconds", "e.g. 300"),
-        ("provision", "poll_interval_ms", "poll_interval_ms = 2000"),
-        ("provision", "concurrency", "concurrency = 8"),
+        ("launch.jupyter_port", "e.g. 8888"),
+        ("launch.boot_timeout_seconds", "e.g. 600"),
+        ("launch.clone_timeout_seconds", "e.g. 600"),
+        ("launch.build_timeout_seconds", "e.g. 3600"),
+        ("launch.start_timeout_seconds", "e.g. 300"),
+        ("provision.poll_interval_ms", "poll_interval_ms = 2000"),
+        ("provision.concurrency", "concurrency = 8"),
+        ("image.build_timeout_minutes", "build_timeout_minutes = 90"),
         (
-            "image",
-            "build_timeout_minutes",
-            "build_timeout_minutes = 90",
-        ),
-        (
-            "image",
-            "snapshot_timeout_minutes",
+            "image.snapshot_timeout_minutes",
             "snapshot_timeout_minutes = 60",
         ),
     ];
 
     #[test]
     fn a_zero_where_a_value_must_be_positive_names_the_key_and_what_to_use() {
-        for (section, field, fix) in POSITIVE_KEYS {
+        for (key, fix) in POSITIVE_KEYS {
+            let (section, field) = key.split_once('.').unwrap();
             let e = load_str(&format!("[{section}]\n{field} = 0")).unwrap_err();
-            assert_eq!(e.key, format!("{section}.{field}"), "{e}");
+            assert_eq!(e.key, *key, "{e}");
             assert_eq!(e.problem, "must be positive, not 0", "{e}");
-            assert!(e.fix.contains(fix), "{section}.{field}: {e}");
+            assert!(e.fix.contains(fix), "{key}: {e}");
             // A value that is no number at all gets the same fix.
             let e = load_str(&format!("[{section}]\n{field} = \"many\"")).unwrap_err();
-            assert!(e.fix.contains(fix), "{section}.{field}: {e}");
+            assert!(e.fix.contains(fix), "{key}: {e}");
             // And 1 is fine.
             load_str(&format!("[{section}]\n{field} = 1")).unwrap();
         }
@@ -380,7 +373,8 @@ pub(crate) mod tests {
     fn the_documented_example_says_which_keys_must_be_positive() {
         let example = include_str!("../../config.toml");
         let lines: Vec<&str> = example.lines().collect();
-        for (section, field, _) in POSITIVE_KEYS {
+        for (key, _) in POSITIVE_KEYS {
+            let (section, field) = key.split_once('.').unwrap();
             let start = lines
                 .iter()
                 .position(|l| *l == format!("[{section}]"))
@@ -389,7 +383,7 @@ pub(crate) mod tests {
                 + lines[start..]
                     .iter()
                     .position(|l| l.starts_with(&format!("{field} = ")))
-                    .unwrap_or_else(|| panic!("{section}.{field} in config.toml"));
+                    .unwrap_or_else(|| panic!("{key} in config.toml"));
             // The paragraph of comments (and keys) that ends with the key.
             let paragraph = lines[..at]
                 .iter()
@@ -400,7 +394,7 @@ pub(crate) mod tests {
                 .join(" ");
             assert!(
                 paragraph.contains("must be at least 1"),
-                "config.toml does not say that {section}.{field} must be at least 1"
+                "config.toml does not say that {key} must be at least 1"
             );
         }
     }
