@@ -2,8 +2,9 @@
 //! environment overrides; secrets from the value itself or from a file.
 //!
 //! One module per section, each with its defaults, its checks and its
-//! durations; this one loads the file and the environment, turns figment's
-//! errors into ours, and resolves the secrets.
+//! durations; this one loads the file and the environment, lets each
+//! section check itself, and resolves the secrets. `error` says what is
+//! wrong in the operator's terms.
 //!
 //! Every problem is reported as the key, what is wrong with its value and how
 //! to fix it, because the person reading it is an operator at a terminal.
@@ -12,6 +13,7 @@
 
 mod cloud;
 mod database;
+mod error;
 mod github;
 mod image;
 mod launch;
@@ -22,6 +24,8 @@ mod simulator;
 
 pub use cloud::{Backend, CloudConfig, JupyterAccess};
 pub use database::DatabaseConfig;
+pub use error::ConfigError;
+use error::{URL_FIX, from_figment_error};
 pub use github::GithubConfig;
 pub use image::ImageConfig;
 pub use launch::LaunchConfig;
@@ -59,39 +63,6 @@ pub struct Config {
     #[serde(default)]
     pub image: ImageConfig,
 }
-
-/// A configuration problem, said so an operator can fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub key: String,
-    pub problem: String,
-    pub fix: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "configuration key `{}`: {}\n  fix: {}",
-            self.key, self.problem, self.fix
-        )
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl ConfigError {
-    fn new(key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            problem: problem.into(),
-            fix: fix.into(),
-        }
-    }
-}
-
-/// The fix for every key that holds a URL.
-const URL_FIX: &str = "write a full URL, e.g. \"https://binder.example.org\"";
 
 /// Secrets resolved from their value or file, kept apart from `Config` so
 /// that the raw settings can be shown without them.
@@ -203,56 +174,6 @@ fn secret_from(
         }
         (None, None) => Ok(None),
     }
-}
-
-fn from_figment_error(err: figment::Error) -> ConfigError {
-    let key = if err.path.is_empty() {
-        "(top level)".to_owned()
-    } else {
-        err.path.join(".").to_lowercase()
-    };
-    let problem = match &err.kind {
-        figment::error::Kind::UnknownField(field, _) => format!("`{field}` is not a known key"),
-        kind if is_zero_for_nonzero(kind) => "must be positive, not 0".to_owned(),
-        kind => kind.to_string(),
-    };
-    let fix = fix_for(&key, &err.kind);
-    ConfigError { key, problem, fix }
-}
-
-/// serde's refusal of a 0 for a `NonZero*` key.
-fn is_zero_for_nonzero(kind: &figment::error::Kind) -> bool {
-    use figment::error::{Actual, Kind};
-    matches!(
-        kind,
-        Kind::InvalidValue(Actual::Unsigned(0) | Actual::Signed(0), expected)
-            if expected.starts_with("a nonzero")
-    )
-}
-
-/// The fix for a value that did not parse, from the section it belongs to.
-fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
-    if matches!(kind, figment::error::Kind::UnknownField(..)) {
-        return "check the spelling against the documented config.toml".into();
-    }
-    // A list entry's key ends in its index (`registration.admins.0`).
-    let key = key
-        .rsplit_once('.')
-        .filter(|(_, last)| last.parse::<usize>().is_ok())
-        .map_or(key, |(list, _)| list);
-    let (section, field) = key.split_once('.').unwrap_or((key, ""));
-    let fix = match section {
-        "server" => ServerConfig::fix(field),
-        "github" => GithubConfig::fix(field),
-        "registration" => RegistrationConfig::fix(field),
-        "cloud" => CloudConfig::fix(field),
-        "launch" => LaunchConfig::fix(field),
-        "provision" => ProvisionConfig::fix(field),
-        "image" => ImageConfig::fix(field),
-        _ => None,
-    };
-    fix.unwrap_or("see the comment for this key in config.toml")
-        .into()
 }
 
 #[cfg(test)]
