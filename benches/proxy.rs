@@ -25,6 +25,7 @@ use stackbinder::app::{Application, Login, Options};
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud::simulated::{Scenario, SimulatedCloud, Timings};
 use stackbinder::config::Config;
+use std::num::NonZero;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
@@ -105,7 +106,7 @@ async fn stackbinder_with_vm_at(jupyter: &RealJupyter) -> (String, String, tempf
     config.database.url = format!("sqlite://{}", dir.path().join("stackbinder.db").display());
     config.registration.secret = Some(SecretString::from(secret.clone()));
     config.registration.secret_file = None;
-    config.provision.poll_interval_ms = 50;
+    config.provision.poll_interval_ms = NonZero::new(50).unwrap();
     let cloud = SimulatedCloud::new(Timings::quick(), 4);
     cloud.push_scenario(Scenario::ExternalJupyter(jupyter.addr));
     let app = Application::build(

@@ -63,7 +63,7 @@ pub fn cloud_from_config(config: &Config) -> Arc<dyn Cloud> {
         ),
         Backend::Openstack => Arc::new(
             OpenStackCloud::from_config(&config.cloud)
-                .with_jupyter_port(config.launch.jupyter_port),
+                .with_jupyter_port(config.launch.jupyter_port.get()),
         ),
     }
 }
@@ -86,14 +86,14 @@ pub(crate) fn settings(config: &Config) -> provision::Settings {
         callback_url: config.server.callback_base().clone(),
         cloud: config.cloud.clone(),
         launch: config.launch.clone(),
-        poll_interval: Duration::from_millis(config.provision.poll_interval_ms),
-        concurrency: config.provision.concurrency,
-        reconcile_interval: Duration::from_secs(config.provision.reconcile_interval_seconds),
-        orphan_grace: Duration::from_secs(config.provision.orphan_grace_minutes * 60),
-        idle_check_interval: Duration::from_secs(config.provision.idle_check_seconds),
-        delete_retry: Duration::from_secs(config.provision.delete_retry_seconds),
-        delete_give_up: Duration::from_secs(config.provision.delete_give_up_seconds),
-        build_timeout: Duration::from_secs(config.image.build_timeout_minutes * 60),
+        poll_interval: config.provision.poll_interval(),
+        concurrency: config.provision.concurrency.get(),
+        reconcile_interval: config.provision.reconcile_interval(),
+        orphan_grace: config.provision.orphan_grace(),
+        idle_check_interval: config.provision.idle_check_interval(),
+        delete_retry: config.provision.delete_retry(),
+        delete_give_up: config.provision.delete_give_up(),
+        build_timeout: config.image.build_timeout(),
         create_lookups: CREATE_LOOKUPS,
     }
 }
@@ -151,8 +151,8 @@ impl Application {
         let installation = store.installation_id().await?;
         let provisioner = Provisioner::new(store.clone(), cloud, settings(&config), installation);
         let guesses = Arc::new(GuessGuard::new(
-            config.registration.wrong_guesses,
-            Duration::from_secs(u64::from(config.registration.guess_window_minutes) * 60),
+            config.registration.wrong_guesses.get(),
+            config.registration.guess_window(),
         ));
         let access = Arc::new(
             Access::load(&config, &provisioner)

@@ -47,8 +47,10 @@ pub struct CallbackReport {
     pub log: Vec<String>,
 }
 
+/// The user data of a launch, a cloud-config: its two files and the one
+/// command that runs the script on the data.
 #[derive(Serialize, Deserialize)]
-struct CloudConfig {
+struct LaunchUserData {
     write_files: Vec<WriteFile>,
     runcmd: Vec<Vec<String>>,
 }
@@ -63,7 +65,7 @@ struct WriteFile {
 
 /// Render the user data for one VM.
 pub fn render_user_data(data: &LaunchData) -> String {
-    let config = CloudConfig {
+    let config = LaunchUserData {
         write_files: vec![
             WriteFile {
                 path: LAUNCH_DATA_PATH.into(),
@@ -86,7 +88,7 @@ pub fn render_user_data(data: &LaunchData) -> String {
 
 /// Read the launch data back out of user data, as the VM does.
 pub fn parse_launch_data(user_data: &str) -> Option<LaunchData> {
-    let config: CloudConfig = serde_yaml_ng::from_str(user_data).ok()?;
+    let config: LaunchUserData = serde_yaml_ng::from_str(user_data).ok()?;
     let file = config
         .write_files
         .iter()
@@ -123,7 +125,7 @@ mod tests {
     #[test]
     fn hostile_values_cannot_add_commands() {
         let rendered = render_user_data(&hostile());
-        let config: CloudConfig = serde_yaml_ng::from_str(&rendered).unwrap();
+        let config: LaunchUserData = serde_yaml_ng::from_str(&rendered).unwrap();
         assert_eq!(
             config.runcmd,
             vec![vec![

@@ -13,7 +13,6 @@ use oauth2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use std::time::Duration;
 use url::Url;
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -74,7 +73,7 @@ impl Github {
         let http = reqwest::Client::builder()
             // No redirects: the token endpoint must answer itself (SSRF).
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(config.timeout_seconds))
+            .timeout(config.timeout())
             // GitHub refuses API requests without a User-Agent.
             .user_agent(concat!("stackbinder/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -115,9 +115,9 @@ impl Timing {
     /// the provisioner polls it (`provision.poll_interval_ms`).
     pub fn from_config(config: &Config) -> Self {
         Self {
-            poll: Duration::from_millis(config.provision.poll_interval_ms),
-            build_timeout: Duration::from_secs(config.image.build_timeout_minutes * 60),
-            snapshot_timeout: Duration::from_secs(config.image.snapshot_timeout_minutes * 60),
+            poll: config.provision.poll_interval(),
+            build_timeout: config.image.build_timeout(),
+            snapshot_timeout: config.image.snapshot_timeout(),
             // Someone is waiting at the terminal: give up on a stuck
             // deletion sooner than the provisioner does, and say so.
             teardown_timeout: Duration::from_secs(600),

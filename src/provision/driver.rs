@@ -125,7 +125,7 @@ impl Provisioner {
                 .await;
         }
         if matches!(vm.state, VmState::Creating | VmState::Booting)
-            && self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds)
+            && self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds.get())
         {
             let phase = if vm.state == VmState::Creating {
                 "creating"
@@ -250,8 +250,8 @@ impl Provisioner {
         match server.status {
             // UNKNOWN: Nova cannot reach the server's cell for now.
             ServerStatus::Build | ServerStatus::Unknown => {
-                if self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds) {
-                    let secs = self.inner.settings.launch.boot_timeout_seconds;
+                if self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds.get()) {
+                    let secs = self.inner.settings.launch.boot_timeout_seconds.get();
                     self.fail(
                         vm,
                         &format!("failed while booting: the server was not running after {secs} s"),
@@ -358,10 +358,10 @@ impl Provisioner {
     async fn build(&self, vm: &VmRecord) -> Result<(), StepError> {
         let launch = &self.inner.settings.launch;
         let (phase, limit) = match vm.progress {
-            None | Some(Progress::Cloning) => ("cloning", launch.clone_timeout_seconds),
-            Some(Progress::Building) => ("building", launch.build_timeout_seconds),
+            None | Some(Progress::Cloning) => ("cloning", launch.clone_timeout_seconds.get()),
+            Some(Progress::Building) => ("building", launch.build_timeout_seconds.get()),
             Some(Progress::Starting) | Some(Progress::Ready) => {
-                ("starting", launch.start_timeout_seconds)
+                ("starting", launch.start_timeout_seconds.get())
             }
             Some(Progress::Failed) => {
                 let tail = self.inner.store.log_tail(vm.id, 1).await?;

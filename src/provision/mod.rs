@@ -370,7 +370,7 @@ impl Provisioner {
             repo: vm.repo.clone(),
             git_ref: vm.git_ref.clone(),
             url_path: vm.url_path.clone(),
-            jupyter_port: s.launch.jupyter_port,
+            jupyter_port: s.launch.jupyter_port.get(),
             jupyter_token: vm.jupyter_token.clone(),
             callback_url: s
                 .callback_url
@@ -392,7 +392,7 @@ impl Provisioner {
             name: vm.name.clone(),
             image: s.cloud.image.clone(),
             flavor: s.cloud.flavor.clone(),
-            volume_size_gb: s.cloud.volume_size_gb,
+            volume_size_gb: s.cloud.volume_size_gb.get(),
             delete_volume_on_termination: s.cloud.delete_volume_on_termination,
             key_name: s.cloud.key_name.clone(),
             security_groups: s.cloud.security_groups.clone(),

@@ -36,7 +36,6 @@ use axum::routing::any;
 use route::BadTarget;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use url::Url;
@@ -197,7 +196,7 @@ async fn serve_main_origin(app: &AppState, request: Request) -> Result<Response,
             &app.store,
             user.github_id,
             &login,
-            app.config.launch.jupyter_port,
+            app.config.launch.jupyter_port.get(),
         )
         .await?;
         tracing::Span::current().record("vm", tracing::field::display(upstream.vm));
@@ -289,8 +288,8 @@ async fn serve_user_host(
     let server = &app.config.server;
     let domain = server.user_domain.as_deref().unwrap_or_default();
     let lifetimes = Lifetimes {
-        idle: Duration::from_secs(u64::from(server.session_idle_minutes) * 60),
-        max: Duration::from_secs(u64::from(server.session_max_hours) * 3600),
+        idle: server.session_idle(),
+        max: server.session_max(),
     };
     if request.uri().path() == TICKET_PATH {
         return redeem(app, &host_login, &request, lifetimes);
@@ -315,8 +314,13 @@ async fn serve_user_host(
         return Ok(Redirect::to(main.as_str()).into_response());
     };
     ensure_still_allowed(app, user).await?;
-    let upstream =
-        access::upstream_of(&app.store, user, &login, app.config.launch.jupyter_port).await?;
+    let upstream = access::upstream_of(
+        &app.store,
+        user,
+        &login,
+        app.config.launch.jupyter_port.get(),
+    )
+    .await?;
     tracing::Span::current().record("vm", tracing::field::display(upstream.vm));
     let origin = user_domain::user_origin(&server.public_url, domain, host_login.as_str());
     pass(app, request, upstream, origin).await

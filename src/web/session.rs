@@ -58,7 +58,7 @@ struct SessionAuth {
 pub fn layer(state: &AppState) -> SessionManagerLayer<SessionRows> {
     let store = SessionRows::new(state.store.pool().clone());
     let secure = state.config.server.public_url.scheme() == "https";
-    let idle = i64::from(state.config.server.session_idle_minutes);
+    let idle = i64::from(state.config.server.session_idle_minutes.get());
     SessionManagerLayer::new(store)
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
@@ -223,7 +223,7 @@ where
             .map_err(|(_, msg)| WebError::Internal(anyhow::anyhow!(msg)))?;
         let mut user = None;
         if let Some(auth) = session.get::<SessionAuth>(AUTH_KEY).await? {
-            let max_age = Duration::hours(i64::from(app.config.server.session_max_hours));
+            let max_age = Duration::hours(i64::from(app.config.server.session_max_hours.get()));
             if Utc::now() - auth.login_at > max_age {
                 session.flush().await?;
             } else {

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use stackbinder::cloud::simulated::Op;
 use stackbinder::config::OrgOrTeam;
 use stackbinder::domain::{GithubId, Login};
+use std::num::NonZero;
 use std::time::Duration;
 use url::Url;
 
@@ -443,7 +444,7 @@ async fn check_page(what: &str, response: reqwest::Response) -> StatusCode {
 async fn every_kind_of_page_carries_the_security_headers() {
     let fake = FakeGithub::start().await;
     let app = spawn_with_github(&fake, |config| {
-        config.registration.wrong_guesses = 1;
+        config.registration.wrong_guesses = NonZero::new(1).unwrap();
     })
     .await;
     let visitor = app.new_browser();

@@ -207,6 +207,38 @@ async fn a_bad_configuration_names_the_key_and_the_fix() {
     );
 }
 
+/// A 0 where a positive number is needed stops the binary before it does
+/// anything, naming the key and what to write instead, from the file as
+/// from the environment.
+#[tokio::test]
+async fn a_zero_where_a_positive_number_is_needed_names_the_key_and_what_to_use() {
+    let cli = Cli::new().await;
+    let config = cli.dir.path().join("config.toml");
+    std::fs::write(&config, "[provision]\nconcurrency = 0\n").unwrap();
+    let err = cli.fails(&["--config", config.to_str().unwrap(), "vm", "list"]);
+    assert!(
+        err.contains(
+            "configuration key `provision.concurrency`: must be positive, not 0\n  \
+             fix: use a positive number of VMs, e.g. concurrency = 8"
+        ),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stackbinder"))
+        .args(["vm", "list"])
+        .env("STACKBINDER_DATABASE__URL", Cli::url(&cli.dir))
+        .env("STACKBINDER_CLOUD__VOLUME_SIZE_GB", "0")
+        .env_remove("STACKBINDER_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("`cloud.volume_size_gb`: must be positive, not 0")
+            && err.contains("fix: set it to the boot volume size in GB, e.g. 150"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn serve_without_github_credentials_says_what_to_set() {
     let cli = Cli::new().await;

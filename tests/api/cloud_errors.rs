@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud::simulated::{Op, Scenario, Timings};
 use stackbinder::config::JupyterAccess;
+use std::num::NonZero;
 use std::time::Duration;
 
 async fn launched_app(options: TestOptions) -> TestApp {
@@ -181,7 +182,7 @@ async fn a_server_that_never_boots_times_out() {
             boot: Duration::from_secs(60),
             ..Timings::quick()
         },
-        configure: |config| config.launch.boot_timeout_seconds = 1,
+        configure: |config| config.launch.boot_timeout_seconds = NonZero::new(1).unwrap(),
         ..TestOptions::default()
     })
     .await;
@@ -203,7 +204,7 @@ async fn a_launch_without_progress_times_out_in_its_phase() {
             clone: Duration::from_secs(60),
             ..Timings::quick()
         },
-        configure: |config| config.launch.clone_timeout_seconds = 1,
+        configure: |config| config.launch.clone_timeout_seconds = NonZero::new(1).unwrap(),
         ..TestOptions::default()
     })
     .await;

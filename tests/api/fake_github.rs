@@ -25,6 +25,7 @@ use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::num::NonZero;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use url::Url;
@@ -817,7 +818,7 @@ pub async fn spawn_with_github(
             config.github.authorize_url = authorize;
             config.github.token_url = token;
             config.github.api_url = api;
-            config.github.timeout_seconds = 5;
+            config.github.timeout_seconds = NonZero::new(5).unwrap();
             configure(config);
         })),
         ..TestOptions::default()

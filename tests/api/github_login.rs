@@ -6,6 +6,7 @@ use crate::fake_github::*;
 use crate::helpers::*;
 use reqwest::StatusCode;
 use stackbinder::domain::{GithubId, Login as GithubLogin};
+use std::num::NonZero;
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -657,7 +658,10 @@ async fn github_server_errors_show_a_friendly_page() {
 #[tokio::test]
 async fn github_timeouts_show_a_friendly_page_in_time() {
     let fake = FakeGithub::start().await;
-    let app = spawn_with_github(&fake, |config| config.github.timeout_seconds = 1).await;
+    let app = spawn_with_github(&fake, |config| {
+        config.github.timeout_seconds = NonZero::new(1).unwrap()
+    })
+    .await;
     for faults in [
         Faults {
             token_delay: Some(Duration::from_secs(8)),
@@ -774,7 +778,10 @@ async fn session_expiry(app: &TestApp, id: &str) -> chrono::DateTime<chrono::Fix
 #[tokio::test]
 async fn an_idle_session_expires() {
     let fake = FakeGithub::start().await;
-    let app = spawn_with_github(&fake, |config| config.server.session_idle_minutes = 5).await;
+    let app = spawn_with_github(&fake, |config| {
+        config.server.session_idle_minutes = NonZero::new(5).unwrap()
+    })
+    .await;
     let authorize = authorize_url_from(&app, &fake, "/login").await;
     let callback = fake.approve(&authorize, "idler").await;
     let response = app.get_url(callback.as_str()).await;
@@ -802,7 +809,10 @@ fn time_in_the_past() -> String {
 #[tokio::test]
 async fn an_active_session_is_kept_alive() {
     let fake = FakeGithub::start().await;
-    let app = spawn_with_github(&fake, |config| config.server.session_idle_minutes = 5).await;
+    let app = spawn_with_github(&fake, |config| {
+        config.server.session_idle_minutes = NonZero::new(5).unwrap()
+    })
+    .await;
     github_login(&app, &fake, "busy").await;
     register(&app).await;
     let id = session_id(&app);
@@ -834,7 +844,10 @@ async fn an_active_session_is_kept_alive() {
 #[tokio::test]
 async fn a_session_ends_session_max_hours_after_login_however_busy() {
     let fake = FakeGithub::start().await;
-    let app = spawn_with_github(&fake, |config| config.server.session_max_hours = 1).await;
+    let app = spawn_with_github(&fake, |config| {
+        config.server.session_max_hours = NonZero::new(1).unwrap()
+    })
+    .await;
     github_login(&app, &fake, "marathon").await;
     register(&app).await;
     assert_eq!(app.api_vm().await.status(), StatusCode::NOT_FOUND);

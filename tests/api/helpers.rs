@@ -16,6 +16,7 @@ use stackbinder::config::{Config, JupyterAccess};
 use stackbinder::provision::Provisioner;
 use stackbinder::store::Store;
 use std::net::SocketAddr;
+use std::num::NonZero;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -121,7 +122,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     );
     config.registration.secret = Some(SecretString::from(secret.clone()));
     config.registration.secret_file = None;
-    config.provision.poll_interval_ms = 50;
+    config.provision.poll_interval_ms = NonZero::new(50).unwrap();
     config.cloud.floating_ip_pool = options.floating_ip_pool.clone();
     config.cloud.jupyter_access = options.jupyter_access;
     if options.github_login {

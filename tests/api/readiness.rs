@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use reqwest::StatusCode;
 use stackbinder::cloud::simulated::Scenario;
+use std::num::NonZero;
 use std::time::Duration;
 
 #[tokio::test]
@@ -12,7 +13,7 @@ async fn a_vm_that_says_ready_but_does_not_answer_is_never_ready() {
     // must not be enough.
     let app = spawn_app_with(TestOptions {
         drive_in_background: false,
-        configure: |config| config.launch.start_timeout_seconds = 1,
+        configure: |config| config.launch.start_timeout_seconds = NonZero::new(1).unwrap(),
         ..TestOptions::default()
     })
     .await;

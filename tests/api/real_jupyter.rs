@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use stackbinder::config::JupyterAccess;
 use stackbinder::provision::jupyter;
+use std::num::NonZero;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -48,7 +49,9 @@ async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with
     };
     // Arrange
     let app = spawn_app_with(TestOptions {
-        configure: |c| c.launch.start_timeout_seconds = JUPYTER_WAIT.as_secs(),
+        configure: |c| {
+            c.launch.start_timeout_seconds = NonZero::new(JUPYTER_WAIT.as_secs()).unwrap()
+        },
         config: Some(Box::new(move |c| {
             c.simulator.jupyter_command = vec![python, "-m".into(), "jupyterlab".into()];
         })),

@@ -8,6 +8,7 @@ use chrono::Utc;
 use reqwest::StatusCode;
 use stackbinder::domain::GithubId;
 use stackbinder::store::NewLink;
+use std::num::NonZero;
 
 /// A link in the store, as `users link create` makes one; returns its
 /// path and id.
@@ -168,8 +169,8 @@ async fn a_wrong_secret_is_a_plain_not_found() {
 async fn a_client_that_keeps_guessing_is_locked_out_even_for_the_right_secret() {
     let fake = FakeGithub::start().await;
     let app = spawn_with_github(&fake, |config| {
-        config.registration.wrong_guesses = 3;
-        config.registration.guess_window_minutes = 10;
+        config.registration.wrong_guesses = NonZero::new(3).unwrap();
+        config.registration.guess_window_minutes = NonZero::new(10).unwrap();
     })
     .await;
     let id = github_login(&app, &fake, "brute").await;
@@ -220,7 +221,7 @@ async fn a_client_that_keeps_guessing_is_locked_out_even_for_the_right_secret() 
 async fn locking_out_one_client_leaves_the_others_alone() {
     let fake = FakeGithub::start().await;
     let app = spawn_with_github(&fake, |config| {
-        config.registration.wrong_guesses = 2;
+        config.registration.wrong_guesses = NonZero::new(2).unwrap();
         config.server.trust_forwarded_for = true;
     })
     .await;
@@ -396,7 +397,7 @@ async fn one_guesser_behind_a_shared_proxy_address_does_not_lock_out_the_class()
     // proxy's address (here all come from 127.0.0.1).
     let fake = FakeGithub::start().await;
     let app = spawn_with_github(&fake, |config| {
-        config.registration.wrong_guesses = 3;
+        config.registration.wrong_guesses = NonZero::new(3).unwrap();
         config.server.trust_forwarded_for = false;
     })
     .await;
@@ -428,7 +429,7 @@ async fn one_guesser_behind_a_shared_proxy_address_does_not_lock_out_the_class()
 async fn a_guesser_who_throws_its_sessions_away_is_stopped_by_the_address_limit() {
     let fake = FakeGithub::start().await;
     let app = spawn_with_github(&fake, |config| {
-        config.registration.wrong_guesses = 2;
+        config.registration.wrong_guesses = NonZero::new(2).unwrap();
     })
     .await;
     // No cookie at all: each guess comes from a new, sessionless client.

@@ -7,6 +7,7 @@ use crate::fake_github::*;
 use crate::helpers::*;
 use reqwest::StatusCode;
 use stackbinder::config::OrgOrTeam;
+use std::num::NonZero;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_sessions::session::Record;
@@ -79,7 +80,10 @@ async fn anonymous_visits_store_no_session_rows() {
 #[tokio::test]
 async fn a_session_is_written_only_when_it_changed_or_its_expiry_is_due() {
     let fake = FakeGithub::start().await;
-    let app = spawn_with_github(&fake, |config| config.server.session_idle_minutes = 5).await;
+    let app = spawn_with_github(&fake, |config| {
+        config.server.session_idle_minutes = NonZero::new(5).unwrap()
+    })
+    .await;
     github_login(&app, &fake, "steady").await;
     register(&app).await;
     let id = session_id(&app);

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 use stackbinder::cloud::openstack::{Credentials, OpenStackCloud, Tuning};
 use stackbinder::config::{Backend, CloudConfig, Config, JupyterAccess};
+use std::num::NonZero;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -62,7 +63,7 @@ pub fn cloud_config() -> CloudConfig {
         cloud: CLOUD.into(),
         image: IMAGE.into(),
         flavor: FLAVOR.into(),
-        volume_size_gb: 1,
+        volume_size_gb: NonZero::<u32>::MIN,
         key_name: Some(KEY.into()),
         network: Some(NETWORK.into()),
         floating_ip_pool: Some(POOL.into()),
@@ -103,7 +104,7 @@ pub fn config(dir: &std::path::Path) -> Config {
     let mut config = Config::defaults();
     config.server.bind = "127.0.0.1:0".parse().unwrap();
     config.database.url = format!("sqlite://{}", dir.join("stackbinder.db").display());
-    config.provision.poll_interval_ms = 500;
+    config.provision.poll_interval_ms = NonZero::new(500).unwrap();
     config.cloud = cloud_config();
     config
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::config::Config;
+use std::num::NonZero;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ async fn spawn(configure: impl FnOnce(&mut Config)) -> App {
         w.boot_polls = 2;
     }
     let mut config = Config::defaults();
-    config.provision.poll_interval_ms = 50;
+    config.provision.poll_interval_ms = NonZero::new(50).unwrap();
     config.cloud = env.config.clone();
     configure(&mut config);
     let cloud: Arc<dyn Cloud> = Arc::new(cloud_for(&config.cloud, &env.clouds_yaml));

@@ -110,7 +110,7 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
         name: format!("{}{login}", config.name_prefix),
         image: config.image.clone(),
         flavor: config.flavor.clone(),
-        volume_size_gb: config.volume_size_gb,
+        volume_size_gb: config.volume_size_gb.get(),
         delete_volume_on_termination: config.delete_volume_on_termination,
         key_name: config.key_name.clone(),
         security_groups: config.security_groups.clone(),

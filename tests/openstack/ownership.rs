@@ -13,6 +13,7 @@ use stackbinder::cloud::{
 };
 use stackbinder::config::Config;
 use std::collections::BTreeMap;
+use std::num::NonZero;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -26,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// setting, so anything it wrongly takes for an orphan goes.
 async fn spawn(env: &Env, login: &str, configure: impl FnOnce(&mut Config)) -> WebApp {
     let mut config = Config::defaults();
-    config.provision.poll_interval_ms = 50;
+    config.provision.poll_interval_ms = NonZero::new(50).unwrap();
     config.provision.reconcile_interval_seconds = 0;
     config.provision.orphan_grace_minutes = 0;
     config.cloud = env.config.clone();
@@ -363,7 +364,7 @@ async fn a_failed_launch_gives_back_its_server_volume_and_floating_ip_at_once() 
     // Arrange: the VM never reports progress, so the clone phase times out.
     let env = setup().await;
     let app = spawn(&env, "alice", |c| {
-        c.launch.clone_timeout_seconds = 1;
+        c.launch.clone_timeout_seconds = NonZero::new(1).unwrap();
         c.provision.reconcile_interval_seconds = 3600;
     })
     .await;

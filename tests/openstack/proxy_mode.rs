@@ -12,6 +12,7 @@ use serde_json::json;
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::config::{Config, JupyterAccess};
+use std::num::NonZero;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -191,7 +192,7 @@ async fn a_proxied_launch_through_the_web_touches_no_floating_ip() {
     }
     assert_eq!(env.config.floating_ip_pool.as_deref(), Some(POOL));
     let mut config = Config::defaults();
-    config.provision.poll_interval_ms = 50;
+    config.provision.poll_interval_ms = NonZero::new(50).unwrap();
     config.cloud = env.config.clone();
     config.server.callback_url = Some("http://127.0.0.1:1/".parse().unwrap());
     let cloud: Arc<dyn Cloud> = Arc::new(cloud_for(&config.cloud, &env.clouds_yaml));

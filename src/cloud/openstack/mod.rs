@@ -27,7 +27,6 @@ use super::{
 };
 use crate::config::CloudConfig;
 use async_trait::async_trait;
-use std::time::Duration;
 use tokio::sync::OnceCell;
 
 pub struct OpenStackCloud {
@@ -79,8 +78,8 @@ impl OpenStackCloud {
     /// configuration. Nothing is called until the first request.
     pub fn from_config(config: &CloudConfig) -> Self {
         let tuning = Tuning {
-            request_timeout: Duration::from_secs(config.request_timeout_seconds),
-            max_concurrent_requests: config.max_concurrent_requests,
+            request_timeout: config.request_timeout(),
+            max_concurrent_requests: config.max_concurrent_requests.get(),
             ..Tuning::default()
         };
         Self::new(config, Credentials::from_setting(&config.cloud), tuning)
@@ -99,7 +98,7 @@ impl OpenStackCloud {
             project: OnceCell::new(),
             page_size: paging::PAGE_SIZE,
             fip_reuse: tokio::sync::Mutex::new(()),
-            jupyter_port: crate::config::LaunchConfig::default().jupyter_port,
+            jupyter_port: crate::config::LaunchConfig::default().jupyter_port.get(),
         }
     }
 

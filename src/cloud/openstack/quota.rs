@@ -139,7 +139,7 @@ impl OpenStackCloud {
                 resource: "GB of volume storage",
                 used: field(c, "totalGigabytesUsed"),
                 limit: field(c, "maxTotalVolumeGigabytes"),
-                needed: i64::from(self.config.volume_size_gb),
+                needed: i64::from(self.config.volume_size_gb.get()),
             },
         ];
         // Behind the Jupyter proxy a launch allocates no floating IP.

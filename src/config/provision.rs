@@ -1,0 +1,117 @@
+//! `[provision]`: the rhythm of the background driver and the reconciler.
+
+use serde::Deserialize;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisionConfig {
+    /// How often the background driver looks at unfinished VMs.
+    pub poll_interval_ms: NonZeroU64,
+    /// How many VMs the driver moves forward at the same time.
+    pub concurrency: NonZeroUsize,
+    /// How often the store is compared with what the cloud really has.
+    pub reconcile_interval_seconds: u64,
+    /// Something of ours in the cloud without a record is deleted once it
+    /// has been seen for this long (a launch may be about to record it).
+    pub orphan_grace_minutes: u64,
+    /// How often a ready VM's Jupyter is asked for its last activity.
+    pub idle_check_seconds: u64,
+    /// A stalled deletion is asked for again this often...
+    pub delete_retry_seconds: u64,
+    /// ...and fails (to be retried at its expiry) after this long.
+    pub delete_give_up_seconds: u64,
+}
+
+impl ProvisionConfig {
+    /// How often the background driver looks at unfinished VMs.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.get())
+    }
+
+    /// How often the store is compared with the cloud.
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs(self.reconcile_interval_seconds)
+    }
+
+    /// How long something of ours without a record is left alone.
+    pub fn orphan_grace(&self) -> Duration {
+        Duration::from_secs(self.orphan_grace_minutes * 60)
+    }
+
+    /// How often a ready VM's Jupyter is asked for its last activity.
+    pub fn idle_check_interval(&self) -> Duration {
+        Duration::from_secs(self.idle_check_seconds)
+    }
+
+    /// How often a stalled deletion is asked for again.
+    pub fn delete_retry(&self) -> Duration {
+        Duration::from_secs(self.delete_retry_seconds)
+    }
+
+    /// When a stalled deletion fails.
+    pub fn delete_give_up(&self) -> Duration {
+        Duration::from_secs(self.delete_give_up_seconds)
+    }
+
+    /// How to fix a value of `field` that does not parse (or is 0).
+    pub(super) fn fix(field: &str) -> Option<&'static str> {
+        match field {
+            "poll_interval_ms" => {
+                Some("use a positive number of milliseconds, e.g. poll_interval_ms = 2000")
+            }
+            "concurrency" => Some("use a positive number of VMs, e.g. concurrency = 8"),
+            _ => None,
+        }
+    }
+}
+
+impl Default for ProvisionConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: const { NonZeroU64::new(2000).unwrap() },
+            concurrency: const { NonZeroUsize::new(8).unwrap() },
+            reconcile_interval_seconds: 300,
+            orphan_grace_minutes: 15,
+            idle_check_seconds: 300,
+            delete_retry_seconds: 600,
+            delete_give_up_seconds: 3600,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::load_str;
+    use std::time::Duration;
+
+    #[test]
+    fn the_durations_are_in_the_units_their_keys_say() {
+        let c = load_str(
+            "[provision]\npoll_interval_ms = 250\nreconcile_interval_seconds = 7\n\
+             orphan_grace_minutes = 2\nidle_check_seconds = 9\n\
+             delete_retry_seconds = 11\ndelete_give_up_seconds = 13",
+        )
+        .unwrap()
+        .provision;
+        assert_eq!(
+            [
+                c.poll_interval(),
+                c.reconcile_interval(),
+                c.orphan_grace(),
+                c.idle_check_interval(),
+                c.delete_retry(),
+                c.delete_give_up(),
+            ],
+            [
+                Duration::from_millis(250),
+                Duration::from_secs(7),
+                Duration::from_secs(120),
+                Duration::from_secs(9),
+                Duration::from_secs(11),
+                Duration::from_secs(13),
+            ]
+        );
+    }
+}
