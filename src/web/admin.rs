@@ -7,7 +7,7 @@
 use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, CsrfProtected, RegisteredUser};
 use super::{AppState, WebError};
-use crate::domain::{GithubId, Login, VmId};
+use crate::domain::{GithubId, VmId};
 use crate::provision::DeleteReason;
 use crate::store::{Invite, NewLink, RegistrationLink, User, VmRecord};
 use askama::Template;
@@ -166,7 +166,7 @@ async fn revoke_user(
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
     let user = known_user(&state, id).await?;
-    let login = Login::parse(&user.login).map_err(|_| WebError::NotFound)?;
+    let login = user.login.clone();
     let by = format!("admin {}", admin.0.user.login);
     state.store.revoke_login(&login, &by).await?;
     if let Some(vm) = state.store.live_vm_of(user.github_id).await? {
@@ -242,7 +242,7 @@ async fn create_link(
         .create_link(NewLink {
             label,
             secret_hash: &crate::secret::hash(&secret),
-            created_by: &admin.0.user.login,
+            created_by: admin.0.user.login.as_str(),
             expires_at: days.map(|d| Utc::now() + chrono::Duration::days(d)),
             max_uses,
         })

@@ -114,7 +114,7 @@ impl Visitor {
         };
         Layout {
             title: title.to_owned(),
-            login: self.user.as_ref().map(|u| u.login.clone()),
+            login: self.user.as_ref().map(|u| u.login.to_string()),
             csrf: self.csrf.clone().unwrap_or_default(),
             banner,
             is_admin: self
@@ -292,7 +292,9 @@ where
         } else if !registration.allowed_orgs.is_empty() && visitor.org_access().await?.is_some() {
             AllowedBy::Organization
         } else {
-            return Err(WebError::NotRegistered { login: user.login });
+            return Err(WebError::NotRegistered {
+                login: user.login.to_string(),
+            });
         };
         Ok(Self {
             user,
