@@ -41,3 +41,36 @@ macro_rules! stored_as_text {
 }
 
 pub(crate) use stored_as_text;
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{GitRef, Login, RepoSpec, UrlPath};
+
+    /// What is stored is read back through the parser: it must give the
+    /// same value again, or a record would change (or fail) on its way back.
+    #[test]
+    fn a_stored_value_parses_back_to_itself() {
+        for raw in [
+            "https://GitHub.com/a/b",
+            "https://example.org:8443/group/sub/project.git",
+            "https://example.org/a%27%3B%24%28reboot%29",
+            " https://gitlab.com/x/y/ ",
+        ] {
+            let repo = RepoSpec::parse(raw).unwrap();
+            assert_eq!(RepoSpec::parse(repo.as_str()).unwrap(), repo, "{raw:?}");
+        }
+        for raw in ["", " main ", "v1.2+3"] {
+            let git_ref = GitRef::parse(raw).unwrap();
+            assert_eq!(GitRef::parse(git_ref.as_str()).unwrap(), git_ref, "{raw:?}");
+        }
+        for raw in ["", "/lab/tree/a.ipynb", "voila/render/x%20y.ipynb"] {
+            let path = UrlPath::parse(raw).unwrap();
+            assert_eq!(UrlPath::parse(path.as_str()).unwrap(), path, "{raw:?}");
+        }
+        for raw in [" Octo-cat ", "renamed-42"] {
+            let login = Login::parse(raw).unwrap();
+            assert_eq!(Login::parse(login.as_str()).unwrap(), login, "{raw:?}");
+            assert_eq!(login, login.as_str(), "compares with its text");
+        }
+    }
+}

@@ -53,12 +53,13 @@ async fn upgrading_keeps_only_the_boot_volume_of_a_live_vm() {
     );
 }
 
+/// A VM record as a test writes it by hand:
+/// `(id, owner, repo, state, progress, failed_during)`.
+type OldVm<'a> = (&'a str, i64, &'a str, &'a str, &'a str, Option<&'a str>);
+
 /// Old records as a test writes them by hand: users `alice` (1) and `bob`
-/// (2), and the VMs `(id, owner, repo, state, progress, failed_during)`.
-async fn store_with(
-    dir: &tempfile::TempDir,
-    vms: &[(&str, i64, &str, &str, &str, Option<&str>)],
-) -> (Store, String) {
+/// (2), and `vms`.
+async fn store_with(dir: &tempfile::TempDir, vms: &[OldVm<'_>]) -> (Store, String) {
     let url = format!("sqlite://{}", dir.path().join("old.db").display());
     let store = Store::connect(&url).await.unwrap();
     for (id, login) in [(1, "alice"), (2, "bob")] {
