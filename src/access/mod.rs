@@ -28,7 +28,7 @@ use url::Url;
 pub enum AccessError {
     /// The rules turn `login` away.
     #[error("{login}: {why}")]
-    Refused { login: String, why: Refusal },
+    Refused { login: Login, why: Refusal },
     /// The link expired, was used up or revoked while it was being used.
     #[error("the registration link has just run out")]
     LinkRanOut,
@@ -125,7 +125,7 @@ impl Access {
             rules::decide(self.standing(id, None), self.policy, Action::LogIn)
         {
             return Err(AccessError::Refused {
-                login: login.to_string(),
+                login: login.clone(),
                 why,
             });
         }

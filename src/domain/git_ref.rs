@@ -51,6 +51,8 @@ impl fmt::Display for GitRef {
     }
 }
 
+super::text_column::stored_as_text!(GitRef, GitRef::parse);
+
 #[cfg(test)]
 mod tests {
     use super::*;

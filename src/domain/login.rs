@@ -63,6 +63,8 @@ impl fmt::Display for Login {
     }
 }
 
+super::text_column::stored_as_text!(Login, Login::parse);
+
 impl<'de> Deserialize<'de> for Login {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;

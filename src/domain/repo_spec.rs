@@ -178,6 +178,8 @@ impl fmt::Display for RepoSpec {
     }
 }
 
+super::text_column::stored_as_text!(RepoSpec, RepoSpec::parse);
+
 #[cfg(test)]
 mod tests {
     use super::*;

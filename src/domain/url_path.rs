@@ -51,6 +51,8 @@ impl fmt::Display for UrlPath {
     }
 }
 
+super::text_column::stored_as_text!(UrlPath, UrlPath::parse);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,3 +1,4 @@
+use super::Phase;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -25,17 +26,6 @@ pub enum VmState {
 }
 
 impl VmState {
-    pub const ALL: [VmState; 8] = [
-        Self::Requested,
-        Self::Creating,
-        Self::Booting,
-        Self::Building,
-        Self::Ready,
-        Self::Failed,
-        Self::Deleting,
-        Self::Deleted,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Requested => "requested",
@@ -47,14 +37,6 @@ impl VmState {
             Self::Deleting => "deleting",
             Self::Deleted => "deleted",
         }
-    }
-
-    /// The provisioner still has work to do for a VM in this state.
-    pub fn needs_driving(self) -> bool {
-        matches!(
-            self,
-            Self::Requested | Self::Creating | Self::Booting | Self::Building | Self::Deleting
-        )
     }
 
     /// A user may ask for deletion (everything but deleting/deleted).
@@ -91,6 +73,18 @@ impl Progress {
             Self::Starting => "starting",
             Self::Ready => "ready",
             Self::Failed => "failed",
+        }
+    }
+
+    /// The phase of the launch script this report says it is in: `ready`
+    /// is the end of `starting` (Jupyter runs, not yet known to answer);
+    /// `failed` says nothing about where.
+    pub fn phase(self) -> Option<Phase> {
+        match self {
+            Self::Cloning => Some(Phase::Cloning),
+            Self::Building => Some(Phase::Building),
+            Self::Starting | Self::Ready => Some(Phase::Starting),
+            Self::Failed => None,
         }
     }
 }

@@ -32,7 +32,7 @@ pub fn admit(vms: &[VmRecord], settings: &Settings) -> HashSet<VmId> {
             break;
         }
         let used = per_repo.entry(vm.repo.as_str()).or_default();
-        if caps.get(&vm.repo).is_some_and(|cap| *used >= *cap) {
+        if caps.get(vm.repo.as_str()).is_some_and(|cap| *used >= *cap) {
             continue;
         }
         *used += 1;
@@ -65,7 +65,7 @@ mod tests {
         );
         // Its repository's cap is not used up by it either.
         config.cloud.max_vms = None;
-        config.launch.repo_caps = [(released.repo.clone(), 1)].into_iter().collect();
+        config.launch.repo_caps = [(released.repo.to_string(), 1)].into_iter().collect();
         let settings = crate::app::settings(&config);
         assert_eq!(
             admit(&[released, queued.clone()], &settings),

@@ -541,7 +541,7 @@ impl Provisioner {
         tracing::warn!(message, "launch failed");
         let phase = match vm.state {
             VmState::Requested => "queued",
-            VmState::Building => vm.script_phase(),
+            VmState::Building => vm.script_phase().as_str(),
             other => other.as_str(),
         };
         self.inner.metrics.launch_failed(phase);

@@ -29,7 +29,11 @@ pub fn upstream(vm: &VmRecord, access: JupyterAccess) -> Option<Url> {
     };
     let ip: IpAddr = address.parse().ok()?;
     let addr = SocketAddr::new(ip, vm.port?);
-    Url::parse(&format!("http://{addr}{}", base_path(&vm.owner_login))).ok()
+    Url::parse(&format!(
+        "http://{addr}{}",
+        base_path(vm.owner_login.as_str())
+    ))
+    .ok()
 }
 
 /// The link the owner opens: the proxied
@@ -42,12 +46,12 @@ pub fn owner_link(vm: &VmRecord, access: JupyterAccess, public_url: &Url) -> Opt
             // Known only once the VM is up, like the floating IP's link.
             upstream(vm, access)?;
             public_url
-                .join(base_path(&vm.owner_login).trim_start_matches('/'))
+                .join(base_path(vm.owner_login.as_str()).trim_start_matches('/'))
                 .ok()?
         }
         JupyterAccess::FloatingIp => upstream(vm, access)?,
     };
-    let mut url = base.join(&vm.url_path).ok()?;
+    let mut url = base.join(vm.url_path.as_str()).ok()?;
     url.query_pairs_mut()
         .append_pair("token", &vm.jupyter_token);
     Some(url)
@@ -60,9 +64,9 @@ mod tests {
 
     fn vm(floating_ip: Option<&str>) -> VmRecord {
         VmRecord {
-            owner_login: "Grace-H".into(),
+            owner_login: crate::domain::Login::parse("Grace-H").unwrap(),
             name: "Grace-H".into(),
-            url_path: "lab/tree/index.ipynb".into(),
+            url_path: crate::domain::UrlPath::parse("lab/tree/index.ipynb").unwrap(),
             server_id: Some("s".into()),
             address: Some("10.0.0.7".into()),
             floating_ip: floating_ip.map(str::to_owned),

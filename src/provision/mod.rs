@@ -366,10 +366,10 @@ impl Provisioner {
         let s = &self.inner.settings;
         let data = LaunchData {
             vm_id: vm.id,
-            login: vm.owner_login.clone(),
-            repo: vm.repo.clone(),
-            git_ref: vm.git_ref.clone(),
-            url_path: vm.url_path.clone(),
+            login: vm.owner_login.to_string(),
+            repo: vm.repo.to_string(),
+            git_ref: vm.git_ref.to_string(),
+            url_path: vm.url_path.to_string(),
             jupyter_port: s.launch.jupyter_port.get(),
             jupyter_token: vm.jupyter_token.clone(),
             callback_url: s
@@ -380,8 +380,8 @@ impl Provisioner {
         };
         let metadata = BTreeMap::from([
             (META_OWNER.to_owned(), vm.owner_id.to_string()),
-            (META_LOGIN.to_owned(), vm.owner_login.clone()),
-            (META_REPO.to_owned(), vm.repo.clone()),
+            (META_LOGIN.to_owned(), vm.owner_login.to_string()),
+            (META_REPO.to_owned(), vm.repo.to_string()),
             (META_VM.to_owned(), vm.id.to_string()),
             (
                 META_INSTANCE.to_owned(),

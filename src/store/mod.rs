@@ -13,7 +13,7 @@ pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
 pub use users::{AllowOutcome, Imported, Invite, Registration, User};
-pub use vms::{CallbackOutcome, MAX_LOG_LINES_PER_VM, NewVm, VmRecord};
+pub use vms::{CallbackOutcome, NewVm, VmRecord};
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

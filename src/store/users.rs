@@ -6,7 +6,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct User {
     pub github_id: GithubId,
-    pub login: String,
+    pub login: Login,
     pub created_at: DateTime<Utc>,
     pub last_login_at: DateTime<Utc>,
     pub registered_at: Option<DateTime<Utc>>,
@@ -38,7 +38,7 @@ pub enum Registration {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Invite {
-    pub login: String,
+    pub login: Login,
     pub invited_at: DateTime<Utc>,
     pub invited_by: String,
 }

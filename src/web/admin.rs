@@ -160,7 +160,7 @@ async fn revoke_user(
     CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, WebError> {
     let user = known_user(&state, id).await?;
-    let login = Login::parse(&user.login).map_err(|_| WebError::NotFound)?;
+    let login = user.login.clone();
     let by = format!("admin {}", admin.0.user.login);
     let why = format!("its owner was revoked by the admin {}", admin.0.user.login);
     state.access.revoke(&login, &by, &why).await?;
@@ -224,7 +224,7 @@ async fn create_link(
     };
     let created = state
         .access
-        .create_link(request, &admin.0.user.login)
+        .create_link(request, admin.0.user.login.as_str())
         .await?;
     render_page(&state, &admin, Some(created.url.to_string())).await
 }

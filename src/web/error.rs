@@ -74,7 +74,9 @@ impl From<crate::access::AccessError> for WebError {
             AccessError::Refused { login, why } => match why {
                 Refusal::Blocked => Self::Blocked,
                 Refusal::Withdrawn => Self::AccessWithdrawn,
-                Refusal::NotRegistered => Self::NotRegistered { login },
+                Refusal::NotRegistered => Self::NotRegistered {
+                    login: login.to_string(),
+                },
                 Refusal::NotAdmin => Self::NotFound,
             },
             AccessError::LinkRanOut => Self::LinkInactive("has just run out"),

@@ -153,14 +153,13 @@ async fn ensure_still_member(state: &AppState, user: &RegisteredUser) -> Result<
         (&state.login_mode, user.visitor.org_access().await?)
     else {
         return Err(WebError::NotRegistered {
-            login: user.user.login.clone(),
+            login: user.user.login.to_string(),
         });
     };
-    let login = crate::domain::Login::parse(&user.user.login)
-        .map_err(|e| WebError::Internal(anyhow::anyhow!(e)))?;
+    let login = &user.user.login;
     let token = secrecy::SecretString::from(access.github_token);
     let member = github
-        .is_member(&token, &login, &state.config.registration.allowed_orgs)
+        .is_member(&token, login, &state.config.registration.allowed_orgs)
         .await
         .map_err(|e| {
             WebError::Conflict(format!("Cannot check your organization membership: {e}"))
@@ -168,7 +167,7 @@ async fn ensure_still_member(state: &AppState, user: &RegisteredUser) -> Result<
     if !member {
         user.visitor.revoke_org_access().await?;
         return Err(WebError::NotRegistered {
-            login: user.user.login.clone(),
+            login: user.user.login.to_string(),
         });
     }
     Ok(())

@@ -115,7 +115,7 @@ impl Visitor {
         };
         Layout {
             title: title.to_owned(),
-            login: self.user.as_ref().map(|u| u.login.clone()),
+            login: self.user.as_ref().map(|u| u.login.to_string()),
             csrf: self.csrf.clone().unwrap_or_default(),
             banner,
             is_admin: self

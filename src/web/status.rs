@@ -5,7 +5,7 @@ use super::layout::{Layout, render};
 use super::session::{ApiUser, RegisteredUser};
 use super::{AppState, WebError};
 use crate::config::LaunchConfig;
-use crate::domain::{GithubId, Progress, VmState};
+use crate::domain::{GithubId, Phase, Progress, VmState};
 use crate::provision::Provisioner;
 use crate::store::{EventKind, VmRecord};
 use askama::Template;
@@ -101,9 +101,9 @@ impl VmView {
             step,
             percent,
             headline: headline(vm).to_owned(),
-            repo: vm.repo.clone(),
-            git_ref: vm.git_ref.clone(),
-            url_path: vm.url_path.clone(),
+            repo: vm.repo.to_string(),
+            git_ref: vm.git_ref.to_string(),
+            url_path: vm.url_path.to_string(),
             name: vm.name.clone(),
             address: vm.public_address().map(str::to_owned),
             jupyter_url: provisioner.jupyter_url(vm).map(String::from),
@@ -159,15 +159,19 @@ fn step_of(vm: &VmRecord) -> (&'static str, u8) {
         (VmState::Requested, _) => ("requested", 5),
         (VmState::Creating, _) => ("creating", 12),
         (VmState::Booting, _) => ("booting", 25),
-        (VmState::Building, _) => match vm.script_phase() {
-            "cloning" => ("cloning", 40),
-            "building" => ("building", 60),
-            _ => ("starting", 85),
-        },
+        (VmState::Building, _) => {
+            let phase = vm.script_phase();
+            let percent = match phase {
+                Phase::Cloning => 40,
+                Phase::Building => 60,
+                Phase::Starting => 85,
+            };
+            (phase.as_str(), percent)
+        }
         (VmState::Ready, _) => ("ready", 100),
         (VmState::Failed, p) => (
             match p {
-                Some(_) => vm.script_phase(),
+                Some(_) => vm.script_phase().as_str(),
                 // Running, but the launch script never reported.
                 None if vm.address.is_some() => "cloning",
                 None if vm.server_id.is_some() => "booting",

@@ -258,7 +258,7 @@ async fn a_vms_log_is_capped_but_its_failure_report_is_kept() {
     .await;
     let data = launched_and_reported(&app).await;
     let vm = data.vm_id.to_string();
-    let cap = stackbinder::store::MAX_LOG_LINES_PER_VM as usize;
+    let cap = stackbinder::domain::report::MAX_LOG_LINES_PER_VM as usize;
     let lines: Vec<String> = (0..200).map(|i| format!("chatter {i}")).collect();
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
 

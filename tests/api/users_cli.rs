@@ -223,7 +223,7 @@ async fn importing_allowed_users_cfg_allows_the_good_lines_and_names_the_bad_one
         .await
         .unwrap()
         .into_iter()
-        .map(|i| i.login)
+        .map(|i| i.login.to_string())
         .collect();
     assert_eq!(invited, ["alice", "bob", "carol"]);
 
