@@ -8,8 +8,12 @@
 //! prints the build's progress and verdict on its console and powers off;
 //! its snapshot is saving for a moment, then active.
 
-use super::simulated_builder::{self, BuilderScript};
-use super::simulated_vm::{self, VmScript};
+mod builder_console;
+mod launch_script;
+mod real_jupyter;
+
+use builder_console::BuilderScript;
+use launch_script::VmScript;
 use super::{
     BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, ImageStatus,
     InstallationId, META_IMAGE_BUILD, META_VM, Owned, Server, ServerSpec, ServerStatus,
@@ -130,7 +134,7 @@ struct SimServer {
     vm: Option<JoinHandle<()>>,
     fip_listener: Option<JoinHandle<()>>,
     floating_ip: Option<String>,
-    jupyter: Option<simulated_vm::Jupyter>,
+    jupyter: Option<launch_script::Jupyter>,
 }
 
 #[derive(Default)]
@@ -394,7 +398,7 @@ impl SimulatedCloud {
             // The VM's Jupyter exists before anyone can see the server
             // ACTIVE, so a floating IP attached right away reaches it too.
             let data = cloud_init::parse_launch_data(&sim.spec.user_data);
-            sim.jupyter = data.as_ref().map(simulated_vm::Jupyter::new);
+            sim.jupyter = data.as_ref().map(launch_script::Jupyter::new);
             sim.server.status = ServerStatus::Active;
             let address = sim
                 .server
@@ -426,7 +430,7 @@ impl SimulatedCloud {
             }
             _ => VmScript::Succeeds,
         };
-        simulated_vm::run(
+        launch_script::run(
             self.http.clone(),
             data,
             address,
@@ -493,7 +497,7 @@ impl SimulatedCloud {
             sim.server.status = ServerStatus::Active;
             (sim.console.clone(), sim.spec.user_data.clone())
         };
-        let (lines, powers_off) = simulated_builder::console_lines(&user_data, &script);
+        let (lines, powers_off) = builder_console::console_lines(&user_data, &script);
         let pause = self.timings.build / lines.len().max(1) as u32;
         for line in &lines {
             push_console(&console, line);

@@ -3,10 +3,10 @@
 //! with the per-VM secret, and then serves a small Jupyter stand-in under
 //! `/user/<login>/` that checks the token and answers WebSockets, so the
 //! demo's Jupyter link really opens something; or it runs a real JupyterLab
-//! (`simulator.jupyter_command`, see `simulated_jupyter`).
+//! (`simulator.jupyter_command`, see `real_jupyter`).
 
-use super::simulated::Timings;
-use super::simulated_jupyter;
+use super::Timings;
+use super::real_jupyter;
 use crate::cloud_init::{CallbackReport, LaunchData};
 use crate::domain::Progress;
 use axum::Router;
@@ -345,7 +345,7 @@ pub async fn run(
         // The real one takes the port over; it is free again once dropped.
         drop(listener);
         let running =
-            simulated_jupyter::start(&command, &reporter.data, bound, &reporter.console).await;
+            real_jupyter::start(&command, &reporter.data, bound, &reporter.console).await;
         match running {
             Ok(real) => {
                 let answers = vec![format!("JupyterLab answers at {bound}")];
