@@ -5,7 +5,7 @@
 //! lost answer, a manual mistake) are deleted once they have been seen for
 //! a grace period.
 //!
-//! The decision is a pure function, `diff`, of what the cloud showed, the
+//! The decision is a pure function, `plan`, of what the cloud showed, the
 //! records, what earlier passes saw, the time and the rules; the I/O around
 //! it only looks and carries the actions out. Two rules keep live VMs safe:
 //!
@@ -16,12 +16,14 @@
 //! - Only what carries this installation's id is ours: another
 //!   stackbinder's, or an operator's, resources are never touched.
 
+mod leftover_builders;
 mod plan;
 
-pub use plan::{Action, Observed, Rules, Seen, diff, to_look_up};
+pub use plan::{Action, Observed, Rules, Seen, plan, to_look_up};
 
 use super::driver::StepError;
 use super::{DeleteReason, Provisioner};
+use crate::store::VmRecord;
 use chrono::Utc;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -48,9 +50,27 @@ impl Provisioner {
         self.reconcile().await
     }
 
-    /// One full comparison of store and cloud.
+    /// One full comparison of store and cloud: look, `plan`, carry out.
     #[tracing::instrument(name = "reconcile", skip_all)]
     pub async fn reconcile(&self) -> Result<(), StepError> {
+        let (observed, records) = self.observe().await?;
+        let actions = {
+            let mut memory = self.inner.reconciler.lock().expect("lock");
+            let (actions, next) =
+                plan(&observed, &records, &memory.seen, Utc::now(), &self.rules());
+            memory.seen = next;
+            actions
+        };
+        for action in actions {
+            self.carry_out(action).await?;
+        }
+        Ok(())
+    }
+
+    /// What the cloud has of ours, the live records, and for each record
+    /// whose server the list left out, whether Nova still knows it.
+    #[tracing::instrument(skip_all)]
+    async fn observe(&self) -> Result<(Observed, Vec<VmRecord>), StepError> {
         let cloud = &self.inner.cloud;
         let owned = cloud.list_owned(&self.inner.installation).await?;
         let records = self.inner.store.live_vms().await?;
@@ -62,27 +82,20 @@ impl Provisioner {
             }
             found.insert(vm, there);
         }
-        let observed = Observed { owned, found };
-        let settings = &self.inner.settings;
-        let rules = Rules {
-            grace: chrono::Duration::from_std(settings.orphan_grace)
-                .unwrap_or(chrono::Duration::MAX),
-            release_floating_ips: settings.cloud.release_floating_ip,
-            build_timeout: chrono::Duration::from_std(settings.build_timeout)
-                .unwrap_or(chrono::Duration::MAX),
-        };
-        let actions = {
-            let mut memory = self.inner.reconciler.lock().expect("lock");
-            let (actions, next) = diff(&observed, &records, &memory.seen, Utc::now(), &rules);
-            memory.seen = next;
-            actions
-        };
-        for action in actions {
-            self.carry_out(action).await?;
-        }
-        Ok(())
+        Ok((Observed { owned, found }, records))
     }
 
+    fn rules(&self) -> Rules {
+        let settings = &self.inner.settings;
+        let duration = |d| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        Rules {
+            grace: duration(settings.orphan_grace),
+            release_floating_ips: settings.cloud.release_floating_ip,
+            build_timeout: duration(settings.build_timeout),
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
     async fn carry_out(&self, action: Action) -> Result<(), StepError> {
         let cloud = &self.inner.cloud;
         let done = match &action {

@@ -2,7 +2,8 @@
 //! what earlier passes saw, the time and the rules in; the repairs due and
 //! what to remember out. No I/O, so every rule has its table test.
 
-use crate::cloud::{META_BUILD_UNTIL, META_VM, Owned, Server};
+use super::leftover_builders::abandoned;
+use crate::cloud::{META_VM, Owned, Server};
 use crate::domain::{VmId, VmState};
 use crate::store::VmRecord;
 use chrono::{DateTime, Utc};
@@ -74,7 +75,7 @@ pub fn to_look_up(owned: &Owned, records: &[VmRecord]) -> Vec<(VmId, String)> {
 }
 
 /// The repairs due now, and what to remember for the next pass.
-pub fn diff(
+pub fn plan(
     observed: &Observed,
     records: &[VmRecord],
     seen: &Seen,
@@ -170,31 +171,6 @@ fn explains(live: &HashMap<VmId, &VmRecord>, server: &Server) -> bool {
     }
 }
 
-/// A builder is left over once it is older than the build timeout and the
-/// build that booted it has passed the time it said it would give up by.
-///
-/// Why a deadline in the builder's metadata rather than a heartbeat row:
-/// `image build` enforces its own deadlines (build, snapshot, teardown)
-/// and deletes its builder in every outcome but a crash, so a build past
-/// its deadline cannot be running. The deadline is written by the build
-/// itself, with its own `[image]` timeouts, at the moment it boots the
-/// builder, so it holds even when `image build` ran with other settings,
-/// on another machine, or against another database than `serve`; a
-/// heartbeat would need both processes to share one database and a task
-/// that keeps writing. Nova's own `created` time (not ours) gives the age;
-/// a builder without a readable deadline falls back to the age alone.
-fn abandoned(builder: &Server, now: DateTime<Utc>, build_timeout: chrono::Duration) -> bool {
-    let Some(created) = builder.created else {
-        return false;
-    };
-    let until = builder
-        .metadata
-        .get(META_BUILD_UNTIL)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc));
-    now - created >= build_timeout && until.is_none_or(|until| now >= until)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +227,7 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Utc::now();
         for pass in 0..5 {
-            let (actions, next) = diff(
+            let (actions, next) = plan(
                 &observed,
                 std::slice::from_ref(&vm),
                 &seen,
@@ -273,26 +249,26 @@ mod tests {
         let records = std::slice::from_ref(&vm);
         let t0 = Utc::now();
         // Old VM, first 404: nothing yet, whatever the VM's age.
-        let (actions, seen) = diff(&gone, records, &Seen::default(), t0, &rules(15));
+        let (actions, seen) = plan(&gone, records, &Seen::default(), t0, &rules(15));
         assert!(actions.is_empty());
         // A second 404 within the grace: still nothing.
-        let (actions, seen) = diff(&gone, records, &seen, t0 + minutes(10), &rules(15));
+        let (actions, seen) = plan(&gone, records, &seen, t0 + minutes(10), &rules(15));
         assert!(actions.is_empty());
         // The server answers in between: the clock starts again.
         let back = Observed {
             owned: Owned::default(),
             found: HashMap::from([(vm.id, true)]),
         };
-        let (_, reset) = diff(&back, records, &seen, t0 + minutes(12), &rules(15));
-        let (actions, seen2) = diff(&gone, records, &reset, t0 + minutes(20), &rules(15));
+        let (_, reset) = plan(&back, records, &seen, t0 + minutes(12), &rules(15));
+        let (actions, seen2) = plan(&gone, records, &reset, t0 + minutes(20), &rules(15));
         assert!(actions.is_empty(), "the first 404 after it came back");
-        let (actions, _) = diff(&gone, records, &seen2, t0 + minutes(35), &rules(15));
+        let (actions, _) = plan(&gone, records, &seen2, t0 + minutes(35), &rules(15));
         assert_eq!(actions, [Action::MarkGone(vm.id)]);
         // Without the return: gone at the second 404 a grace after the first.
-        let (actions, _) = diff(&gone, records, &seen, t0 + minutes(15), &rules(15));
+        let (actions, _) = plan(&gone, records, &seen, t0 + minutes(15), &rules(15));
         assert_eq!(actions, [Action::MarkGone(vm.id)]);
         // Even with no grace at all, one pass is never enough.
-        let (actions, _) = diff(&gone, records, &Seen::default(), t0, &rules(0));
+        let (actions, _) = plan(&gone, records, &Seen::default(), t0, &rules(0));
         assert!(actions.is_empty());
     }
 
@@ -302,26 +278,9 @@ mod tests {
         records: &[VmRecord],
     ) -> (Vec<Action>, Vec<Action>) {
         let t0 = Utc::now();
-        let (first, seen) = diff(observed, records, &Seen::default(), t0, &rules(15));
-        let (later, _) = diff(observed, records, &seen, t0 + minutes(15), &rules(15));
+        let (first, seen) = plan(observed, records, &Seen::default(), t0, &rules(15));
+        let (later, _) = plan(observed, records, &seen, t0 + minutes(15), &rules(15));
         (first, later)
-    }
-
-    #[test]
-    fn reconciler_deletes_the_stray_server_of_a_failed_vm_that_recorded_none() {
-        let vm = record(VmState::Failed, None);
-        let observed = Observed {
-            owned: Owned {
-                servers: vec![server("s1", Some(vm.id))],
-                ..Owned::default()
-            },
-            found: HashMap::new(),
-        };
-        let records = std::slice::from_ref(&vm);
-        assert_eq!(
-            at_once_and_after_the_grace(&observed, records),
-            (vec![], vec![Action::DeleteServer("s1".into())])
-        );
     }
 
     #[test]
@@ -349,7 +308,7 @@ mod tests {
             },
             found: HashMap::new(),
         };
-        let (actions, _) = diff(
+        let (actions, _) = plan(
             &observed,
             &[adopting],
             &Seen::default(),
@@ -379,9 +338,9 @@ mod tests {
         };
         let t0 = Utc::now();
         let records = std::slice::from_ref(&vm);
-        let (actions, seen) = diff(&observed, records, &Seen::default(), t0, &rules(15));
+        let (actions, seen) = plan(&observed, records, &Seen::default(), t0, &rules(15));
         assert!(actions.is_empty());
-        let (actions, _) = diff(&observed, records, &seen, t0 + minutes(15), &rules(15));
+        let (actions, _) = plan(&observed, records, &seen, t0 + minutes(15), &rules(15));
         assert_eq!(
             actions,
             [
@@ -394,42 +353,85 @@ mod tests {
             release_floating_ips: false,
             ..rules(0)
         };
-        let (actions, _) = diff(&observed, records, &Seen::default(), t0, &keep);
+        let (actions, _) = plan(&observed, records, &Seen::default(), t0, &keep);
         assert!(!actions.contains(&Action::ReleaseFloatingIp("f9".into())));
     }
 
     #[test]
-    fn reconciler_deletes_a_builder_only_past_its_builds_deadline() {
-        let now = Utc::now();
-        let builder = |age: i64, until: Option<DateTime<Utc>>| {
-            let mut s = server("b", None);
-            s.created = Some(now - minutes(age));
-            if let Some(until) = until {
-                s.metadata
-                    .insert(META_BUILD_UNTIL.into(), until.to_rfc3339());
-            }
-            s
+    fn plan_deletes_what_no_live_vm_explains_and_only_after_the_grace() {
+        let ready = record(VmState::Ready, Some("s1"));
+        let failed = record(VmState::Failed, None);
+        let creating = record(VmState::Creating, None);
+        let mut holder = record(VmState::Ready, Some("s2"));
+        holder.volume_ids = sqlx::types::Json(vec!["v1".into()]);
+        holder.floating_ip_id = Some("f1".into());
+        let fip = |id: &str| FloatingIp {
+            id: id.into(),
+            address: "192.0.2.1".into(),
         };
-        let timeout = minutes(90);
-        assert!(!abandoned(&builder(30, None), now, timeout), "young");
-        assert!(
-            abandoned(&builder(100, None), now, timeout),
-            "old, no deadline"
-        );
-        assert!(
-            !abandoned(&builder(100, Some(now + minutes(60))), now, timeout),
-            "old, but its build (snapshotting, say) runs until later"
-        );
-        assert!(abandoned(
-            &builder(200, Some(now - minutes(1))),
-            now,
-            timeout
-        ));
-        let mut unknown = builder(500, None);
-        unknown.created = None;
-        assert!(
-            !abandoned(&unknown, now, timeout),
-            "age unknown: left alone"
-        );
+        let servers = |list: Vec<Server>| Owned {
+            servers: list,
+            ..Owned::default()
+        };
+        let delete = |id: &str| vec![Action::DeleteServer(id.into())];
+        // (what, records, what the cloud has, the actions after the grace)
+        let cases: Vec<(&str, Vec<VmRecord>, Owned, Vec<Action>)> = vec![
+            (
+                "a ready VM's own server",
+                vec![ready.clone()],
+                servers(vec![server("s1", Some(ready.id))]),
+                vec![],
+            ),
+            (
+                "the stray server of a failed VM that recorded none (it never looks again)",
+                vec![failed.clone()],
+                servers(vec![server("s9", Some(failed.id))]),
+                delete("s9"),
+            ),
+            (
+                "a second server of a VM that recorded another",
+                vec![ready.clone()],
+                servers(vec![
+                    server("s1", Some(ready.id)),
+                    server("s9", Some(ready.id)),
+                ]),
+                delete("s9"),
+            ),
+            (
+                "the server a creating VM is still adopting",
+                vec![creating.clone()],
+                servers(vec![server("s9", Some(creating.id))]),
+                vec![],
+            ),
+            (
+                "a server of a VM that is not live",
+                vec![],
+                servers(vec![server("s9", Some(VmId::new()))]),
+                delete("s9"),
+            ),
+            (
+                "a volume and a floating IP a VM recorded, and ones no VM did",
+                vec![holder.clone()],
+                Owned {
+                    servers: vec![server("s2", Some(holder.id))],
+                    builders: vec![],
+                    volume_ids: vec!["v1".into(), "v9".into()],
+                    floating_ips: vec![fip("f1"), fip("f9")],
+                },
+                vec![
+                    Action::DeleteVolume("v9".into()),
+                    Action::ReleaseFloatingIp("f9".into()),
+                ],
+            ),
+        ];
+        for (what, records, owned, after_the_grace) in cases {
+            let observed = Observed {
+                owned,
+                found: HashMap::new(),
+            };
+            let (at_once, later) = at_once_and_after_the_grace(&observed, &records);
+            assert_eq!(at_once, vec![], "{what}: nothing on the first sight");
+            assert_eq!(later, after_the_grace, "{what}");
+        }
     }
 }
