@@ -1,7 +1,7 @@
 //! The command line: `serve`, `demo`, `users`, `vm`, `image`, `check`. Every command goes
 //! through the same store and provisioner as the web pages.
 
-use crate::app::{self, Application, Login as LoginChoice, Options};
+use crate::app::{self, Application, Options};
 use crate::config::{Backend, Config, ConfigError};
 use crate::domain::{LaunchParams, Login, VmId, VmState};
 use crate::provision::{DeleteReason, ProvisionError};
@@ -182,7 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(
         config,
         Options {
-            login: LoginChoice::Github,
+            demo_login: false,
             cloud: None,
             drive_in_background: true,
             public_url_from_bind: false,
@@ -229,7 +229,7 @@ async fn demo(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let app = Application::build(
         config,
         Options {
-            login: LoginChoice::Demo,
+            demo_login: true,
             cloud: None,
             drive_in_background: true,
             public_url_from_bind: true,
@@ -313,7 +313,7 @@ async fn build_image(
     base_image: Option<String>,
     flavor: Option<String>,
 ) -> anyhow::Result<()> {
-    use crate::image_build::{self, Plan, Progress, Timing};
+    use crate::image_build::{self, BuildEvent, Plan, Timing};
     let plan = Plan::from_config(&config.image, name, base_image, flavor)
         .map_err(|e| anyhow::anyhow!(e))?;
     let cloud = app::cloud_from_config(&config);
@@ -328,9 +328,9 @@ async fn build_image(
         plan.name,
         cloud.kind()
     );
-    let mut show = |p: Progress| match p {
-        Progress::Step(step) => println!("==> {step}"),
-        Progress::Console(line) => println!("    | {line}"),
+    let mut show = |p: BuildEvent| match p {
+        BuildEvent::Step(step) => println!("==> {step}"),
+        BuildEvent::Console(line) => println!("    | {line}"),
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let timing = Timing::from_config(&config);

@@ -43,7 +43,7 @@ const LOST_BUILDER_LOOKUPS: u32 = 4;
 
 /// What the build tells its watcher as it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
+pub enum BuildEvent {
     /// A stage of the build, in words.
     Step(String),
     /// A new line on the builder's console.
@@ -68,7 +68,7 @@ pub async fn build_image(
     owner: &InstallationId,
     plan: &Plan,
     timing: &Timing,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(BuildEvent) + Send),
     cancel: &CancellationToken,
 ) -> Result<Built, Failure> {
     let mut made = Made::default();
@@ -97,7 +97,7 @@ pub async fn build_image(
             })
         }
         Err(error) => {
-            progress(Progress::Step(format!("{error}: cleaning up")));
+            progress(BuildEvent::Step(format!("{error}: cleaning up")));
             let left_behind = clean_up(cloud, &made, patience, progress).await;
             Err(Failure { error, left_behind })
         }
@@ -110,7 +110,7 @@ async fn work(
     owner: &InstallationId,
     plan: &Plan,
     timing: &Timing,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(BuildEvent) + Send),
     made: &mut Made,
     cancel: &CancellationToken,
 ) -> Result<String, BuildError> {
@@ -133,7 +133,7 @@ async fn work(
             ),
         ]),
     };
-    progress(Progress::Step(format!(
+    progress(BuildEvent::Step(format!(
         "booting the builder {} from {} (flavor {})",
         spec.name, spec.image, spec.flavor
     )));
@@ -144,7 +144,7 @@ async fn work(
         Err(source) if source.is_transient() => {
             match find_lost_builder(cloud, owner, plan, timing, cancel).await? {
                 Some(id) => {
-                    progress(Progress::Step(format!(
+                    progress(BuildEvent::Step(format!(
                         "the answer to the boot request was lost ({source}); found the builder {id} by its metadata"
                     )));
                     id
@@ -166,7 +166,7 @@ async fn work(
     };
     made.builder = Some(builder.clone());
     stop_if(cancel)?;
-    progress(Progress::Step(format!(
+    progress(BuildEvent::Step(format!(
         "builder {builder} requested; following its console until it powers off"
     )));
     let verdict = watch_build(cloud, &builder, timing, started, progress, cancel).await?;
@@ -175,7 +175,7 @@ async fn work(
         ImageBuildVerdict::Failed(reason) => return Err(BuildError::BuildFailed(reason)),
         ImageBuildVerdict::Unknown => return Err(BuildError::NoVerdict),
     }
-    progress(Progress::Step(format!(
+    progress(BuildEvent::Step(format!(
         "the build succeeded; snapshotting the builder into image {:?}",
         plan.name
     )));
@@ -244,11 +244,11 @@ async fn clean_up(
     cloud: &dyn Cloud,
     made: &Made,
     patience: Patience,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(BuildEvent) + Send),
 ) -> Vec<String> {
     let mut left = Vec::new();
     if let Some(image) = &made.image {
-        progress(Progress::Step(format!(
+        progress(BuildEvent::Step(format!(
             "deleting the unfinished image {image}"
         )));
         if let Err(e) = cloud.delete_image(image).await {
@@ -256,11 +256,11 @@ async fn clean_up(
         }
     }
     if let Some(builder) = &made.builder {
-        progress(Progress::Step(format!("deleting the builder {builder}")));
+        progress(BuildEvent::Step(format!("deleting the builder {builder}")));
         // It boots from an image, so it has no volume of its own: anything
         // attached to it is someone else's.
         match teardown::delete_server_and_volumes(cloud, builder, &[], patience).await {
-            Ok(()) => progress(Progress::Step(format!("builder {builder} deleted"))),
+            Ok(()) => progress(BuildEvent::Step(format!("builder {builder} deleted"))),
             Err(e) => left.push(format!("builder server {builder} ({e})")),
         }
     }

@@ -2,7 +2,7 @@
 //! off, then the snapshot until Glance says it is active.
 
 use super::Timing;
-use super::{BuildError, Progress, unless_stopped};
+use super::{BuildError, BuildEvent, unless_stopped};
 use crate::cloud::{Cloud, ImageStatus, ServerStatus};
 use crate::cloud_init::{ImageBuildVerdict, image_build_verdict};
 use std::time::Duration;
@@ -20,7 +20,7 @@ pub(super) async fn watch_build(
     builder: &str,
     timing: &Timing,
     started: Instant,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(BuildEvent) + Send),
     cancel: &CancellationToken,
 ) -> Result<ImageBuildVerdict, BuildError> {
     let deadline = started + timing.build_timeout;
@@ -52,7 +52,7 @@ pub(super) async fn watch_build(
                     verdict = said;
                 }
                 for line in new {
-                    progress(Progress::Console(line));
+                    progress(BuildEvent::Console(line));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not read the builder's console"),
@@ -62,7 +62,7 @@ pub(super) async fn watch_build(
                 return Err(BuildError::BuilderVanished);
             };
             if last_status.as_ref() != Some(&server.status) {
-                progress(Progress::Step(format!(
+                progress(BuildEvent::Step(format!(
                     "builder is {}",
                     status_word(&server.status)
                 )));
@@ -90,7 +90,7 @@ pub(super) async fn wait_until_active(
     cloud: &dyn Cloud,
     image: &str,
     timing: &Timing,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    progress: &mut (dyn FnMut(BuildEvent) + Send),
     cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     let deadline = Instant::now() + timing.snapshot_timeout;
@@ -99,7 +99,7 @@ pub(super) async fn wait_until_active(
         match unless_stopped(cancel, cloud.get_image(image)).await? {
             Ok(Some(found)) => {
                 if last.as_ref() != Some(&found.status) {
-                    progress(Progress::Step(match &found.status {
+                    progress(BuildEvent::Step(match &found.status {
                         ImageStatus::Pending(s) => format!("image {image} is {s}"),
                         ImageStatus::Active => format!("image {image} is active"),
                         ImageStatus::Failed(s) => format!("image {image} is {s}"),
