@@ -22,7 +22,8 @@ use tower_sessions::ExpiredDeletion;
 use url::Url;
 
 /// Looks for the server behind a lost `POST /servers` answer before making
-/// another: waits of 1, 2, 4 and 8 poll intervals.
+/// another: one look per driver step, after waits of 1, 2, 4 and 8 poll
+/// intervals.
 const CREATE_LOOKUPS: u32 = 4;
 
 /// How many floating IPs the simulated cloud's pool holds.

@@ -4,6 +4,8 @@
 
 mod boot;
 mod create;
+
+pub(super) use create::LostCreate;
 mod deletion;
 
 use super::Provisioner;
@@ -44,8 +46,10 @@ impl Provisioner {
     /// deletions forward, admit queued launches as room frees, enforce
     /// expiry and idle culling; now and then reconcile with the cloud.
     /// Returns how many VMs were looked at.
+    #[tracing::instrument(name = "step", skip_all)]
     pub async fn step(&self) -> Result<usize, StoreError> {
         let vms = self.inner.store.live_vms().await?;
+        self.forget_finished_searches(&vms);
         let count = vms.len();
         let admitted = super::capacity::admit(&vms, &self.inner.settings);
         futures_util::stream::iter(vms)
@@ -85,6 +89,7 @@ impl Provisioner {
     }
 
     /// A queued launch waits for room; it gives up after the queue timeout.
+    #[tracing::instrument(skip_all)]
     async fn wait_in_queue(&self, vm: &VmRecord) -> Result<(), StepError> {
         let minutes = self.inner.settings.launch.queue_timeout_minutes;
         if self.timed_out(vm, u64::from(minutes) * 60) {
@@ -103,6 +108,7 @@ impl Provisioner {
 
     /// A failed attempt: log it, tell the user once, retry at the next step;
     /// a launch gives up when the phase's time is up.
+    #[tracing::instrument(skip_all)]
     async fn note_error(&self, vm: &VmRecord, error: &StepError) {
         tracing::warn!(error = %error, "step failed; will retry");
         let message = error.to_string();

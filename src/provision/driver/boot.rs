@@ -10,6 +10,7 @@ use crate::store::{EventKind, VmRecord};
 use chrono::Utc;
 
 impl Provisioner {
+    #[tracing::instrument(skip_all)]
     pub(super) async fn boot(&self, vm: &VmRecord) -> Result<(), StepError> {
         let store = &self.inner.store;
         let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
@@ -71,6 +72,7 @@ impl Provisioner {
     /// it as ours in Cinder (first, so a recorded volume is always marked).
     /// Only that volume is ever deleted with the VM: one attached later,
     /// by hand or otherwise, is not ours.
+    #[tracing::instrument(skip_all)]
     pub(super) async fn record_boot_volume(
         &self,
         vm: &VmRecord,
@@ -95,6 +97,7 @@ impl Provisioner {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     async fn attach_floating_ip(&self, vm: &VmRecord) -> Result<(), StepError> {
         let cloud = &self.inner.settings.cloud;
         // Behind the proxy a VM needs no public address.
@@ -134,6 +137,7 @@ impl Provisioner {
 
     /// While cloud-init works, the VM reports its phases; we watch the
     /// clock of each phase and, at `ready`, check that Jupyter answers.
+    #[tracing::instrument(skip_all)]
     pub(super) async fn build(&self, vm: &VmRecord) -> Result<(), StepError> {
         let launch = &self.inner.settings.launch;
         let (phase, limit) = match vm.progress {
@@ -190,6 +194,7 @@ impl Provisioner {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all)]
     async fn jupyter_answers(&self, vm: &VmRecord) -> bool {
         let Some(url) = self.jupyter_upstream(vm).and_then(|u| u.join("api").ok()) else {
             return false;

@@ -2,12 +2,15 @@
 
 use super::StepError;
 use crate::cloud::{CloudError, Server};
-use crate::domain::VmState;
+use crate::domain::{VmId, VmState};
 use crate::provision::Provisioner;
 use crate::secret;
 use crate::store::{EventKind, VmRecord};
+use std::collections::HashSet;
+use std::time::Instant;
 
 impl Provisioner {
+    #[tracing::instrument(skip_all)]
     pub(super) async fn start_creating(&self, vm: &VmRecord) -> Result<(), StepError> {
         if self
             .inner
@@ -28,6 +31,7 @@ impl Provisioner {
 
     /// Create the server, or adopt the one an interrupted attempt created:
     /// servers carry our VM id in their metadata, so none is made twice.
+    #[tracing::instrument(skip_all)]
     pub(super) async fn create(&self, vm: &VmRecord) -> Result<(), StepError> {
         let cloud = &self.inner.cloud;
         let store = &self.inner.store;
@@ -37,7 +41,12 @@ impl Provisioner {
             // crash): that server may exist and not be listed yet.
             let earlier_attempt = vm.secret_hash.is_some();
             let found = if earlier_attempt {
-                self.look_for_lost_server(vm).await?
+                match self.look_for_lost_server(vm).await? {
+                    LostServer::Found(server) => Some(server),
+                    // Look again at a later step; the other VMs move on.
+                    LostServer::NotYet => return Ok(()),
+                    LostServer::NotFound => None,
+                }
             } else {
                 self.find_server(vm).await?
             };
@@ -90,19 +99,80 @@ impl Provisioner {
             .await
     }
 
-    /// Look for the server of an attempt whose answer was lost, a few
-    /// times with doubling waits (a new server can take a moment to be
-    /// listed), before the caller makes another: a second server would
-    /// boot with a new secret, and the first would be an orphan.
-    async fn look_for_lost_server(&self, vm: &VmRecord) -> Result<Option<Server>, CloudError> {
-        let mut wait = self.inner.settings.poll_interval;
-        for _ in 0..self.inner.settings.create_lookups {
-            if let Some(server) = self.find_server(vm).await? {
-                return Ok(Some(server));
-            }
-            tokio::time::sleep(wait).await;
-            wait = wait.saturating_mul(2);
+    /// Look once for the server of an attempt whose answer was lost, when
+    /// the wait since the last look is over: the waits double from one
+    /// poll interval (a new server can take a moment to be listed), and
+    /// after `create_lookups` of them the caller makes another server. A
+    /// second server would boot with a new secret, and the first would be
+    /// an orphan. One look per step, never a sleep, so the step (and every
+    /// other VM in it) goes on while this one waits.
+    #[tracing::instrument(skip_all)]
+    async fn look_for_lost_server(&self, vm: &VmRecord) -> Result<LostServer, CloudError> {
+        let due = self
+            .inner
+            .lost_creates
+            .lock()
+            .expect("lock")
+            .get(&vm.id)
+            .is_none_or(|search| Instant::now() >= search.next_look);
+        if !due {
+            return Ok(LostServer::NotYet);
         }
-        self.find_server(vm).await
+        let found = self.find_server(vm).await?;
+        let mut searches = self.inner.lost_creates.lock().expect("lock");
+        if let Some(server) = found {
+            searches.remove(&vm.id);
+            return Ok(LostServer::Found(server));
+        }
+        let search = searches.entry(vm.id).or_insert(LostCreate {
+            looks: 0,
+            next_look: Instant::now(),
+        });
+        search.looks += 1;
+        if search.looks > self.inner.settings.create_lookups {
+            searches.remove(&vm.id);
+            return Ok(LostServer::NotFound);
+        }
+        let doubled = 2u32.saturating_pow(search.looks - 1);
+        search.next_look =
+            Instant::now() + self.inner.settings.poll_interval.saturating_mul(doubled);
+        Ok(LostServer::NotYet)
     }
+
+    /// Forget the searches of VMs that are no longer being created.
+    pub(super) fn forget_finished_searches(&self, live: &[VmRecord]) {
+        let creating: HashSet<VmId> = live
+            .iter()
+            .filter(|vm| vm.state == VmState::Creating)
+            .map(|vm| vm.id)
+            .collect();
+        self.inner
+            .lost_creates
+            .lock()
+            .expect("lock")
+            .retain(|id, _| creating.contains(id));
+    }
+}
+
+/// What one look for a lost create's server found.
+enum LostServer {
+    Found(Server),
+    /// Not listed (yet): look again once the wait is over.
+    NotYet,
+    /// Not listed after every look: make another.
+    NotFound,
+}
+
+/// Where the search for a lost create's server stands, per VM.
+///
+/// Kept in the driver's memory, not in the store, and that is safe across
+/// a restart: a restarted driver finds the VM still creating with its
+/// secret hash stored, and starts the search over from the first look.
+/// A restart can only make the search longer, never let a second server
+/// be made sooner than without it; what it costs is a few more lists.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::provision) struct LostCreate {
+    /// Looks that found nothing so far.
+    looks: u32,
+    next_look: Instant,
 }

@@ -20,6 +20,7 @@ enum Teardown {
 impl Provisioner {
     /// Delete the VM's cloud resources, then mark it deleted. A failed
     /// launch's were torn down already.
+    #[tracing::instrument(skip_all)]
     pub(super) async fn remove(&self, vm: &VmRecord) -> Result<(), StepError> {
         if vm.released_at.is_none() && self.tear_down(vm).await? == Teardown::Waiting {
             return Ok(());
@@ -40,6 +41,7 @@ impl Provisioner {
     /// right away, so a failure costs no quota; the record, its log and its
     /// reason stay for the user. Persisted (`released_at`) and retried each
     /// step like a deletion, so a crash or a busy cloud only delays it.
+    #[tracing::instrument(skip_all)]
     pub(super) async fn release(&self, vm: &VmRecord) -> Result<(), StepError> {
         if self.tear_down(vm).await? == Teardown::Waiting {
             return Ok(());
@@ -59,6 +61,7 @@ impl Provisioner {
     /// Delete the server and wait until it is gone, then delete the boot
     /// volume recorded at boot (never another volume attached to it) and
     /// release the floating IP. Each call does what it can and returns.
+    #[tracing::instrument(skip_all)]
     async fn tear_down(&self, vm: &VmRecord) -> Result<Teardown, StepError> {
         let cloud = &self.inner.cloud;
         let store = &self.inner.store;
@@ -117,6 +120,7 @@ impl Provisioner {
         }
     }
 
+    #[tracing::instrument(skip_all)]
     async fn give_up_deleting(&self, vm: &VmRecord, server: &Server) -> Result<(), StepError> {
         let seconds = self.inner.settings.delete_give_up.as_secs();
         let message = format!(
