@@ -81,6 +81,9 @@ impl Provisioner {
             VmState::Failed | VmState::Deleted => Ok(()),
         };
         match result {
+            // While the server of a lost create is looked for, the outage
+            // that lost it is not over: it is told once, not once a search.
+            Ok(()) if self.searching_lost_server(vm.id) => {}
             Ok(()) => {
                 self.inner.last_errors.lock().expect("lock").remove(&vm.id);
             }

@@ -139,6 +139,15 @@ impl Provisioner {
         Ok(LostServer::NotYet)
     }
 
+    /// Whether the server of a lost create answer of `vm` is being looked for.
+    pub(super) fn searching_lost_server(&self, vm: VmId) -> bool {
+        self.inner
+            .lost_creates
+            .lock()
+            .expect("lock")
+            .contains_key(&vm)
+    }
+
     /// Forget the searches of VMs that are no longer being created.
     pub(super) fn forget_finished_searches(&self, live: &[VmRecord]) {
         let creating: HashSet<VmId> = live
