@@ -19,7 +19,7 @@
 #[allow(dead_code)]
 mod dev;
 
-use stackbinder::app::{Application, Login, Options};
+use stackbinder::app::{Application, Options};
 use stackbinder::cloud::Cloud;
 use stackbinder::domain::{GithubId, LaunchParams, VmId, VmState};
 use stackbinder::provision::{DeleteReason, Provisioner};
@@ -118,7 +118,7 @@ impl Bench {
         let app = Application::build(
             config,
             Options {
-                login: Login::Demo,
+                demo_login: true,
                 cloud: Some(cloud),
                 drive_in_background: true,
                 public_url_from_bind: true,

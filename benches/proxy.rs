@@ -21,7 +21,7 @@ use real_jupyter::RealJupyter;
 use reqwest::cookie::{CookieStore, Jar};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use stackbinder::app::{Application, Login, Options};
+use stackbinder::app::{Application, Options};
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud::simulated::{Scenario, SimulatedCloud, Timings};
 use stackbinder::config::Config;
@@ -112,7 +112,7 @@ async fn stackbinder_with_vm_at(jupyter: &RealJupyter) -> (String, String, tempf
     let app = Application::build(
         config,
         Options {
-            login: Login::Demo,
+            demo_login: true,
             cloud: Some(Arc::new(cloud) as Arc<dyn Cloud>),
             drive_in_background: true,
             public_url_from_bind: true,

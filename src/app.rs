@@ -22,20 +22,18 @@ use tower_sessions::ExpiredDeletion;
 use url::Url;
 
 /// Looks for the server behind a lost `POST /servers` answer before making
-/// another: waits of 1, 2, 4 and 8 poll intervals.
+/// another: one look per driver step, after waits of 1, 2, 4 and 8 poll
+/// intervals.
 const CREATE_LOOKUPS: u32 = 4;
 
 /// How many floating IPs the simulated cloud's pool holds.
 const SIMULATED_FLOATING_IPS: usize = 64;
 
-/// Who logs people in.
-pub enum Login {
-    Github,
-    Demo,
-}
-
 pub struct Options {
-    pub login: Login,
+    /// Who logs people in: the demo's form that takes any name (`demo`,
+    /// tests), else GitHub (`serve`). The running server's `LoginMode`
+    /// holds GitHub's client, which needs the public URL known only here.
+    pub demo_login: bool,
     /// Use this cloud instead of the one the configuration names (tests).
     pub cloud: Option<Arc<dyn Cloud>>,
     /// Run the provisioner's driver in the background (tests may step it).
@@ -117,13 +115,11 @@ impl Application {
         if let Some(warning) = web::forwarded_for_warning(&config.server) {
             tracing::warn!("{warning}");
         }
-        let login_mode = match options.login {
-            Login::Demo => LoginMode::Demo,
-            Login::Github => {
-                if config.github.client_id.trim().is_empty()
-                    || secrets.github_client_secret.is_none()
-                {
-                    return Err(ConfigError {
+        let login_mode = if options.demo_login {
+            LoginMode::Demo
+        } else {
+            if config.github.client_id.trim().is_empty() || secrets.github_client_secret.is_none() {
+                return Err(ConfigError {
                         key: "github.client_id".into(),
                         problem: "GitHub login needs an OAuth app's client id and client secret".into(),
                         fix: format!(
@@ -133,14 +129,13 @@ impl Application {
                         ),
                     }
                     .into());
-                }
-                LoginMode::Github(Box::new(Github::new(
-                    &config.github,
-                    secrets.github_client_secret.as_ref(),
-                    &config.server.public_url,
-                    !config.registration.allowed_orgs.is_empty(),
-                )))
             }
+            LoginMode::Github(Box::new(Github::new(
+                &config.github,
+                secrets.github_client_secret.as_ref(),
+                &config.server.public_url,
+                !config.registration.allowed_orgs.is_empty(),
+            )))
         };
         let store = Store::connect(&config.database.url).await?;
         SessionRows::new(store.pool().clone())

@@ -1,7 +1,7 @@
 //! `demo`: the whole product on 127.0.0.1 with a simulated cloud, a demo
 //! login and a temporary database.
 
-use crate::app::{self, Application, Login as LoginChoice, Options};
+use crate::app::{self, Application, Options};
 use crate::config::{Backend, Config, ConfigError};
 use anyhow::Context;
 use clap::Args;
@@ -45,7 +45,7 @@ pub(super) async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()
     let app = Application::build(
         config,
         Options {
-            login: LoginChoice::Demo,
+            demo_login: true,
             cloud: None,
             drive_in_background: true,
             public_url_from_bind: true,

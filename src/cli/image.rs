@@ -42,7 +42,7 @@ async fn build(
     base_image: Option<String>,
     flavor: Option<String>,
 ) -> anyhow::Result<()> {
-    use crate::image_build::{self, Plan, Progress, Timing};
+    use crate::image_build::{self, BuildEvent, Plan, Timing};
     let plan = Plan::from_config(&config.image, name, base_image, flavor)
         .map_err(|e| anyhow::anyhow!(e))?;
     let cloud = app::cloud_from_config(&config);
@@ -57,9 +57,9 @@ async fn build(
         plan.name,
         cloud.kind()
     );
-    let mut show = |p: Progress| match p {
-        Progress::Step(step) => println!("==> {step}"),
-        Progress::Console(line) => println!("    | {line}"),
+    let mut show = |p: BuildEvent| match p {
+        BuildEvent::Step(step) => println!("==> {step}"),
+        BuildEvent::Console(line) => println!("    | {line}"),
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let timing = Timing::from_config(&config);

@@ -1,13 +1,13 @@
 //! `serve`: the web server and the provisioner, on the configured cloud.
 
-use crate::app::{self, Application, Login as LoginChoice, Options};
+use crate::app::{self, Application, Options};
 use crate::config::Config;
 
 pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     let app = Application::build(
         config,
         Options {
-            login: LoginChoice::Github,
+            demo_login: false,
             cloud: None,
             drive_in_background: true,
             public_url_from_bind: false,

@@ -5,9 +5,6 @@
 pub mod metered;
 pub mod openstack;
 pub mod simulated;
-mod simulated_builder;
-mod simulated_jupyter;
-mod simulated_vm;
 pub mod teardown;
 
 use async_trait::async_trait;

@@ -19,16 +19,23 @@ pub fn base_path(login: &str) -> String {
     format!("/user/{login}/")
 }
 
-/// `http://<address>:<port>/user/<login>/`: where stackbinder reaches the
-/// VM's Jupyter (readiness probe, idle checks, the proxy's upstream), once
-/// the address and the port are known.
-pub fn upstream(vm: &VmRecord, access: JupyterAccess) -> Option<Url> {
+/// Where the VM's Jupyter listens, as stackbinder reaches it: the fixed
+/// address behind the proxy, the floating IP without; the port the VM
+/// reported. `None` until both are known.
+pub fn address(vm: &VmRecord, access: JupyterAccess) -> Option<SocketAddr> {
     let address = match access {
         JupyterAccess::Proxy => vm.address.as_deref()?,
         JupyterAccess::FloatingIp => vm.public_address()?,
     };
     let ip: IpAddr = address.parse().ok()?;
-    let addr = SocketAddr::new(ip, vm.port?);
+    Some(SocketAddr::new(ip, vm.port?))
+}
+
+/// `http://<address>:<port>/user/<login>/`: where stackbinder reaches the
+/// VM's Jupyter (readiness probe, idle checks), once the address and the
+/// port are known.
+pub fn upstream(vm: &VmRecord, access: JupyterAccess) -> Option<Url> {
+    let addr = address(vm, access)?;
     Url::parse(&format!(
         "http://{addr}{}",
         base_path(vm.owner_login.as_str())

@@ -18,6 +18,7 @@ struct JupyterStatus {
 
 impl Provisioner {
     /// Delete a VM whose time is up. Returns true when it did.
+    #[tracing::instrument(skip_all)]
     pub(super) async fn expire_if_due(&self, vm: &VmRecord) -> bool {
         let due = vm.state.can_delete() && vm.expires_at.is_some_and(|t| t <= Utc::now());
         if !due {
@@ -47,6 +48,7 @@ impl Provisioner {
     /// use through it settles the question without asking the VM. Otherwise
     /// Jupyter's own `/api/status` is asked (it also sees busy kernels and
     /// use that bypassed the proxy), and the later of the two counts.
+    #[tracing::instrument(skip_all)]
     pub(super) async fn cull_if_idle(&self, vm: &VmRecord) -> Result<(), StepError> {
         let limit = self.inner.settings.launch.idle_timeout_minutes;
         if limit == 0 || vm.state != VmState::Ready || !self.idle_check_due(vm) {
@@ -88,6 +90,7 @@ impl Provisioner {
         }
     }
 
+    #[tracing::instrument(skip_all)]
     async fn jupyter_last_activity(&self, vm: &VmRecord) -> Option<DateTime<Utc>> {
         let url = self.jupyter_upstream(vm)?.join("api/status").ok()?;
         let response = self

@@ -105,8 +105,9 @@ pub struct Settings {
     /// An image builder older than this, whose build has passed its own
     /// deadline, is deleted (`image.build_timeout_minutes`).
     pub build_timeout: Duration,
-    /// How often, at most, a lost `POST /servers` answer is looked for
-    /// before the server is created again (the waits double each time).
+    /// How many waits, doubling from one poll interval, a lost `POST
+    /// /servers` answer is looked for across (one look per driver step
+    /// after each) before the server is created again.
     pub create_lookups: u32,
 }
 
@@ -133,6 +134,8 @@ struct Inner {
     idle_checks: Mutex<HashMap<VmId, std::time::Instant>>,
     /// When a stalled deletion was last asked for again.
     delete_retries: Mutex<HashMap<VmId, std::time::Instant>>,
+    /// The searches for servers whose create answer was lost.
+    lost_creates: Mutex<HashMap<VmId, driver::LostCreate>>,
     reconciler: Mutex<reconcile::Memory>,
     /// When each VM was last used through the proxy (idle culling).
     activity: crate::proxy::Activity,
@@ -164,6 +167,7 @@ impl Provisioner {
                 metrics,
                 idle_checks: Mutex::default(),
                 delete_retries: Mutex::default(),
+                lost_creates: Mutex::default(),
                 reconciler: Mutex::default(),
                 activity: crate::proxy::Activity::default(),
             }),
@@ -300,6 +304,7 @@ impl Provisioner {
     }
 
     /// Check a VM's callback secret (in constant time).
+    #[tracing::instrument(name = "authenticate", skip_all, fields(vm = %vm))]
     pub async fn authenticate(
         &self,
         vm: VmId,
@@ -316,6 +321,7 @@ impl Provisioner {
     }
 
     /// A progress report from a VM that proved who it is.
+    #[tracing::instrument(name = "report", skip_all, fields(vm = %vm.id()))]
     pub async fn report(
         &self,
         vm: AuthenticatedVm,

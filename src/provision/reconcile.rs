@@ -5,7 +5,7 @@
 //! lost answer, a manual mistake) are deleted once they have been seen for
 //! a grace period.
 //!
-//! The decision is a pure function, `diff`, of what the cloud showed, the
+//! The decision is a pure function, `plan`, of what the cloud showed, the
 //! records, what earlier passes saw, the time and the rules; the I/O around
 //! it only looks and carries the actions out. Two rules keep live VMs safe:
 //!
@@ -16,13 +16,16 @@
 //! - Only what carries this installation's id is ours: another
 //!   stackbinder's, or an operator's, resources are never touched.
 
+mod leftover_builders;
+mod plan;
+
+pub use plan::{Action, Observed, Rules, Seen, plan, to_look_up};
+
 use super::driver::StepError;
 use super::{DeleteReason, Provisioner};
-use crate::cloud::{META_BUILD_UNTIL, META_VM, Owned, Server};
-use crate::domain::{VmId, VmState};
 use crate::store::VmRecord;
-use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet};
+use chrono::Utc;
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// What the reconciler remembers between runs.
@@ -30,193 +33,6 @@ use std::time::Instant;
 pub(super) struct Memory {
     last_run: Option<Instant>,
     seen: Seen,
-}
-
-/// What earlier passes saw, for the grace periods.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Seen {
-    /// Live VMs whose server answered 404, and when it first did.
-    missing_since: HashMap<VmId, DateTime<Utc>>,
-    /// Unexplained servers, volumes and floating IPs, and when first seen.
-    orphans_since: HashMap<String, DateTime<Utc>>,
-}
-
-/// What the cloud showed in one pass.
-#[derive(Debug, Clone, Default)]
-pub struct Observed {
-    /// Everything carrying this installation's id.
-    pub owned: Owned,
-    /// For each VM of `to_look_up`: whether `GET /servers/{id}` found its
-    /// server (any status, UNKNOWN included) rather than a 404.
-    pub found: HashMap<VmId, bool>,
-}
-
-/// The configuration the decisions depend on.
-#[derive(Debug, Clone, Copy)]
-pub struct Rules {
-    pub grace: chrono::Duration,
-    /// Free floating IPs of ours are released (else kept for reuse).
-    pub release_floating_ips: bool,
-    /// A builder older than this may be left over (`image.build_timeout_minutes`).
-    pub build_timeout: chrono::Duration,
-}
-
-/// One repair.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// The VM's server answered 404 twice, a grace period apart.
-    MarkGone(VmId),
-    /// A server of ours no live VM explains, or a second server of a VM
-    /// whose recorded server is another (a lost create answer).
-    DeleteServer(String),
-    DeleteVolume(String),
-    ReleaseFloatingIp(String),
-    /// An image builder no running build owns any more.
-    DeleteBuilder(String),
-}
-
-/// Live VMs that a vanished server would leave dangling. Creating and
-/// deleting VMs are the driver's, a failed one is torn down by it.
-fn watched(vm: &VmRecord) -> Option<&str> {
-    let settled = matches!(
-        vm.state,
-        VmState::Booting | VmState::Building | VmState::Ready
-    );
-    vm.server_id.as_deref().filter(|_| settled)
-}
-
-/// The VMs whose server the lists did not show: ask Nova for each.
-pub fn to_look_up(owned: &Owned, records: &[VmRecord]) -> Vec<(VmId, String)> {
-    let listed: HashSet<&str> = owned.servers.iter().map(|s| s.id.as_str()).collect();
-    records
-        .iter()
-        .filter_map(|vm| {
-            let server = watched(vm)?;
-            (!listed.contains(server)).then(|| (vm.id, server.to_owned()))
-        })
-        .collect()
-}
-
-/// The repairs due now, and what to remember for the next pass.
-pub fn diff(
-    observed: &Observed,
-    records: &[VmRecord],
-    seen: &Seen,
-    now: DateTime<Utc>,
-    rules: &Rules,
-) -> (Vec<Action>, Seen) {
-    let owned = &observed.owned;
-    let mut actions = Vec::new();
-    let mut next = Seen::default();
-
-    // 1. Servers that answered 404: gone on the second 404, grace apart.
-    for vm in records {
-        if watched(vm).is_none() || observed.found.get(&vm.id) != Some(&false) {
-            continue;
-        }
-        match seen.missing_since.get(&vm.id) {
-            Some(&since) if now - since >= rules.grace => actions.push(Action::MarkGone(vm.id)),
-            Some(&since) => {
-                next.missing_since.insert(vm.id, since);
-            }
-            None => {
-                next.missing_since.insert(vm.id, now);
-            }
-        }
-    }
-
-    // 2. What no live VM explains.
-    let live: HashMap<VmId, &VmRecord> = records.iter().map(|vm| (vm.id, vm)).collect();
-    let mut unexplained: Vec<(String, Action)> = Vec::new();
-    let mut attached: HashSet<&str> = HashSet::new();
-    for server in &owned.servers {
-        if explains(&live, server) {
-            attached.extend(server.volume_ids.iter().map(String::as_str));
-        } else {
-            unexplained.push((server.id.clone(), Action::DeleteServer(server.id.clone())));
-        }
-    }
-    let recorded_volumes: HashSet<&str> = records
-        .iter()
-        .flat_map(|vm| vm.volume_ids.0.iter().map(String::as_str))
-        .collect();
-    for volume in &owned.volume_ids {
-        if !attached.contains(volume.as_str()) && !recorded_volumes.contains(volume.as_str()) {
-            unexplained.push((volume.clone(), Action::DeleteVolume(volume.clone())));
-        }
-    }
-    if rules.release_floating_ips {
-        let recorded: HashSet<&str> = records
-            .iter()
-            .filter_map(|vm| vm.floating_ip_id.as_deref())
-            .collect();
-        for fip in &owned.floating_ips {
-            if !recorded.contains(fip.id.as_str()) {
-                unexplained.push((fip.id.clone(), Action::ReleaseFloatingIp(fip.id.clone())));
-            }
-        }
-    }
-    for (id, action) in unexplained {
-        let since = *seen.orphans_since.get(&id).unwrap_or(&now);
-        if now - since >= rules.grace {
-            actions.push(action);
-        } else {
-            next.orphans_since.insert(id, since);
-        }
-    }
-
-    // 3. Builders left over by a build that died or could not clean up.
-    for builder in &owned.builders {
-        if abandoned(builder, now, rules.build_timeout) {
-            actions.push(Action::DeleteBuilder(builder.id.clone()));
-        }
-    }
-    (actions, next)
-}
-
-/// Whether a live VM accounts for this server: it is the VM's recorded
-/// server, or the VM has none recorded yet and the driver is still looking
-/// for it (creating, or deleting what a lost create answer left). A VM
-/// that failed without a server id never looks again: one list is no proof
-/// of absence, so its stray server must become an orphan.
-fn explains(live: &HashMap<VmId, &VmRecord>, server: &Server) -> bool {
-    let Some(vm) = server
-        .metadata
-        .get(META_VM)
-        .and_then(|id| id.parse::<VmId>().ok())
-        .and_then(|id| live.get(&id))
-    else {
-        return false;
-    };
-    match vm.server_id.as_deref() {
-        Some(recorded) => recorded == server.id,
-        None => matches!(vm.state, VmState::Creating | VmState::Deleting),
-    }
-}
-
-/// A builder is left over once it is older than the build timeout and the
-/// build that booted it has passed the time it said it would give up by.
-///
-/// Why a deadline in the builder's metadata rather than a heartbeat row:
-/// `image build` enforces its own deadlines (build, snapshot, teardown)
-/// and deletes its builder in every outcome but a crash, so a build past
-/// its deadline cannot be running. The deadline is written by the build
-/// itself, with its own `[image]` timeouts, at the moment it boots the
-/// builder, so it holds even when `image build` ran with other settings,
-/// on another machine, or against another database than `serve`; a
-/// heartbeat would need both processes to share one database and a task
-/// that keeps writing. Nova's own `created` time (not ours) gives the age;
-/// a builder without a readable deadline falls back to the age alone.
-fn abandoned(builder: &Server, now: DateTime<Utc>, build_timeout: chrono::Duration) -> bool {
-    let Some(created) = builder.created else {
-        return false;
-    };
-    let until = builder
-        .metadata
-        .get(META_BUILD_UNTIL)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc));
-    now - created >= build_timeout && until.is_none_or(|until| now >= until)
 }
 
 impl Provisioner {
@@ -234,9 +50,27 @@ impl Provisioner {
         self.reconcile().await
     }
 
-    /// One full comparison of store and cloud.
+    /// One full comparison of store and cloud: look, `plan`, carry out.
     #[tracing::instrument(name = "reconcile", skip_all)]
     pub async fn reconcile(&self) -> Result<(), StepError> {
+        let (observed, records) = self.observe().await?;
+        let actions = {
+            let mut memory = self.inner.reconciler.lock().expect("lock");
+            let (actions, next) =
+                plan(&observed, &records, &memory.seen, Utc::now(), &self.rules());
+            memory.seen = next;
+            actions
+        };
+        for action in actions {
+            self.carry_out(action).await?;
+        }
+        Ok(())
+    }
+
+    /// What the cloud has of ours, the live records, and for each record
+    /// whose server the list left out, whether Nova still knows it.
+    #[tracing::instrument(skip_all)]
+    async fn observe(&self) -> Result<(Observed, Vec<VmRecord>), StepError> {
         let cloud = &self.inner.cloud;
         let owned = cloud.list_owned(&self.inner.installation).await?;
         let records = self.inner.store.live_vms().await?;
@@ -248,27 +82,20 @@ impl Provisioner {
             }
             found.insert(vm, there);
         }
-        let observed = Observed { owned, found };
-        let settings = &self.inner.settings;
-        let rules = Rules {
-            grace: chrono::Duration::from_std(settings.orphan_grace)
-                .unwrap_or(chrono::Duration::MAX),
-            release_floating_ips: settings.cloud.release_floating_ip,
-            build_timeout: chrono::Duration::from_std(settings.build_timeout)
-                .unwrap_or(chrono::Duration::MAX),
-        };
-        let actions = {
-            let mut memory = self.inner.reconciler.lock().expect("lock");
-            let (actions, next) = diff(&observed, &records, &memory.seen, Utc::now(), &rules);
-            memory.seen = next;
-            actions
-        };
-        for action in actions {
-            self.carry_out(action).await?;
-        }
-        Ok(())
+        Ok((Observed { owned, found }, records))
     }
 
+    fn rules(&self) -> Rules {
+        let settings = &self.inner.settings;
+        let duration = |d| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        Rules {
+            grace: duration(settings.orphan_grace),
+            release_floating_ips: settings.cloud.release_floating_ip,
+            build_timeout: duration(settings.build_timeout),
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
     async fn carry_out(&self, action: Action) -> Result<(), StepError> {
         let cloud = &self.inner.cloud;
         let done = match &action {
@@ -292,244 +119,5 @@ impl Provisioner {
             tracing::warn!(?action, error = %e, "could not delete a leftover; will retry");
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cloud::{FloatingIp, ServerStatus};
-    use std::collections::BTreeMap;
-
-    fn record(state: VmState, server: Option<&str>) -> VmRecord {
-        VmRecord {
-            server_id: server.map(str::to_owned),
-            ..VmRecord::example(state)
-        }
-    }
-
-    fn server(id: &str, vm: Option<VmId>) -> Server {
-        Server {
-            id: id.into(),
-            name: "binder-ada".into(),
-            status: ServerStatus::Active,
-            fault: None,
-            addresses: vec![],
-            volume_ids: vec![],
-            metadata: vm
-                .map(|vm| BTreeMap::from([(META_VM.to_owned(), vm.to_string())]))
-                .unwrap_or_default(),
-            created: Some(Utc::now()),
-        }
-    }
-
-    fn rules(grace_minutes: i64) -> Rules {
-        Rules {
-            grace: chrono::Duration::minutes(grace_minutes),
-            release_floating_ips: true,
-            build_timeout: chrono::Duration::minutes(90),
-        }
-    }
-
-    fn minutes(m: i64) -> chrono::Duration {
-        chrono::Duration::minutes(m)
-    }
-
-    #[test]
-    fn reconciler_keeps_a_vm_whose_server_one_listing_missed() {
-        let vm = record(VmState::Ready, Some("s1"));
-        let owned = Owned::default();
-        assert_eq!(
-            to_look_up(&owned, std::slice::from_ref(&vm)),
-            [(vm.id, "s1".to_owned())]
-        );
-        // Nova shows it when asked directly: never gone, however often.
-        let observed = Observed {
-            owned,
-            found: HashMap::from([(vm.id, true)]),
-        };
-        let mut seen = Seen::default();
-        let t0 = Utc::now();
-        for pass in 0..5 {
-            let (actions, next) = diff(
-                &observed,
-                std::slice::from_ref(&vm),
-                &seen,
-                t0 + minutes(30 * pass),
-                &rules(15),
-            );
-            assert!(actions.is_empty(), "{actions:?}");
-            seen = next;
-        }
-    }
-
-    #[test]
-    fn reconciler_marks_a_server_gone_only_after_two_404s_a_grace_apart() {
-        let vm = record(VmState::Ready, Some("s1"));
-        let gone = Observed {
-            owned: Owned::default(),
-            found: HashMap::from([(vm.id, false)]),
-        };
-        let records = std::slice::from_ref(&vm);
-        let t0 = Utc::now();
-        // Old VM, first 404: nothing yet, whatever the VM's age.
-        let (actions, seen) = diff(&gone, records, &Seen::default(), t0, &rules(15));
-        assert!(actions.is_empty());
-        // A second 404 within the grace: still nothing.
-        let (actions, seen) = diff(&gone, records, &seen, t0 + minutes(10), &rules(15));
-        assert!(actions.is_empty());
-        // The server answers in between: the clock starts again.
-        let back = Observed {
-            owned: Owned::default(),
-            found: HashMap::from([(vm.id, true)]),
-        };
-        let (_, reset) = diff(&back, records, &seen, t0 + minutes(12), &rules(15));
-        let (actions, seen2) = diff(&gone, records, &reset, t0 + minutes(20), &rules(15));
-        assert!(actions.is_empty(), "the first 404 after it came back");
-        let (actions, _) = diff(&gone, records, &seen2, t0 + minutes(35), &rules(15));
-        assert_eq!(actions, [Action::MarkGone(vm.id)]);
-        // Without the return: gone at the second 404 a grace after the first.
-        let (actions, _) = diff(&gone, records, &seen, t0 + minutes(15), &rules(15));
-        assert_eq!(actions, [Action::MarkGone(vm.id)]);
-        // Even with no grace at all, one pass is never enough.
-        let (actions, _) = diff(&gone, records, &Seen::default(), t0, &rules(0));
-        assert!(actions.is_empty());
-    }
-
-    /// The actions of a first pass, and of one a 15-minute grace later.
-    fn at_once_and_after_the_grace(
-        observed: &Observed,
-        records: &[VmRecord],
-    ) -> (Vec<Action>, Vec<Action>) {
-        let t0 = Utc::now();
-        let (first, seen) = diff(observed, records, &Seen::default(), t0, &rules(15));
-        let (later, _) = diff(observed, records, &seen, t0 + minutes(15), &rules(15));
-        (first, later)
-    }
-
-    #[test]
-    fn reconciler_deletes_the_stray_server_of_a_failed_vm_that_recorded_none() {
-        let vm = record(VmState::Failed, None);
-        let observed = Observed {
-            owned: Owned {
-                servers: vec![server("s1", Some(vm.id))],
-                ..Owned::default()
-            },
-            found: HashMap::new(),
-        };
-        let records = std::slice::from_ref(&vm);
-        assert_eq!(
-            at_once_and_after_the_grace(&observed, records),
-            (vec![], vec![Action::DeleteServer("s1".into())])
-        );
-    }
-
-    #[test]
-    fn reconciler_deletes_a_second_server_of_a_vm_that_recorded_another() {
-        let vm = record(VmState::Booting, Some("s2"));
-        let owned = Owned {
-            servers: vec![server("s1", Some(vm.id)), server("s2", Some(vm.id))],
-            ..Owned::default()
-        };
-        let observed = Observed {
-            owned,
-            found: HashMap::new(),
-        };
-        let records = std::slice::from_ref(&vm);
-        assert_eq!(
-            at_once_and_after_the_grace(&observed, records),
-            (vec![], vec![Action::DeleteServer("s1".into())])
-        );
-        // A VM still adopting its server (none recorded) explains it.
-        let adopting = record(VmState::Creating, None);
-        let observed = Observed {
-            owned: Owned {
-                servers: vec![server("s3", Some(adopting.id))],
-                ..Owned::default()
-            },
-            found: HashMap::new(),
-        };
-        let (actions, _) = diff(
-            &observed,
-            &[adopting],
-            &Seen::default(),
-            Utc::now(),
-            &rules(0),
-        );
-        assert!(actions.is_empty(), "{actions:?}");
-    }
-
-    #[test]
-    fn orphans_go_after_the_grace_and_recorded_resources_stay() {
-        let mut vm = record(VmState::Ready, Some("s1"));
-        vm.volume_ids = sqlx::types::Json(vec!["v1".into()]);
-        vm.floating_ip_id = Some("f1".into());
-        let fip = |id: &str| FloatingIp {
-            id: id.into(),
-            address: "192.0.2.1".into(),
-        };
-        let observed = Observed {
-            owned: Owned {
-                servers: vec![server("s1", Some(vm.id)), server("s9", Some(VmId::new()))],
-                builders: vec![],
-                volume_ids: vec!["v1".into(), "v9".into()],
-                floating_ips: vec![fip("f1"), fip("f9")],
-            },
-            found: HashMap::new(),
-        };
-        let t0 = Utc::now();
-        let records = std::slice::from_ref(&vm);
-        let (actions, seen) = diff(&observed, records, &Seen::default(), t0, &rules(15));
-        assert!(actions.is_empty());
-        let (actions, _) = diff(&observed, records, &seen, t0 + minutes(15), &rules(15));
-        assert_eq!(
-            actions,
-            [
-                Action::DeleteServer("s9".into()),
-                Action::DeleteVolume("v9".into()),
-                Action::ReleaseFloatingIp("f9".into()),
-            ]
-        );
-        let keep = Rules {
-            release_floating_ips: false,
-            ..rules(0)
-        };
-        let (actions, _) = diff(&observed, records, &Seen::default(), t0, &keep);
-        assert!(!actions.contains(&Action::ReleaseFloatingIp("f9".into())));
-    }
-
-    #[test]
-    fn reconciler_deletes_a_builder_only_past_its_builds_deadline() {
-        let now = Utc::now();
-        let builder = |age: i64, until: Option<DateTime<Utc>>| {
-            let mut s = server("b", None);
-            s.created = Some(now - minutes(age));
-            if let Some(until) = until {
-                s.metadata
-                    .insert(META_BUILD_UNTIL.into(), until.to_rfc3339());
-            }
-            s
-        };
-        let timeout = minutes(90);
-        assert!(!abandoned(&builder(30, None), now, timeout), "young");
-        assert!(
-            abandoned(&builder(100, None), now, timeout),
-            "old, no deadline"
-        );
-        assert!(
-            !abandoned(&builder(100, Some(now + minutes(60))), now, timeout),
-            "old, but its build (snapshotting, say) runs until later"
-        );
-        assert!(abandoned(
-            &builder(200, Some(now - minutes(1))),
-            now,
-            timeout
-        ));
-        let mut unknown = builder(500, None);
-        unknown.created = None;
-        assert!(
-            !abandoned(&unknown, now, timeout),
-            "age unknown: left alone"
-        );
     }
 }

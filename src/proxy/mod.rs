@@ -23,7 +23,6 @@ pub use activity::Activity;
 pub use user_domain::{TICKET_PATH, USER_COOKIE};
 
 use crate::access::{Action, Decision};
-use crate::config::ServerConfig;
 use crate::domain::{GithubId, Login, VmId};
 use crate::web::{AppState, RegisteredUser, SESSION_COOKIE, WebError};
 use activity::Stamp;
@@ -43,22 +42,6 @@ use user_domain::{Lifetimes, UserDomains};
 
 /// Cookies of stackbinder: never forwarded to a VM, never set by one.
 const OUR_COOKIES: &[&str] = &[SESSION_COOKIE, USER_COOKIE];
-
-/// `/user/<login>/`: the base path of a user's Jupyter, on the VM
-/// (`--ServerApp.base_url`) and through the proxy.
-pub fn base_path(login: &str) -> String {
-    format!("{}{login}/", route::PREFIX)
-}
-
-/// The address of a user's Jupyter through the proxy, for links: always
-/// on the main origin, which hands over to the user's own host when
-/// `server.user_domain` is set.
-pub fn user_base_url(server: &ServerConfig, login: &str) -> Url {
-    server
-        .public_url
-        .join(base_path(login).trim_start_matches('/'))
-        .expect("a login makes a valid path")
-}
 
 /// The proxy's shared parts: one pooled client for all VMs, the tickets
 /// and host sessions of per-user origins.
@@ -192,13 +175,7 @@ async fn serve_main_origin(app: &AppState, request: Request) -> Result<Response,
     };
     let span = tracing::info_span!("proxy", user = %user.login, vm = tracing::field::Empty);
     async {
-        let upstream = access::upstream_of(
-            &app.store,
-            user.github_id,
-            &login,
-            app.config.launch.jupyter_port.get(),
-        )
-        .await?;
+        let upstream = access::upstream_of(&app.store, user.github_id, &login).await?;
         tracing::Span::current().record("vm", tracing::field::display(upstream.vm));
         let server = &app.config.server;
         let Some(domain) = &server.user_domain else {
@@ -314,13 +291,7 @@ async fn serve_user_host(
         return Ok(Redirect::to(main.as_str()).into_response());
     };
     ensure_still_allowed(app, user).await?;
-    let upstream = access::upstream_of(
-        &app.store,
-        user,
-        &login,
-        app.config.launch.jupyter_port.get(),
-    )
-    .await?;
+    let upstream = access::upstream_of(&app.store, user, &login).await?;
     tracing::Span::current().record("vm", tracing::field::display(upstream.vm));
     let origin = user_domain::user_origin(&server.public_url, domain, host_login.as_str());
     pass(app, request, upstream, origin).await
@@ -386,28 +357,4 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_users_jupyter_is_under_their_base_path_on_the_main_origin() {
-        let mut server = ServerConfig {
-            public_url: Url::parse("https://binder.example.org/").unwrap(),
-            ..ServerConfig::default()
-        };
-        assert_eq!(base_path("Ada"), "/user/Ada/");
-        assert_eq!(
-            user_base_url(&server, "Ada").as_str(),
-            "https://binder.example.org/user/Ada/"
-        );
-        server.user_domain = Some("nb.example.org".into());
-        assert_eq!(
-            user_base_url(&server, "Ada").as_str(),
-            "https://binder.example.org/user/Ada/",
-            "the main origin hands over"
-        );
-    }
 }

@@ -8,7 +8,7 @@ use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, CsrfProtected, RegisteredUser};
 use super::{AppState, WebError};
 use crate::access::{Action, LinkLabel, LinkRequest};
-use crate::domain::{GithubId, Login, VmId};
+use crate::domain::{GithubId, VmId};
 use crate::provision::DeleteReason;
 use crate::store::{Invite, RegistrationLink, User, VmRecord};
 use askama::Template;

@@ -693,7 +693,7 @@ async fn github_timeouts_show_a_friendly_page_in_time() {
 
 #[tokio::test]
 async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
-    use stackbinder::app::{Application, Login, Options};
+    use stackbinder::app::{Application, Options};
     use stackbinder::cloud::Cloud;
     use stackbinder::cloud::simulated::{SimulatedCloud, Timings};
     use std::sync::Arc;
@@ -712,7 +712,7 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     let app = Application::build(
         config,
         Options {
-            login: Login::Github,
+            demo_login: false,
             cloud: Some(Arc::new(SimulatedCloud::new(Timings::quick(), 1)) as Arc<dyn Cloud>),
             drive_in_background: false,
             public_url_from_bind: false,

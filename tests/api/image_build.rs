@@ -5,7 +5,7 @@ use stackbinder::cloud::ImageStatus;
 use stackbinder::cloud::simulated::{Op, Scenario, SimulatedCloud, Timings};
 use stackbinder::cloud_init::render_base_image;
 use stackbinder::config::ImageConfig;
-use stackbinder::image_build::{BuildError, Built, Failure, Plan, Progress, Timing, build_image};
+use stackbinder::image_build::{BuildError, BuildEvent, Built, Failure, Plan, Timing, build_image};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -28,9 +28,9 @@ async fn run(
     cloud: &SimulatedCloud,
     timing: Timing,
     cancel: &CancellationToken,
-) -> (Result<Built, Failure>, Vec<Progress>) {
+) -> (Result<Built, Failure>, Vec<BuildEvent>) {
     let mut seen = Vec::new();
-    let mut record = |p: Progress| seen.push(p);
+    let mut record = |p: BuildEvent| seen.push(p);
     let owner = stackbinder::cloud::InstallationId::from_stored("1mage0wner".into());
     let result = build_image(cloud, &owner, &plan(), &timing, &mut record, cancel).await;
     (result, seen)
@@ -66,12 +66,12 @@ async fn a_simulated_build_leaves_one_active_image_and_no_builder() {
     );
     assert_eq!(builders[0].image, ImageConfig::default().base_image);
     assert!(
-        seen.contains(&Progress::Console(
+        seen.contains(&BuildEvent::Console(
             "stackbinder-build-image: pre-building https://github.com/binder-examples/requirements"
                 .into()
         ))
     );
-    assert!(seen.contains(&Progress::Console("STACKBINDER-IMAGE-BUILD: OK".into())));
+    assert!(seen.contains(&BuildEvent::Console("STACKBINDER-IMAGE-BUILD: OK".into())));
 }
 
 #[tokio::test]
@@ -162,7 +162,7 @@ async fn a_cancelled_simulated_build_deletes_the_builder_through_a_flaky_cloud()
     assert_eq!(cloud.server_count(), 0);
     assert!(
         seen.iter()
-            .any(|p| matches!(p, Progress::Step(s) if s.contains("deleted")))
+            .any(|p| matches!(p, BuildEvent::Step(s) if s.contains("deleted")))
     );
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use stackbinder::cloud::{META_BUILD_UNTIL, META_IMAGE_BUILD, META_INSTANCE, META_VM};
 use stackbinder::cloud_init::render_base_image;
 use stackbinder::config::ImageConfig;
-use stackbinder::image_build::{BuildError, Built, Failure, Plan, Progress, Timing, build_image};
+use stackbinder::image_build::{BuildError, BuildEvent, Built, Failure, Plan, Timing, build_image};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -48,18 +48,18 @@ async fn run(
     plan: &Plan,
     timing: Timing,
     cancel: &CancellationToken,
-) -> (Result<Built, Failure>, Vec<Progress>) {
+) -> (Result<Built, Failure>, Vec<BuildEvent>) {
     let mut seen = Vec::new();
-    let mut record = |p: Progress| seen.push(p);
+    let mut record = |p: BuildEvent| seen.push(p);
     let result = build_image(&env.cloud, &owner(), plan, &timing, &mut record, cancel).await;
     (result, seen)
 }
 
-fn console_lines(seen: &[Progress]) -> Vec<String> {
+fn console_lines(seen: &[BuildEvent]) -> Vec<String> {
     seen.iter()
         .filter_map(|p| match p {
-            Progress::Console(l) => Some(l.clone()),
-            Progress::Step(_) => None,
+            BuildEvent::Console(l) => Some(l.clone()),
+            BuildEvent::Step(_) => None,
         })
         .collect()
 }
@@ -248,7 +248,7 @@ async fn a_builder_that_never_powers_off_times_out_and_is_deleted() {
     );
     assert!(
         seen.iter()
-            .any(|p| matches!(p, Progress::Step(s) if s.contains("deleting the builder")))
+            .any(|p| matches!(p, BuildEvent::Step(s) if s.contains("deleting the builder")))
     );
     assert_nothing_left(&env);
 }
@@ -496,7 +496,7 @@ async fn image_build_finds_its_builder_when_the_boot_answer_is_lost() {
     );
     assert!(
         seen.iter()
-            .any(|p| matches!(p, Progress::Step(s) if s.contains("found the builder"))),
+            .any(|p| matches!(p, BuildEvent::Step(s) if s.contains("found the builder"))),
         "{seen:?}"
     );
     assert_eq!(env.fake.server_count(), 0, "the builder is deleted");

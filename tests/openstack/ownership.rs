@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::app::web_app::WebApp;
+use crate::app::web_app::{REPO, WebApp, assert_is_redirect_to};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -440,12 +440,14 @@ async fn a_lost_create_answer_does_not_make_a_second_server() {
 #[tokio::test]
 async fn reconciler_deletes_the_second_server_a_lost_create_answer_left() {
     // Arrange: the server behind the lost answer stays unlisted for longer
-    // than the driver looks, so a second one is made.
+    // than the driver looks, so a second one is made: 60 lists, more than
+    // the driver's five looks and the reconciler's list at every step in
+    // the 15 poll intervals they span.
     let env = setup().await;
     {
         let mut w = env.fake.world();
         w.lose_create_answers = 1;
-        w.hide_next_created = 12;
+        w.hide_next_created = 60;
     }
     let app = spawn(&env, "alice", |_| {}).await;
     app.launch().await;
@@ -463,6 +465,72 @@ async fn reconciler_deletes_the_second_server_a_lost_create_answer_left() {
     })
     .await;
     assert_eq!(app.view().await["state"], "building");
+}
+
+#[tokio::test]
+async fn a_lost_create_answer_does_not_stall_the_other_launches_while_its_server_is_looked_for() {
+    // Arrange: alice's create answer is lost and her server stays out of
+    // every list, so the driver keeps looking for it, with waits doubling
+    // from a poll interval of 2 s (2 + 4 + 8 + 16 s: longer than WAIT).
+    let env = setup().await;
+    {
+        let mut w = env.fake.world();
+        w.lose_create_answers = 1;
+        w.hide_next_created = 1000;
+    }
+    let alice = spawn(&env, "alice", |c| {
+        c.provision.poll_interval_ms = NonZero::new(2000).unwrap();
+        c.provision.reconcile_interval_seconds = 3600;
+    })
+    .await;
+    alice.launch().await;
+    let looked_after_the_create = || {
+        let calls = env.fake.calls();
+        let Some(post) = calls
+            .iter()
+            .position(|c| c.method == Method::POST && c.path == "servers")
+        else {
+            return false;
+        };
+        calls[post..]
+            .iter()
+            .any(|c| c.method == Method::GET && c.path == "servers/detail")
+    };
+    until(
+        "the driver to look for alice's lost server",
+        looked_after_the_create,
+    )
+    .await;
+
+    // Act: bob launches while the driver waits to look again.
+    let bob = alice.another_user("bob").await;
+    assert_is_redirect_to(&bob.launch(REPO, "main", "").await, "/VM_status");
+
+    // Assert: bob's launch moves on (its server is made) while alice's
+    // server is still being looked for, not made a second time.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = bob.api_vm_json().await["state"].clone();
+        if state != "requested" && state != "creating" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob's launch stalled in {state} while the driver looked for alice's server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(alice.view().await["state"], "creating");
+    let creates = env
+        .fake
+        .find_calls(Method::POST, "servers")
+        .into_iter()
+        .filter(|c| c.path == "servers")
+        .count();
+    assert_eq!(
+        creates, 2,
+        "alice's lost one and bob's, no second for alice"
+    );
 }
 
 /// The VM's recorded server: the one holding its floating IP.

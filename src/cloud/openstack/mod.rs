@@ -140,10 +140,12 @@ impl Cloud for OpenStackCloud {
         Ok(id)
     }
 
+    #[tracing::instrument(name = "openstack get server", skip(self))]
     async fn get_server(&self, id: &str) -> CloudResult<Option<Server>> {
         Ok(self.show_server(id).await?)
     }
 
+    #[tracing::instrument(name = "openstack console output", skip(self))]
     async fn console_output(&self, id: &str, lines: u32) -> CloudResult<String> {
         Ok(self.console(id, lines).await?)
     }
@@ -191,6 +193,7 @@ impl Cloud for OpenStackCloud {
     /// Servers and volumes whose metadata names `owner`, floating IPs
     /// described as `owner`'s; every page of each list. A volume an
     /// operator attached to one of our servers is not ours.
+    #[tracing::instrument(name = "openstack list owned", skip_all)]
     async fn list_owned(&self, owner: &InstallationId) -> CloudResult<Owned> {
         let (servers, builders) = self.owned_servers(owner).await?;
         let volume_ids = self
@@ -212,6 +215,7 @@ impl Cloud for OpenStackCloud {
     /// that is down is listed without metadata and could be the one looked
     /// for, so while one is listed the answer is "unknown", never "none"
     /// (which would make a second server).
+    #[tracing::instrument(name = "openstack find server", skip(self, owner))]
     async fn find_server(
         &self,
         owner: &InstallationId,
@@ -230,6 +234,7 @@ impl Cloud for OpenStackCloud {
         }
     }
 
+    #[tracing::instrument(name = "openstack find builder", skip(self, owner))]
     async fn find_builder(
         &self,
         owner: &InstallationId,
@@ -253,6 +258,7 @@ impl Cloud for OpenStackCloud {
         Ok(self.snapshot(server_id, name).await?)
     }
 
+    #[tracing::instrument(name = "openstack get image", skip(self))]
     async fn get_image(&self, id: &str) -> CloudResult<Option<Image>> {
         Ok(self.show_image(id).await?)
     }
@@ -262,6 +268,7 @@ impl Cloud for OpenStackCloud {
         Ok(self.remove_image(id).await?)
     }
 
+    #[tracing::instrument(name = "openstack check", skip_all)]
     async fn check(&self) -> Vec<CheckItem> {
         self.run_check().await
     }
