@@ -389,7 +389,8 @@ impl Default for LaunchConfig {
 pub struct ProvisionConfig {
     /// How often the background driver looks at unfinished VMs.
     pub poll_interval_ms: u64,
-    /// How many VMs the driver moves forward at the same time.
+    /// The most VMs the driver moves forward at the same time; fewer while
+    /// the cloud answers slowly or asks to slow down (`provision::concurrency`).
     pub concurrency: usize,
     /// How often the store is compared with what the cloud really has.
     pub reconcile_interval_seconds: u64,
@@ -408,7 +409,7 @@ impl Default for ProvisionConfig {
     fn default() -> Self {
         Self {
             poll_interval_ms: 2000,
-            concurrency: 8,
+            concurrency: 32,
             reconcile_interval_seconds: 300,
             orphan_grace_minutes: 15,
             idle_check_seconds: 300,
