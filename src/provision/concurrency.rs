@@ -111,7 +111,10 @@ impl AdaptiveConcurrency {
 mod tests {
     use super::*;
 
-    fn after(start: usize, max: usize, answers: &[(Answer, usize)]) -> usize {
+    /// Answers in a row: each so many times.
+    type Answers<'a> = &'a [(Answer, usize)];
+
+    fn after(start: usize, max: usize, answers: Answers) -> usize {
         let mut aimd = Aimd::new(start, max);
         for &(answer, times) in answers {
             for _ in 0..times {
@@ -124,7 +127,7 @@ mod tests {
     #[test]
     fn the_limit_grows_with_timely_answers_and_backs_off_when_the_cloud_pushes_back() {
         use Answer::*;
-        let cases: &[(&str, usize, usize, &[(Answer, usize)], usize)] = &[
+        let cases: &[(&str, usize, usize, Answers, usize)] = &[
             ("starts where it is told", 8, 32, &[], 8),
             ("never starts above the bound", 8, 4, &[], 4),
             ("nor below one", 0, 32, &[], 1),
