@@ -409,7 +409,7 @@ impl Default for ProvisionConfig {
     fn default() -> Self {
         Self {
             poll_interval_ms: 2000,
-            concurrency: 32,
+            concurrency: 8,
             reconcile_interval_seconds: 300,
             orphan_grace_minutes: 15,
             idle_check_seconds: 300,

@@ -3,7 +3,6 @@
 
 mod access_names;
 mod activity;
-mod checkpoint;
 mod events;
 mod installation;
 mod links;
@@ -41,7 +40,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: SqlitePool,
     busy: BusyCounts,
-    _checkpoints: checkpoint::Checkpoints,
 }
 
 /// How long a statement waits for SQLite's write lock before it fails.
@@ -60,8 +58,6 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            // No request checkpoints: `checkpoint` does, in the background.
-            .pragma("wal_autocheckpoint", "0")
             // Until `after_connect` puts the counting handler in its place
             // (the pragmas of a new connection may wait too).
             .busy_timeout(BUSY_TIMEOUT);
@@ -77,12 +73,7 @@ impl Store {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let _checkpoints = checkpoint::start(pool.clone());
-        Ok(Self {
-            pool,
-            busy,
-            _checkpoints,
-        })
+        Ok(Self { pool, busy })
     }
 
     /// How often statements waited for SQLite's lock (for `/metrics`).
