@@ -1,6 +1,7 @@
 //! Prometheus metrics. One registry per application (not a global), so
 //! tests that run several applications in one process stay apart.
 
+use crate::store::BusyCounts;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -56,7 +57,28 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_sqlite(&BusyCounts::default())
+    }
+
+    /// The metrics, with the busy-handler counts of the store's SQLite
+    /// connections (shared: they count on as the store works).
+    pub fn with_sqlite(busy: &BusyCounts) -> Self {
         let mut registry = Registry::with_prefix("stackbinder");
+        registry.register(
+            "sqlite_busy",
+            "SQLite statements that found the database locked and waited",
+            busy.busy.clone(),
+        );
+        registry.register(
+            "sqlite_busy_retries",
+            "Further looks at SQLite's lock while waiting (one a millisecond)",
+            busy.retries.clone(),
+        );
+        registry.register(
+            "sqlite_busy_timeouts",
+            "SQLite waits given up: the statement failed with database is locked",
+            busy.timeouts.clone(),
+        );
         let launches = Counter::default();
         registry.register("launches", "Launches requested", launches.clone());
         let failures = Family::<ReasonLabel, Counter>::default();

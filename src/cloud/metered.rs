@@ -10,14 +10,31 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Told of every answer: how long it took, and whether the cloud was
+/// failing or asked us to slow down (the provisioner sizes its concurrency
+/// by it).
+pub type Observer = Box<dyn Fn(std::time::Duration, bool) + Send + Sync>;
+
 pub struct Metered {
     inner: Arc<dyn Cloud>,
     metrics: Metrics,
+    observer: Option<Observer>,
 }
 
 impl Metered {
     pub fn new(inner: Arc<dyn Cloud>, metrics: Metrics) -> Self {
-        Self { inner, metrics }
+        Self {
+            inner,
+            metrics,
+            observer: None,
+        }
+    }
+
+    pub fn observed_by(self, observer: Observer) -> Self {
+        Self {
+            observer: Some(observer),
+            ..self
+        }
     }
 
     async fn measure<T>(
@@ -28,9 +45,13 @@ impl Metered {
     ) -> CloudResult<T> {
         let started = Instant::now();
         let result = call.await;
+        let took = started.elapsed();
         let error = result.as_ref().err().map(error_kind);
         self.metrics
-            .cloud_call(service, operation, started.elapsed().as_secs_f64(), error);
+            .cloud_call(service, operation, took.as_secs_f64(), error);
+        if let Some(observer) = &self.observer {
+            observer(took, error == Some("unavailable"));
+        }
         result
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 pub struct ProvisionConfig {
     /// How often the background driver looks at unfinished VMs.
     pub poll_interval_ms: NonZeroU64,
-    /// How many VMs the driver moves forward at the same time.
+    /// The most VMs the driver moves forward at the same time; fewer while
+    /// the cloud answers slowly or asks to slow down (`provision::concurrency`).
     pub concurrency: NonZeroUsize,
     /// How often the store is compared with what the cloud really has.
     pub reconcile_interval_seconds: u64,

@@ -53,7 +53,7 @@ impl Provisioner {
         let count = vms.len();
         let admitted = super::capacity::admit(&vms, &self.inner.settings);
         futures_util::stream::iter(vms)
-            .for_each_concurrent(self.inner.settings.concurrency, |vm| {
+            .for_each_concurrent(self.inner.concurrency.limit(), |vm| {
                 let admitted = admitted.contains(&vm.id);
                 self.drive(vm, admitted)
             })

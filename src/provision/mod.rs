@@ -3,6 +3,7 @@
 //! forward, one persisted step at a time, so a restart resumes where it was.
 
 mod capacity;
+mod concurrency;
 mod driver;
 pub mod jupyter;
 
@@ -91,6 +92,7 @@ pub struct Settings {
     pub cloud: CloudConfig,
     pub launch: LaunchConfig,
     pub poll_interval: Duration,
+    /// The most VMs the driver moves forward at once.
     pub concurrency: usize,
     pub reconcile_interval: Duration,
     pub orphan_grace: Duration,
@@ -139,6 +141,9 @@ struct Inner {
     reconciler: Mutex<reconcile::Memory>,
     /// When each VM was last used through the proxy (idle culling).
     activity: crate::proxy::Activity,
+    /// How many VMs the driver moves forward at once (at most
+    /// `settings.concurrency`), sized by the cloud's answers.
+    concurrency: Arc<concurrency::AdaptiveConcurrency>,
 }
 
 impl Provisioner {
@@ -148,8 +153,12 @@ impl Provisioner {
         settings: Settings,
         installation: InstallationId,
     ) -> Self {
-        let metrics = Metrics::new();
-        let cloud: Arc<dyn Cloud> = Arc::new(Metered::new(cloud, metrics.clone()));
+        let metrics = Metrics::with_sqlite(store.busy_counts());
+        let concurrency = Arc::new(concurrency::AdaptiveConcurrency::new(settings.concurrency));
+        let observer = concurrency.clone();
+        let cloud: Arc<dyn Cloud> = Arc::new(Metered::new(cloud, metrics.clone()).observed_by(
+            Box::new(move |took, overloaded| observer.record(took, overloaded)),
+        ));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
@@ -170,6 +179,7 @@ impl Provisioner {
                 lost_creates: Mutex::default(),
                 reconciler: Mutex::default(),
                 activity: crate::proxy::Activity::default(),
+                concurrency,
             }),
         }
     }

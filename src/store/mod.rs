@@ -6,12 +6,14 @@ mod activity;
 mod events;
 mod installation;
 mod links;
+mod sqlite_busy;
 mod users;
 mod vms;
 
 pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
+pub use sqlite_busy::BusyCounts;
 pub use users::{AllowOutcome, Imported, Invite, Registration, User};
 pub use vms::{CallbackOutcome, NewVm, VmRecord};
 
@@ -37,7 +39,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    busy: BusyCounts,
 }
+
+/// How long a statement waits for SQLite's write lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Store {
     /// Open (creating if needed) and migrate the database at `url`.
@@ -52,14 +58,27 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            // Until `after_connect` puts the counting handler in its place
+            // (the pragmas of a new connection may wait too).
+            .busy_timeout(BUSY_TIMEOUT);
+        let busy = BusyCounts::default();
+        let counts = busy.clone();
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .after_connect(move |conn, _| {
+                let counts = counts.clone();
+                Box::pin(async move { sqlite_busy::install(conn, &counts, BUSY_TIMEOUT).await })
+            })
             .connect_with(options)
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, busy })
+    }
+
+    /// How often statements waited for SQLite's lock (for `/metrics`).
+    pub fn busy_counts(&self) -> &BusyCounts {
+        &self.busy
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -2,6 +2,7 @@ mod access;
 mod access_by_id;
 mod admin;
 mod callback;
+mod class_queue;
 mod class_start;
 mod cli;
 mod cloud_config;
