@@ -5,22 +5,13 @@ use super::OpenStackCloud;
 use super::api::Repeat;
 use super::errors::{ApiError, ApiErrorKind};
 use super::resolve::{LookupError, pick_network};
+use super::servers::Created;
 use super::servers::encode_user_data;
 use super::session::{COMPUTE, NOVA_MICROVERSION};
 use crate::cloud::{BuilderSpec, CloudError, CloudResult, Image, ImageStatus};
 use osauth::services::IMAGE;
 use serde::Deserialize;
 use serde_json::json;
-
-#[derive(Deserialize)]
-struct Created {
-    server: CreatedServer,
-}
-
-#[derive(Deserialize)]
-struct CreatedServer {
-    id: String,
-}
 
 /// Nova's answer to `createImage` from microversion 2.45 on.
 #[derive(Deserialize)]

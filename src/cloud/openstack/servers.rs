@@ -60,14 +60,15 @@ struct Named<'a> {
     name: &'a str,
 }
 
+/// Nova's answer to `POST /servers` (a VM's or an image builder's).
 #[derive(Deserialize)]
-struct Created {
-    server: CreatedServer,
+pub(super) struct Created {
+    pub(super) server: CreatedServer,
 }
 
 #[derive(Deserialize)]
-struct CreatedServer {
-    id: String,
+pub(super) struct CreatedServer {
+    pub(super) id: String,
 }
 
 #[derive(Deserialize)]
