@@ -2,7 +2,7 @@
 //! fake: what Nova and Glance receive, what the build reports, and that
 //! nothing of the build is left behind, whatever the ending.
 
-use crate::fake_openstack::{BASE_IMAGE, KEY};
+use crate::fake_openstack::{BASE_IMAGE, FakeOpenStack, KEY};
 use crate::helpers::*;
 use axum::http::Method;
 use serde_json::Value;
@@ -62,6 +62,23 @@ fn console_lines(seen: &[BuildEvent]) -> Vec<String> {
             BuildEvent::Step(_) => None,
         })
         .collect()
+}
+
+/// A builder that runs for ever: it never powers off, and its console
+/// stops after three lines, before the verdict.
+fn never_ending_build(env: &Env) {
+    let mut w = env.fake.world();
+    w.builder_console = console(OK);
+    w.builder_powers_off = false;
+    w.builder_console.truncate(3);
+}
+
+/// Until the build has read the builder's console `n` times (each read is
+/// a `POST …/action`, `os-getConsoleOutput`).
+async fn console_reads(fake: &FakeOpenStack, n: usize) {
+    while fake.find_calls(Method::POST, "action").len() < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Only the two images the fake started with are left, and no server or
@@ -258,19 +275,12 @@ async fn an_interrupted_build_deletes_the_builder() {
     // Arrange: a build that would run for ever, interrupted once the
     // builder's console has been read twice.
     let env = setup().await;
-    {
-        let mut w = env.fake.world();
-        w.builder_console = console(OK);
-        w.builder_powers_off = false;
-        w.builder_console.truncate(3);
-    }
+    never_ending_build(&env);
     let cancel = CancellationToken::new();
     let interrupt = {
         let (fake, cancel) = (env.fake.clone(), cancel.clone());
         tokio::spawn(async move {
-            while fake.find_calls(Method::POST, "action").len() < 2 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            console_reads(&fake, 2).await;
             cancel.cancel();
         })
     };
@@ -507,19 +517,12 @@ async fn deleting_the_builder_keeps_a_volume_someone_else_attached_to_it() {
     // Arrange: a build that would run for ever; once its builder runs, an
     // operator attaches a volume to it, then the build is interrupted.
     let env = setup().await;
-    {
-        let mut w = env.fake.world();
-        w.builder_console = console(OK);
-        w.builder_powers_off = false;
-        w.builder_console.truncate(3);
-    }
+    never_ending_build(&env);
     let cancel = CancellationToken::new();
     let interrupt = {
         let (fake, cancel) = (env.fake.clone(), cancel.clone());
         tokio::spawn(async move {
-            while fake.find_calls(Method::POST, "action").is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            console_reads(&fake, 1).await;
             let builder = fake.world().servers.keys().next().unwrap().clone();
             let operators = fake.attach_operator_volume(&builder);
             cancel.cancel();
