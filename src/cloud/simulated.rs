@@ -204,14 +204,52 @@ impl SimulatedCloud {
     fn next_address() -> Ipv4Addr {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
-        let counter = NEXT.get_or_init(|| AtomicU32::new(rand::random::<u32>() % 0x00fd_0000));
-        let n = counter.fetch_add(1, Ordering::Relaxed) % 0x00fd_0000;
-        // 127.1.0.1 ... 127.253.255.254, skipping .0 and .255 host bytes.
-        let [_, b, c, d] = (0x0001_0000 + n).to_be_bytes();
-        Ipv4Addr::new(127, b, c, d.clamp(1, 254))
+        let counter = NEXT.get_or_init(|| AtomicU32::new(rand::random::<u32>() % ADDRESSES));
+        loopback_address(counter.fetch_add(1, Ordering::Relaxed))
     }
+}
+
+/// How many loopback addresses the simulated cloud hands out before it
+/// starts again: 127.1.0.1 to 127.253.255.254, 254 hosts per /24.
+const ADDRESSES: u32 = 253 * 256 * 254;
+
+/// The `n`th address, skipping the .0 and .255 host bytes: each `n` gives
+/// an address of its own (clamping the host byte, as this once did, gave
+/// .254 to both the 254th and 255th of a /24).
+fn loopback_address(n: u32) -> Ipv4Addr {
+    let n = n % ADDRESSES;
+    let (block, host) = (n / 254, n % 254);
+    let [_, _, b, c] = (0x0100 + block).to_be_bytes();
+    Ipv4Addr::new(127, b, c, 1 + host as u8)
 }
 
 fn push_console(console: &Mutex<Vec<String>>, line: &str) {
     console.lock().expect("console lock").push(line.to_owned());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_simulated_servers_in_a_row_never_share_an_address() {
+        // Around the end of a /24, where the host byte would be 255 or 0.
+        let addresses: Vec<Ipv4Addr> = (250..270).map(loopback_address).collect();
+        let distinct: std::collections::BTreeSet<_> = addresses.iter().collect();
+        assert_eq!(distinct.len(), addresses.len(), "{addresses:?}");
+        assert!(
+            addresses.iter().all(|a| !matches!(a.octets()[3], 0 | 255)),
+            "{addresses:?}"
+        );
+    }
+
+    #[test]
+    fn simulated_addresses_stay_in_127_1_to_127_253() {
+        assert_eq!(loopback_address(0), Ipv4Addr::new(127, 1, 0, 1));
+        assert_eq!(
+            loopback_address(ADDRESSES - 1),
+            Ipv4Addr::new(127, 253, 255, 254)
+        );
+        assert_eq!(loopback_address(ADDRESSES), loopback_address(0));
+    }
 }
