@@ -101,3 +101,36 @@ async fn a_scope_allows_only_its_routes() {
     let (status, _) = api(&browser, reqwest::Method::GET, "/api/v1/vm", Some(&launch)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_expired_token_gets_401() {
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    browser.login_registered("alice").await;
+    let token = make_token(&browser, "script", &["vm_read"]).await;
+    sqlx::query("UPDATE api_tokens SET expires_at = $1")
+        .bind(chrono::Utc::now() - chrono::Duration::seconds(1))
+        .execute(app.store().pool())
+        .await
+        .unwrap();
+    let (status, _) = api(&browser, reqwest::Method::GET, "/api/v1/vm", Some(&token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_token_of_one_user_does_not_see_or_delete_anothers_vm() {
+    let app = spawn_app().await;
+    let alice = app.new_browser();
+    alice.login_registered("alice").await;
+    alice
+        .launch("https://github.com/org/repo", "HEAD", "")
+        .await;
+    let bob = alice.new_browser();
+    bob.login_registered("bob").await;
+    let token = make_token(&bob, "script", &["vm_read", "vm_delete"]).await;
+    let (status, _) = api(&bob, reqwest::Method::GET, "/api/v1/vm", Some(&token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api(&bob, reqwest::Method::DELETE, "/api/v1/vm", Some(&token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(alice.api_vm().await.status().is_success());
+}
