@@ -1,6 +1,8 @@
-// `sqlx::migrate!` embeds `migrations/` at compile time, and cargo does not
-// know it reads that directory: without this, a new migration is left out
-// of an incremental build (sqlx's documented build script).
+// `sqlx::migrate!` embeds `migrations/sqlite` and `migrations/postgres` at
+// compile time, and cargo does not know it reads those directories: without
+// this, a new migration is left out of an incremental build (sqlx's
+// documented build script).
 fn main() {
-    println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=migrations/sqlite");
+    println!("cargo:rerun-if-changed=migrations/postgres");
 }

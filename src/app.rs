@@ -138,7 +138,7 @@ impl Application {
             )))
         };
         let store = Store::connect(&config.database.url).await?;
-        SessionRows::new(store.pool().clone())
+        SessionRows::new(store.backend())
             .migrate()
             .await
             .context("cannot create the session table")?;
@@ -205,7 +205,7 @@ impl Application {
                     .run_until_stopped(stop.clone()),
             )
         });
-        let sessions = SessionRows::new(self.state.store.pool().clone());
+        let sessions = SessionRows::new(self.state.store.backend());
         let session_cleanup = tokio::spawn(
             sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)),
         );

@@ -10,8 +10,9 @@ use anyhow::bail;
 async fn installation_line(database_url: &str) -> String {
     use sqlx::sqlite::SqliteConnectOptions;
     use std::str::FromStr;
-    let exists =
-        SqliteConnectOptions::from_str(database_url).is_ok_and(|o| o.get_filename().is_file());
+    // A PostgreSQL database is made by its operator, not by us.
+    let exists = crate::store::is_postgres_url(database_url)
+        || SqliteConnectOptions::from_str(database_url).is_ok_and(|o| o.get_filename().is_file());
     if !exists {
         return format!(
             "installation: none yet (made with the database {database_url} by the first `stackbinder serve`)"

@@ -1,4 +1,4 @@
-//! Validated text types as SQLite TEXT columns. A value is written as its
+//! Validated text types as TEXT columns (of either store). A value is written as its
 //! text and read back through its own parser, so a row that does not pass
 //! (edited by hand, or written before a rule was tightened) is a decode
 //! error of the store, never an unchecked string handed on.
@@ -8,26 +8,39 @@
 /// Also lets the type be compared with a plain `&str`.
 macro_rules! stored_as_text {
     ($type:ty, $parse:expr) => {
-        impl sqlx::Type<sqlx::Sqlite> for $type {
-            fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
-                <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $type
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
             }
         }
 
-        impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for $type {
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $type
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
             fn encode_by_ref(
                 &self,
-                buf: &mut <sqlx::Sqlite as sqlx::Database>::ArgumentBuffer<'q>,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
             ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <String as sqlx::Encode<sqlx::Sqlite>>::encode(self.as_str().to_owned(), buf)
+                <String as sqlx::Encode<DB>>::encode(self.as_str().to_owned(), buf)
             }
         }
 
-        impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for $type {
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $type
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
             fn decode(
-                value: sqlx::sqlite::SqliteValueRef<'r>,
+                value: <DB as sqlx::Database>::ValueRef<'r>,
             ) -> Result<Self, sqlx::error::BoxDynError> {
-                let text = <&str as sqlx::Decode<sqlx::Sqlite>>::decode(value)?;
+                let text = <&str as sqlx::Decode<DB>>::decode(value)?;
                 Ok($parse(text)?)
             }
         }

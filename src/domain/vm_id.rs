@@ -35,24 +35,41 @@ impl FromStr for VmId {
     }
 }
 
-impl sqlx::Type<sqlx::Sqlite> for VmId {
-    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
-        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+// Stored as its text in both stores (a TEXT column), so that a database
+// made by SQLite and one made by PostgreSQL hold the same values.
+impl<DB: sqlx::Database> sqlx::Type<DB> for VmId
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
     }
 }
 
-impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for VmId {
+impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for VmId
+where
+    String: sqlx::Encode<'q, DB>,
+{
     fn encode_by_ref(
         &self,
-        buf: &mut <sqlx::Sqlite as sqlx::Database>::ArgumentBuffer<'q>,
+        buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
     ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <String as sqlx::Encode<sqlx::Sqlite>>::encode(self.to_string(), buf)
+        <String as sqlx::Encode<DB>>::encode(self.to_string(), buf)
     }
 }
 
-impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for VmId {
-    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<sqlx::Sqlite>>::decode(value)?;
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for VmId
+where
+    &'r str: sqlx::Decode<'r, DB>,
+{
+    fn decode(
+        value: <DB as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<DB>>::decode(value)?;
         Ok(text.parse()?)
     }
 }

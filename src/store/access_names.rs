@@ -1,7 +1,7 @@
 //! Logins of `registration.admins` and `blocked_users` tied to the GitHub
 //! account that first had them (see `crate::access`).
 
-use super::{Result, Store};
+use super::{Result, Store, on_pool};
 use crate::domain::{GithubId, Login};
 use chrono::Utc;
 
@@ -32,10 +32,11 @@ impl AccessList {
 impl Store {
     /// Every tie made so far.
     pub async fn access_names(&self) -> Result<Vec<(AccessList, String, GithubId)>> {
-        let rows: Vec<(String, String, GithubId)> =
-            sqlx::query_as("SELECT list, login, github_id FROM access_names")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, String, GithubId)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT list, login, github_id FROM access_names"
+        )
+        .fetch_all(pool)
+        .await?);
         Ok(rows
             .into_iter()
             .filter_map(|(list, login, id)| Some((AccessList::parse(&list)?, login, id)))
@@ -50,22 +51,22 @@ impl Store {
         login: &Login,
         id: GithubId,
     ) -> Result<GithubId> {
-        sqlx::query(
-            "INSERT INTO access_names (list, login, github_id, resolved_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (list, login) DO NOTHING",
-        )
-        .bind(list.as_str())
-        .bind(login.as_str())
-        .bind(id)
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await?;
-        Ok(
-            sqlx::query_scalar("SELECT github_id FROM access_names WHERE list = ? AND login = ?")
+        Ok(on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO access_names (list, login, github_id, resolved_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (list, login) DO NOTHING",
+            )
+            .bind(list.as_str())
+            .bind(login.as_str())
+            .bind(id)
+            .bind(Utc::now())
+            .execute(pool)
+            .await?;
+            sqlx::query_scalar("SELECT github_id FROM access_names WHERE list = $1 AND login = $2")
                 .bind(list.as_str())
                 .bind(login.as_str())
-                .fetch_one(&self.pool)
-                .await?,
-        )
+                .fetch_one(pool)
+                .await?
+        }))
     }
 }

@@ -1,4 +1,4 @@
-use super::{Result, Store};
+use super::{Result, Store, on_pool};
 use crate::domain::VmId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,27 +29,27 @@ pub struct VmEvent {
 /// to fill our disk with one line).
 pub const MAX_EVENT_LEN: usize = 1000;
 
-pub(super) async fn append<'e, E>(
-    executor: E,
-    vm: VmId,
-    kind: EventKind,
-    message: &str,
-) -> Result<()>
-where
-    E: sqlx::SqliteExecutor<'e>,
-{
-    let message = truncate(message, MAX_EVENT_LEN);
-    sqlx::query("INSERT INTO vm_events (vm_id, at, kind, message) VALUES (?, ?, ?, ?)")
-        .bind(vm)
-        .bind(Utc::now())
-        .bind(kind)
-        .bind(message)
-        .execute(executor)
-        .await?;
-    Ok(())
+/// Append an event to a VM's log through `$executor` (a pool or an open
+/// transaction of either backend): a macro, so the one query is typed for
+/// whichever driver the caller has at hand. Yields `sqlx::Result<()>`.
+macro_rules! append {
+    ($executor:expr, $vm:expr, $kind:expr, $message:expr $(,)?) => {
+        sqlx::query("INSERT INTO vm_events (vm_id, at, kind, message) VALUES ($1, $2, $3, $4)")
+            .bind($vm)
+            .bind(chrono::Utc::now())
+            .bind($kind)
+            .bind($crate::store::events::truncate(
+                $message,
+                $crate::store::events::MAX_EVENT_LEN,
+            ))
+            .execute($executor)
+            .await
+            .map(drop)
+    };
 }
+pub(super) use append;
 
-fn truncate(s: &str, max: usize) -> &str {
+pub(super) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -62,7 +62,7 @@ fn truncate(s: &str, max: usize) -> &str {
 
 impl Store {
     pub async fn append_event(&self, vm: VmId, kind: EventKind, message: &str) -> Result<()> {
-        append(&self.pool, vm, kind, message).await
+        Ok(on_pool!(self, |pool| append!(pool, vm, kind, message))?)
     }
 
     /// The last `limit` events of a VM, oldest first.
@@ -81,16 +81,16 @@ impl Store {
         kind: Option<EventKind>,
         limit: u32,
     ) -> Result<Vec<VmEvent>> {
-        let mut events: Vec<VmEvent> = sqlx::query_as(
+        let mut events: Vec<VmEvent> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT id, at, kind, message FROM vm_events
-             WHERE vm_id = ?1 AND (?2 IS NULL OR kind = ?2)
-             ORDER BY id DESC LIMIT ?3",
+             WHERE vm_id = $1 AND ($2 IS NULL OR kind = $2)
+             ORDER BY id DESC LIMIT $3",
         )
         .bind(vm)
         .bind(kind)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         events.reverse();
         Ok(events)
     }

@@ -1,7 +1,7 @@
 //! The installation id: made once, at random, when the database is first
 //! opened, and never changed (see the migration for why it exists).
 
-use super::{Result, Store};
+use super::{Result, Store, on_pool};
 use crate::cloud::InstallationId;
 use chrono::Utc;
 
@@ -10,16 +10,19 @@ impl Store {
     /// Two processes racing on a new database agree: the insert is ignored
     /// for the loser, and both read the winner's row.
     pub async fn installation_id(&self) -> Result<InstallationId> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO installation (singleton, id, created_at) VALUES (1, ?1, ?2)",
-        )
-        .bind(InstallationId::generate().as_str())
-        .bind(Utc::now())
-        .execute(&self.pool)
-        .await?;
-        let (id,): (String,) = sqlx::query_as("SELECT id FROM installation WHERE singleton = 1")
-            .fetch_one(&self.pool)
+        let id: String = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO installation (singleton, id, created_at) VALUES (1, $1, $2)
+                 ON CONFLICT (singleton) DO NOTHING",
+            )
+            .bind(InstallationId::generate().as_str())
+            .bind(Utc::now())
+            .execute(pool)
             .await?;
+            sqlx::query_scalar("SELECT id FROM installation WHERE singleton = 1")
+                .fetch_one(pool)
+                .await?
+        });
         Ok(InstallationId::from_stored(id))
     }
 }

@@ -1,4 +1,4 @@
-use super::{Result, Store};
+use super::{Result, Store, on_pool};
 use crate::domain::GithubId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -62,9 +62,10 @@ pub struct NewLink<'a> {
 
 impl Store {
     pub async fn create_link(&self, new: NewLink<'_>) -> Result<RegistrationLink> {
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
             "INSERT INTO registration_links (label, secret_hash, created_at, created_by, expires_at, max_uses)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(new.label)
         .bind(new.secret_hash)
@@ -72,38 +73,42 @@ impl Store {
         .bind(new.created_by)
         .bind(new.expires_at)
         .bind(new.max_uses)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await?
+        });
         Ok(self.link(id).await?.expect("the link was just inserted"))
     }
 
     pub async fn link(&self, id: i64) -> Result<Option<RegistrationLink>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM registration_links WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM registration_links WHERE id = $1"
         )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Every link ever made, newest first (revoked ones included).
     pub async fn list_links(&self) -> Result<Vec<RegistrationLink>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM registration_links ORDER BY id DESC")
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM registration_links ORDER BY id DESC"
         )
+        .fetch_all(pool)
+        .await?))
     }
 
     pub async fn revoke_link(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE registration_links SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE registration_links SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(Utc::now())
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Register `user` through link `id`, counting the use, if the link is
@@ -111,49 +116,53 @@ impl Store {
     /// transaction, so concurrent uses never exceed `max_uses`.
     pub async fn register_with_link(&self, id: i64, user: GithubId, via: &str) -> Result<LinkUse> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let registered = sqlx::query(
-            "UPDATE users SET registered_at = ?, registered_via = ?
-             WHERE github_id = ? AND registered_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(via)
-        .bind(user)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !registered {
-            let withdrawn: bool =
-                sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM users WHERE github_id = ?")
-                    .bind(user)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .unwrap_or(false);
-            return Ok(if withdrawn {
-                LinkUse::Withdrawn
+        Ok(on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let registered = sqlx::query(
+                "UPDATE users SET registered_at = $1, registered_via = $2
+                 WHERE github_id = $3 AND registered_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(via)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !registered {
+                let withdrawn: bool = sqlx::query_scalar(
+                    "SELECT revoked_at IS NOT NULL FROM users WHERE github_id = $1",
+                )
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or(false);
+                return Ok(if withdrawn {
+                    LinkUse::Withdrawn
+                } else {
+                    LinkUse::AlreadyRegistered
+                });
+            }
+            let counted = sqlx::query(
+                "UPDATE registration_links SET uses = uses + 1
+                 WHERE id = $1 AND revoked_at IS NULL
+                   AND (expires_at IS NULL OR expires_at > $2)
+                   AND (max_uses IS NULL OR uses < max_uses)",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if counted {
+                tx.commit().await?;
+                LinkUse::Registered
             } else {
-                LinkUse::AlreadyRegistered
-            });
-        }
-        let counted = sqlx::query(
-            "UPDATE registration_links SET uses = uses + 1
-             WHERE id = ?1 AND revoked_at IS NULL
-               AND (expires_at IS NULL OR expires_at > ?2)
-               AND (max_uses IS NULL OR uses < max_uses)",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !counted {
-            // The link ran out while this request was on its way.
-            tx.rollback().await?;
-            return Ok(LinkUse::LinkNotActive);
-        }
-        tx.commit().await?;
-        Ok(LinkUse::Registered)
+                // The link ran out while this request was on its way.
+                tx.rollback().await?;
+                LinkUse::LinkNotActive
+            }
+        }))
     }
 }

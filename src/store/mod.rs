@@ -1,5 +1,11 @@
-//! The embedded store: SQLite through sqlx. Every state change of a VM is
-//! written here before the next step is taken, so a restart resumes it.
+//! The store: SQLite (embedded, the default) or PostgreSQL (shared by
+//! several replicas), through sqlx. Every state change of a VM is written
+//! here before the next step is taken, so a restart resumes it.
+//!
+//! Not sqlx's `Any`: it does not translate placeholders and decodes through
+//! a lowest common type. Each query is written once and expanded for each
+//! pool by `on_pool!` (`$N` placeholders work in both), twice only where
+//! the dialects differ.
 
 mod access_names;
 mod activity;
@@ -19,7 +25,7 @@ pub use tokens::{ApiToken, NewToken};
 pub use users::{AllowOutcome, Imported, Invite, Registration, User};
 pub use vms::{CallbackOutcome, NewVm, VmRecord};
 
-use sqlx::SqlitePool;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
@@ -38,18 +44,73 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Run `$body` with `$pool` bound to the store's pool, whichever it is:
+/// the body is expanded once per backend, so every query builder in it is
+/// typed for that backend's driver. Optionally a body per backend where
+/// the SQL differs.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, sqlite |$sqlite:ident| $on_sqlite:expr, postgres |$pg:ident| $on_pg:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite($sqlite) => $on_sqlite,
+            $crate::store::Backend::Postgres($pg) => $on_pg,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The database behind a store, with its driver's own pool.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    backend: Backend,
     busy: BusyCounts,
 }
+
+/// How many connections a replica opens to PostgreSQL at most.
+const PG_MAX_CONNECTIONS: u32 = 10;
 
 /// How long a statement waits for SQLite's write lock before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Store {
-    /// Open (creating if needed) and migrate the database at `url`.
+    /// Open (creating if needed) and migrate the database at `url`:
+    /// `postgres://` (or `postgresql://`) is PostgreSQL, anything else SQLite.
     pub async fn connect(url: &str) -> Result<Self> {
+        if is_postgres_url(url) {
+            Self::connect_postgres(url).await
+        } else {
+            Self::connect_sqlite(url).await
+        }
+    }
+
+    async fn connect_postgres(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(PG_MAX_CONNECTIONS)
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact(url),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self {
+            backend: Backend::Postgres(pool),
+            busy: BusyCounts::default(),
+        })
+    }
+
+    async fn connect_sqlite(url: &str) -> Result<Self> {
         let open_err = |source| StoreError::Open {
             url: url.to_owned(),
             source,
@@ -74,23 +135,61 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, busy })
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self {
+            backend: Backend::Sqlite(pool),
+            busy,
+        })
     }
 
-    /// How often statements waited for SQLite's lock (for `/metrics`).
+    /// "sqlite" or "postgres" (for `/healthz`).
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// How often statements waited for SQLite's lock (for `/metrics`;
+    /// always zero on PostgreSQL, which has no such lock).
     pub fn busy_counts(&self) -> &BusyCounts {
         &self.busy
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The database and its driver's pool, for what lives next to the
+    /// store's tables (the session table) and for tests.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Close every connection (waits for the ones in use).
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
     }
 
     /// Cheap liveness check for `/healthz`.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
+    }
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` without its password, for error messages and logs.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

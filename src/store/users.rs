@@ -1,4 +1,4 @@
-use super::{Result, Store};
+use super::{Result, Store, on_pool};
 use crate::domain::{GithubId, Login};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -49,73 +49,80 @@ impl Store {
     /// this login registers them.
     pub async fn record_login(&self, id: GithubId, login: &Login) -> Result<User> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        // A user who renamed away from a login frees it for whoever has it now.
-        sqlx::query(
-            "UPDATE users SET login = 'renamed-' || github_id WHERE login = ? AND github_id <> ?",
-        )
-        .bind(login.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO users (github_id, login, created_at, last_login_at) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (github_id) DO UPDATE SET login = excluded.login, last_login_at = excluded.last_login_at",
-        )
-        .bind(id)
-        .bind(login.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let invited = sqlx::query("DELETE FROM invited_logins WHERE login = ?")
-            .bind(login.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        if invited {
-            // An admin allowed this login: that lifts a revocation too.
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // A user who renamed away from a login frees it for whoever has it now.
             sqlx::query(
-                "UPDATE users SET registered_at = ?, registered_via = 'invitation',
-                                  revoked_at = NULL, revoked_by = NULL
-                 WHERE github_id = ? AND registered_at IS NULL",
+                "UPDATE users SET login = 'renamed-' || github_id WHERE login = $1 AND github_id <> $2",
             )
-            .bind(now)
+            .bind(login.as_str())
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
+            sqlx::query(
+                "INSERT INTO users (github_id, login, created_at, last_login_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (github_id) DO UPDATE SET login = excluded.login, last_login_at = excluded.last_login_at",
+            )
+            .bind(id)
+            .bind(login.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let invited = sqlx::query("DELETE FROM invited_logins WHERE login = $1")
+                .bind(login.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if invited {
+                // An admin allowed this login: that lifts a revocation too.
+                sqlx::query(
+                    "UPDATE users SET registered_at = $1, registered_via = 'invitation',
+                                      revoked_at = NULL, revoked_by = NULL
+                     WHERE github_id = $2 AND registered_at IS NULL",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(self.user(id).await?.expect("the user was just written"))
     }
 
     pub async fn user(&self, id: GithubId) -> Result<Option<User>> {
-        Ok(sqlx::query_as("SELECT * FROM users WHERE github_id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM users WHERE github_id = $1"
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
     }
 
     pub async fn user_by_login(&self, login: &Login) -> Result<Option<User>> {
-        Ok(sqlx::query_as("SELECT * FROM users WHERE login = ?")
-            .bind(login.as_str())
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM users WHERE login = $1"
+        )
+        .bind(login.as_str())
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Register a user through a registration link; `via` says which.
     /// A revoked user is not registered.
     pub async fn register(&self, id: GithubId, via: &str) -> Result<Registration> {
-        let done = sqlx::query(
-            "UPDATE users SET registered_at = ?, registered_via = ?
-             WHERE github_id = ? AND registered_at IS NULL AND revoked_at IS NULL",
+        let done = on_pool!(self, |pool| sqlx::query(
+            "UPDATE users SET registered_at = $1, registered_via = $2
+             WHERE github_id = $3 AND registered_at IS NULL AND revoked_at IS NULL",
         )
         .bind(Utc::now())
         .bind(via)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() > 0 {
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if done > 0 {
             return Ok(Registration::Registered);
         }
         let withdrawn = self.user(id).await?.is_some_and(|u| u.is_withdrawn());
@@ -129,17 +136,18 @@ impl Store {
     /// An admin allows a user (again): registers them and lifts a
     /// revocation. Returns false when they were already registered.
     pub async fn allow_user(&self, id: GithubId, by: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE users SET registered_at = ?, registered_via = ?,
+        let done = on_pool!(self, |pool| sqlx::query(
+            "UPDATE users SET registered_at = $1, registered_via = $2,
                               revoked_at = NULL, revoked_by = NULL
-             WHERE github_id = ? AND registered_at IS NULL",
+             WHERE github_id = $3 AND registered_at IS NULL",
         )
         .bind(Utc::now())
         .bind(by)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
     }
 
     /// An admin allows a login (`users add`): registers the user if they
@@ -153,15 +161,16 @@ impl Store {
                 AllowOutcome::AlreadyRegistered
             });
         }
-        sqlx::query(
-            "INSERT INTO invited_logins (login, invited_at, invited_by) VALUES (?, ?, ?)
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO invited_logins (login, invited_at, invited_by) VALUES ($1, $2, $3)
              ON CONFLICT (login) DO NOTHING",
         )
         .bind(login.as_str())
         .bind(Utc::now())
         .bind(by)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(drop))?;
         Ok(AllowOutcome::Invited)
     }
 
@@ -182,37 +191,42 @@ impl Store {
     /// Returns the user, if there is one, so the caller can delete their VM.
     /// The revocation sticks: see `register`.
     pub async fn revoke_login(&self, login: &Login, by: &str) -> Result<(Option<User>, bool)> {
-        let uninvited = sqlx::query("DELETE FROM invited_logins WHERE login = ?")
+        let uninvited = on_pool!(self, |pool| {
+            let uninvited = sqlx::query("DELETE FROM invited_logins WHERE login = $1")
+                .bind(login.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+                > 0;
+            sqlx::query(
+                "UPDATE users SET registered_at = NULL, registered_via = NULL,
+                                  revoked_at = $1, revoked_by = $2
+                 WHERE login = $3",
+            )
+            .bind(Utc::now())
+            .bind(by)
             .bind(login.as_str())
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0;
-        sqlx::query(
-            "UPDATE users SET registered_at = NULL, registered_via = NULL,
-                              revoked_at = ?, revoked_by = ?
-             WHERE login = ?",
-        )
-        .bind(Utc::now())
-        .bind(by)
-        .bind(login.as_str())
-        .execute(&self.pool)
-        .await?;
+            .execute(pool)
+            .await?;
+            uninvited
+        });
         Ok((self.user_by_login(login).await?, uninvited))
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
-        Ok(sqlx::query_as("SELECT * FROM users ORDER BY login")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM users ORDER BY login"
+        )
+        .fetch_all(pool)
+        .await?))
     }
 
     pub async fn list_invites(&self) -> Result<Vec<Invite>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM invited_logins ORDER BY login")
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM invited_logins ORDER BY login"
         )
+        .fetch_all(pool)
+        .await?))
     }
 }
 

@@ -52,11 +52,11 @@ struct SessionAuth {
     login_at: DateTime<Utc>,
 }
 
-/// Sessions in SQLite, saved only when they changed (`keep_alive` makes
+/// Sessions in the store's database, saved only when they changed (`keep_alive` makes
 /// the change that pushes an idle expiry back), and never created for a
 /// visitor who has nothing stored: an anonymous `GET /` writes nothing.
 pub fn layer(state: &AppState) -> SessionManagerLayer<SessionRows> {
-    let store = SessionRows::new(state.store.pool().clone());
+    let store = SessionRows::new(state.store.backend());
     let secure = state.config.server.public_url.scheme() == "https";
     let idle = i64::from(state.config.server.session_idle_minutes.get());
     SessionManagerLayer::new(store)

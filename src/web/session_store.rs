@@ -1,73 +1,109 @@
-//! The session table: tower-sessions' SQLite store, except that saving a
-//! session only ever updates its row. tower-sessions saves with an upsert,
-//! so a request that loaded a session before a concurrent logout (or a
-//! login's id change) deleted it would write it back at its end, and the
-//! logged-out cookie would work again. A session row is made only by
-//! `create`, which tower-sessions calls for a session that has no row yet.
+//! The session table: tower-sessions' SQLite or PostgreSQL store (in the
+//! store's own database), except that saving a session only ever updates
+//! its row. tower-sessions saves with an upsert, so a request that loaded a
+//! session before a concurrent logout (or a login's id change) deleted it
+//! would write it back at its end, and the logged-out cookie would work
+//! again. A session row is made only by `create`, which tower-sessions
+//! calls for a session that has no row yet.
 
+use crate::store::Backend;
 use async_trait::async_trait;
-use sqlx::SqlitePool;
 use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, ExpiredDeletion, Result};
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 /// The table `SqliteStore::new` uses (and `migrate` creates).
-const TABLE: &str = "tower_sessions";
+const SQLITE_TABLE: &str = "tower_sessions";
+/// The schema and table `PostgresStore::new` uses (and `migrate` creates).
+const POSTGRES_TABLE: &str = r#""tower_sessions"."session""#;
 
 #[derive(Debug, Clone)]
-pub struct SessionRows {
-    sqlite: SqliteStore,
-    pool: SqlitePool,
+pub enum SessionRows {
+    Sqlite(SqliteStore, sqlx::SqlitePool),
+    Postgres(PostgresStore, sqlx::PgPool),
 }
 
 impl SessionRows {
-    pub fn new(pool: SqlitePool) -> Self {
-        Self {
-            sqlite: SqliteStore::new(pool.clone()),
-            pool,
+    pub fn new(backend: &Backend) -> Self {
+        match backend {
+            Backend::Sqlite(pool) => Self::Sqlite(SqliteStore::new(pool.clone()), pool.clone()),
+            Backend::Postgres(pool) => {
+                Self::Postgres(PostgresStore::new(pool.clone()), pool.clone())
+            }
         }
     }
 
     /// Create the table if it is missing.
     pub async fn migrate(&self) -> sqlx::Result<()> {
-        self.sqlite.migrate().await
+        match self {
+            Self::Sqlite(store, _) => store.migrate().await,
+            Self::Postgres(store, _) => store.migrate().await,
+        }
     }
+}
+
+fn backend_error(e: sqlx::Error) -> Error {
+    Error::Backend(e.to_string())
 }
 
 #[async_trait]
 impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        self.sqlite.create(record).await
+        match self {
+            Self::Sqlite(store, _) => store.create(record).await,
+            Self::Postgres(store, _) => store.create(record).await,
+        }
     }
 
     /// Update the row; a row that is gone (logged out, expired) stays gone.
     async fn save(&self, record: &Record) -> Result<()> {
         let data = rmp_serde::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
-        sqlx::query(&format!(
-            "UPDATE {TABLE} SET data = ?, expiry_date = ? WHERE id = ?"
-        ))
-        .bind(data)
-        .bind(record.expiry_date)
-        .bind(record.id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| Error::Backend(e.to_string()))?;
-        Ok(())
+        let id = record.id.to_string();
+        match self {
+            Self::Sqlite(_, pool) => sqlx::query(&format!(
+                "UPDATE {SQLITE_TABLE} SET data = $1, expiry_date = $2 WHERE id = $3"
+            ))
+            .bind(data)
+            .bind(record.expiry_date)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(drop),
+            Self::Postgres(_, pool) => sqlx::query(&format!(
+                "UPDATE {POSTGRES_TABLE} SET data = $1, expiry_date = $2 WHERE id = $3"
+            ))
+            .bind(data)
+            .bind(record.expiry_date)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(drop),
+        }
+        .map_err(backend_error)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        self.sqlite.load(id).await
+        match self {
+            Self::Sqlite(store, _) => store.load(id).await,
+            Self::Postgres(store, _) => store.load(id).await,
+        }
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        self.sqlite.delete(id).await
+        match self {
+            Self::Sqlite(store, _) => store.delete(id).await,
+            Self::Postgres(store, _) => store.delete(id).await,
+        }
     }
 }
 
 #[async_trait]
 impl ExpiredDeletion for SessionRows {
     async fn delete_expired(&self) -> Result<()> {
-        self.sqlite.delete_expired().await
+        match self {
+            Self::Sqlite(store, _) => store.delete_expired().await,
+            Self::Postgres(store, _) => store.delete_expired().await,
+        }
     }
 }

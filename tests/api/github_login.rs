@@ -362,7 +362,7 @@ async fn logging_out_ends_the_session() {
     let cookie = app.session_cookie().unwrap();
     let id = session_id(&app);
     let rows = |id: String| {
-        let pool = app.store().pool().clone();
+        let pool = sqlite_pool(app.store()).clone();
         async move {
             sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tower_sessions WHERE id = ?")
                 .bind(id)
@@ -769,7 +769,7 @@ async fn session_expiry(app: &TestApp, id: &str) -> chrono::DateTime<chrono::Fix
     let text =
         sqlx::query_scalar::<_, String>("SELECT expiry_date FROM tower_sessions WHERE id = ?")
             .bind(id)
-            .fetch_one(app.store().pool())
+            .fetch_one(sqlite_pool(app.store()))
             .await
             .expect("the session row");
     chrono::DateTime::parse_from_rfc3339(&text).expect("an RFC 3339 time")
@@ -793,7 +793,7 @@ async fn an_idle_session_expires() {
     sqlx::query("UPDATE tower_sessions SET expiry_date = ? WHERE id = ?")
         .bind(time_in_the_past())
         .bind(session_id(&app))
-        .execute(app.store().pool())
+        .execute(sqlite_pool(app.store()))
         .await
         .unwrap();
     assert!(!is_logged_in(&app).await, "an idle session is over");
@@ -856,14 +856,14 @@ async fn a_session_ends_session_max_hours_after_login_however_busy() {
     let id = session_id(&app);
     let data: Vec<u8> = sqlx::query_scalar("SELECT data FROM tower_sessions WHERE id = ?")
         .bind(&id)
-        .fetch_one(app.store().pool())
+        .fetch_one(sqlite_pool(app.store()))
         .await
         .unwrap();
     let data = move_login_time(&data, chrono::Duration::hours(2));
     sqlx::query("UPDATE tower_sessions SET data = ? WHERE id = ?")
         .bind(data)
         .bind(&id)
-        .execute(app.store().pool())
+        .execute(sqlite_pool(app.store()))
         .await
         .unwrap();
 

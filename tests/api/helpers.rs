@@ -6,3 +6,14 @@
 mod web_app;
 
 pub use web_app::*;
+
+/// The SQLite pool of a store, for tests that look at its rows directly
+/// (they run on the SQLite store).
+pub fn sqlite_pool(store: &stackbinder::store::Store) -> &sqlx::SqlitePool {
+    match store.backend() {
+        stackbinder::store::Backend::Sqlite(pool) => pool,
+        stackbinder::store::Backend::Postgres(_) => {
+            panic!("this test reads SQLite's rows directly")
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod launch_script;
 mod lifecycle;
 mod migrations;
 mod ownership;
+mod postgres_store;
 mod proxy_access;
 mod proxy_jupyter;
 mod proxy_mode;

@@ -1,5 +1,6 @@
 //! Upgrades: what the migrations do to the records older versions left.
 
+use crate::helpers::sqlite_pool;
 use stackbinder::domain::{GithubId, Login, Phase};
 use stackbinder::store::Store;
 
@@ -19,7 +20,7 @@ async fn upgrading_keeps_only_the_boot_volume_of_a_live_vm() {
         .bind(id)
         .bind(owner)
         .bind(state)
-        .execute(store.pool())
+        .execute(sqlite_pool(&store))
         .await
         .unwrap();
     }
@@ -31,7 +32,7 @@ async fn upgrading_keeps_only_the_boot_volume_of_a_live_vm() {
     let volumes = |id: &'static str| {
         sqlx::query_scalar::<_, String>("SELECT volume_ids FROM vms WHERE id = ?1")
             .bind(id)
-            .fetch_one(store.pool())
+            .fetch_one(sqlite_pool(&store))
     };
     assert_eq!(volumes("live").await.unwrap(), r#"["boot"]"#);
     assert_eq!(
@@ -62,7 +63,7 @@ async fn store_with(dir: &tempfile::TempDir, vms: &[OldVm<'_>]) -> (Store, Strin
         .bind(state)
         .bind(progress)
         .bind(failed_during)
-        .execute(store.pool())
+        .execute(sqlite_pool(&store))
         .await
         .unwrap();
     }
@@ -133,10 +134,10 @@ async fn a_record_that_does_not_pass_its_type_is_a_store_error_not_a_string() {
 async fn upgrade(store: Store, url: &str, migration: i64) -> Store {
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?1")
         .bind(migration)
-        .execute(store.pool())
+        .execute(sqlite_pool(&store))
         .await
         .unwrap();
-    store.pool().close().await;
+    store.close().await;
     Store::connect(url).await.unwrap()
 }
 

@@ -2,7 +2,7 @@
 //! request targets and headers, VMs that are not ready, logins that do not
 //! exist, activity for idle culling, and per-user origins.
 
-use crate::helpers::{REPO, TestApp, TestOptions, spawn_app, spawn_app_with};
+use crate::helpers::{REPO, TestApp, TestOptions, spawn_app, spawn_app_with, sqlite_pool};
 use axum::extract::Request;
 use chrono::{Duration as ChronoDuration, Utc};
 use reqwest::StatusCode;
@@ -305,7 +305,7 @@ async fn proxied_requests_keep_a_vm_from_idle_culling_across_a_restart() {
     sqlx::query("UPDATE vms SET proxied_at = ?1 WHERE id = ?2")
         .bind(Utc::now() - ChronoDuration::minutes(40))
         .bind(vm.id)
-        .execute(app.store().pool())
+        .execute(sqlite_pool(app.store()))
         .await
         .unwrap();
     app.restart().await;

@@ -14,7 +14,7 @@ use tower_sessions::session::Record;
 
 async fn session_rows(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(app.store().pool())
+        .fetch_one(sqlite_pool(app.store()))
         .await
         .unwrap()
 }
@@ -29,7 +29,7 @@ async fn session_row(app: &TestApp, id: &str) -> Option<(Record, String)> {
     let row: Option<(Vec<u8>, String)> =
         sqlx::query_as("SELECT data, expiry_date FROM tower_sessions WHERE id = ?")
             .bind(id)
-            .fetch_optional(app.store().pool())
+            .fetch_optional(sqlite_pool(app.store()))
             .await
             .unwrap();
     row.map(|(data, expiry)| (rmp_serde::from_slice(&data).unwrap(), expiry))
@@ -49,7 +49,7 @@ pub async fn age_session(app: &TestApp, id: &str, by: Duration) {
         .bind(rmp_serde::to_vec(&record).unwrap())
         .bind(record.expiry_date)
         .bind(id)
-        .execute(app.store().pool())
+        .execute(sqlite_pool(app.store()))
         .await
         .unwrap();
 }

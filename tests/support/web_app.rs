@@ -10,6 +10,9 @@
 // Each test binary includes this file and uses a different part of it.
 #![allow(dead_code)]
 
+#[path = "postgres.rs"]
+pub mod postgres;
+
 use reqwest::cookie::Jar;
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response, StatusCode};
@@ -166,7 +169,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
 fn on_loopback_with_fresh_database(config: &mut Config, dir: &std::path::Path) -> String {
     let secret = stackbinder::secret::generate();
     config.server.bind = "127.0.0.1:0".parse().expect("a socket address");
-    config.database.url = format!("sqlite://{}", dir.join("stackbinder.db").display());
+    config.database.url = postgres::database_url(dir);
     config.registration.secret = Some(SecretString::from(secret.clone()));
     config.registration.secret_file = None;
     secret
@@ -768,10 +771,7 @@ impl WebApp {
 
     /// This app's installation id, read from its database.
     pub async fn installation(&self) -> stackbinder::cloud::InstallationId {
-        let url = format!(
-            "sqlite://{}",
-            self.dir.path().join("stackbinder.db").display()
-        );
+        let url = postgres::database_url(self.dir.path());
         let store = stackbinder::store::Store::connect(&url).await.unwrap();
         store.installation_id().await.unwrap()
     }

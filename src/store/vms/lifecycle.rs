@@ -2,7 +2,7 @@
 //! deletion and its expiry.
 
 use super::super::events::{EventKind, append};
-use super::super::{Result, Store, StoreError, is_unique_violation};
+use super::super::{Result, Store, StoreError, is_unique_violation, on_pool};
 use super::VmRecord;
 use crate::domain::{GithubId, LaunchRequest, VmId, VmState};
 use chrono::{DateTime, Utc};
@@ -21,11 +21,12 @@ impl Store {
     pub async fn insert_vm(&self, new: NewVm<'_>) -> Result<VmRecord> {
         let id = VmId::new();
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(
             "INSERT INTO vms (id, owner_id, name, repo, git_ref, url_path, state, jupyter_token,
                               created_at, updated_at, phase_started_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'requested', ?7, ?8, ?8, ?8, ?9)",
+             VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $8, $8, $9)",
         )
         .bind(id)
         .bind(new.owner)
@@ -38,22 +39,23 @@ impl Store {
         .bind(new.expires_at)
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyHasVm),
-            other => other?,
-        };
-        let message = format!(
-            "launch requested: {} at {}{}",
-            new.request.repo,
-            new.request.git_ref,
-            if new.request.url_path.as_str().is_empty() {
-                String::new()
-            } else {
-                format!(", opening /{}", new.request.url_path)
-            }
-        );
-        append(&mut *tx, id, EventKind::State, &message).await?;
-        tx.commit().await?;
+            match inserted {
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyHasVm),
+                other => other?,
+            };
+            let message = format!(
+                "launch requested: {} at {}{}",
+                new.request.repo,
+                new.request.git_ref,
+                if new.request.url_path.as_str().is_empty() {
+                    String::new()
+                } else {
+                    format!(", opening /{}", new.request.url_path)
+                }
+            );
+            append!(&mut *tx, id, EventKind::State, &message)?;
+            tx.commit().await?;
+        });
         Ok(self.vm(id).await?.expect("the VM was just inserted"))
     }
 
@@ -68,53 +70,57 @@ impl Store {
     ) -> Result<bool> {
         let now = Utc::now();
         let error = (to == VmState::Failed).then_some(message);
-        let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE vms SET state = ?1, updated_at = ?2, phase_started_at = ?2,
-                    last_error = COALESCE(?3, last_error),
-                    ready_at = CASE WHEN ?1 = 'ready' THEN ?2 ELSE ready_at END,
-                    deleted_at = CASE WHEN ?1 = 'deleted' THEN ?2 ELSE deleted_at END
-             WHERE id = ?4 AND state = ?5",
-        )
-        .bind(to)
-        .bind(now)
-        .bind(error)
-        .bind(id)
-        .bind(from)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if moved {
-            let kind = if to == VmState::Failed {
-                EventKind::Error
-            } else {
-                EventKind::State
-            };
-            append(&mut *tx, id, kind, &format!("{to}: {message}")).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE vms SET state = $1, updated_at = $2, phase_started_at = $2,
+                    last_error = COALESCE($3, last_error),
+                    ready_at = CASE WHEN $1 = 'ready' THEN $2 ELSE ready_at END,
+                    deleted_at = CASE WHEN $1 = 'deleted' THEN $2 ELSE deleted_at END
+             WHERE id = $4 AND state = $5",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(error)
+            .bind(id)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if moved {
+                let kind = if to == VmState::Failed {
+                    EventKind::Error
+                } else {
+                    EventKind::State
+                };
+                append!(&mut *tx, id, kind, &format!("{to}: {message}"))?;
+            }
+            tx.commit().await?;
+            Ok(moved)
+        })
     }
 
     /// Ask for deletion from any state but deleting/deleted.
     pub async fn request_delete(&self, id: VmId, why: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE vms SET state = 'deleting', updated_at = ?1, phase_started_at = ?1
-             WHERE id = ?2 AND state NOT IN ('deleting', 'deleted')",
-        )
-        .bind(Utc::now())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if moved {
-            append(&mut *tx, id, EventKind::State, &format!("deleting: {why}")).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE vms SET state = 'deleting', updated_at = $1, phase_started_at = $1
+             WHERE id = $2 AND state NOT IN ('deleting', 'deleted')",
+            )
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if moved {
+                append!(&mut *tx, id, EventKind::State, &format!("deleting: {why}"))?;
+            }
+            tx.commit().await?;
+            Ok(moved)
+        })
     }
 
     /// Push the expiry back by `by`, if the VM has extensions left.
@@ -131,34 +137,36 @@ impl Store {
         let now = Utc::now();
         let base = vm.expires_at.map_or(now, |t| t.max(now));
         let new_expiry = base + by;
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE vms SET expires_at = ?1, extensions = extensions + 1, updated_at = ?2
-             WHERE id = ?3 AND extensions = ?4 AND state NOT IN ('deleting', 'deleted')",
-        )
-        .bind(new_expiry)
-        .bind(now)
-        .bind(vm.id)
-        .bind(vm.extensions)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if done {
-            let message = format!(
-                "expiry extended to {}",
-                new_expiry.format("%Y-%m-%d %H:%M UTC")
-            );
-            append(&mut *tx, vm.id, EventKind::State, &message).await?;
-        }
-        tx.commit().await?;
-        Ok(done)
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE vms SET expires_at = $1, extensions = extensions + 1, updated_at = $2
+             WHERE id = $3 AND extensions = $4 AND state NOT IN ('deleting', 'deleted')",
+            )
+            .bind(new_expiry)
+            .bind(now)
+            .bind(vm.id)
+            .bind(vm.extensions)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if done {
+                let message = format!(
+                    "expiry extended to {}",
+                    new_expiry.format("%Y-%m-%d %H:%M UTC")
+                );
+                append!(&mut *tx, vm.id, EventKind::State, &message)?;
+            }
+            tx.commit().await?;
+            Ok(done)
+        })
     }
 
     pub async fn set_expiry(&self, id: VmId, expires_at: DateTime<Utc>) -> Result<()> {
         self.update(
             id,
-            "UPDATE vms SET expires_at = ?1, updated_at = ?2 WHERE id = ?3",
+            "UPDATE vms SET expires_at = $1, updated_at = $2 WHERE id = $3",
             expires_at,
         )
         .await
@@ -167,7 +175,7 @@ impl Store {
     pub async fn set_last_activity(&self, id: VmId, at: DateTime<Utc>) -> Result<()> {
         self.update(
             id,
-            "UPDATE vms SET last_activity_at = ?1, updated_at = ?2 WHERE id = ?3",
+            "UPDATE vms SET last_activity_at = $1, updated_at = $2 WHERE id = $3",
             at,
         )
         .await

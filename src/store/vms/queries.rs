@@ -1,85 +1,91 @@
 //! How VMs are found: by id, by owner, all the live ones, and what the
 //! status page and `/metrics` count.
 
-use super::super::{Result, Store};
+use super::super::{Result, Store, on_pool};
 use super::{SELECT_VM, VmRecord};
 use crate::domain::{GithubId, VmId};
 
 impl Store {
     pub async fn vm(&self, id: VmId) -> Result<Option<VmRecord>> {
-        Ok(sqlx::query_as(&format!("{SELECT_VM} WHERE vms.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE vms.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// The hash of a VM's callback secret: `None` for an unknown VM, `Some(None)`
     /// before its server was asked for. One lookup by primary key, as a
     /// callback is authenticated before anything else is done for it.
     pub async fn vm_secret_hash(&self, id: VmId) -> Result<Option<Option<Vec<u8>>>> {
-        Ok(
-            sqlx::query_scalar("SELECT secret_hash FROM vms WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT secret_hash FROM vms WHERE id = $1"
         )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// The owner's VM that is not deleted, if any.
     pub async fn live_vm_of(&self, owner: GithubId) -> Result<Option<VmRecord>> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT_VM} WHERE vms.owner_id = ? AND vms.state <> 'deleted'"
+        Ok(on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE vms.owner_id = $1 AND vms.state <> 'deleted'"
         ))
         .bind(owner)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// All VMs of an owner, newest first.
     pub async fn list_vms_of(&self, owner: GithubId) -> Result<Vec<VmRecord>> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT_VM} WHERE vms.owner_id = ? ORDER BY vms.created_at DESC"
+        Ok(on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE vms.owner_id = $1 ORDER BY vms.created_at DESC"
         ))
         .bind(owner)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// How many VMs are in each state (deleted ones excluded).
     pub async fn vm_counts(&self) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT state, COUNT(*) FROM vms WHERE state <> 'deleted' GROUP BY state ORDER BY state",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?
+        }))
     }
 
     /// Every VM that is not deleted, oldest first: what the driver watches.
     pub async fn live_vms(&self) -> Result<Vec<VmRecord>> {
-        Ok(sqlx::query_as(&format!(
+        Ok(on_pool!(self, |pool| sqlx::query_as(&format!(
             "{SELECT_VM} WHERE vms.state <> 'deleted' ORDER BY vms.created_at, vms.id"
         ))
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// How many launches wait before this one in the queue.
     pub async fn queue_ahead_of(&self, vm: &VmRecord) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM vms WHERE state = 'requested' AND (created_at < ?1 OR (created_at = ?1 AND id < ?2))",
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(
+            "SELECT COUNT(*) FROM vms WHERE state = 'requested' AND (created_at < $1 OR (created_at = $1 AND id < $2))",
         )
         .bind(vm.created_at)
         .bind(vm.id)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool)
+        .await?
+        }))
     }
 
     pub async fn list_vms(&self, include_deleted: bool) -> Result<Vec<VmRecord>> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT_VM} WHERE ?1 OR vms.state <> 'deleted' ORDER BY vms.created_at DESC"
+        Ok(on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{SELECT_VM} WHERE $1 OR vms.state <> 'deleted' ORDER BY vms.created_at DESC"
         ))
         .bind(include_deleted)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?))
     }
 }

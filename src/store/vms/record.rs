@@ -23,6 +23,7 @@ pub struct VmRecord {
     pub floating_ip: Option<String>,
     pub floating_ip_id: Option<String>,
     pub volume_ids: Json<Vec<String>>,
+    #[sqlx(try_from = "StoredPort")]
     pub port: Option<u16>,
     #[serde(skip)]
     pub jupyter_token: String,
@@ -43,6 +44,20 @@ pub struct VmRecord {
     pub released_at: Option<DateTime<Utc>>,
     /// When the proxy last saw it used (flushed now and then).
     pub proxied_at: Option<DateTime<Utc>>,
+}
+
+/// The port column as both stores hold it: an INTEGER (PostgreSQL has no
+/// unsigned types), turned into a `u16` on its way out.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub struct StoredPort(Option<i32>);
+
+impl TryFrom<StoredPort> for Option<u16> {
+    type Error = std::num::TryFromIntError;
+
+    fn try_from(stored: StoredPort) -> Result<Self, Self::Error> {
+        stored.0.map(u16::try_from).transpose()
+    }
 }
 
 #[cfg(test)]

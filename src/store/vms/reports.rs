@@ -2,7 +2,7 @@
 //! `domain::report` in one transaction.
 
 use super::super::events::{EventKind, append};
-use super::super::{Result, Store};
+use super::super::{Result, Store, on_pool};
 use crate::domain::report::{self, Kept, Report, Standing, Verdict};
 use crate::domain::{LogLine, Progress, VmId, VmState};
 use chrono::Utc;
@@ -29,17 +29,15 @@ impl Store {
         port: Option<u16>,
         log: &[LogLine],
     ) -> Result<CallbackOutcome> {
-        // IMMEDIATE: the transaction reads before it writes. A deferred one
-        // would take the write lock only at its first write, and SQLite
-        // answers that upgrade with "database is locked" at once, without
-        // the busy timeout, whenever another connection writes meanwhile:
-        // under a class start, reports failed by the dozen that way.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let standing: Option<(VmState, Option<Progress>, i64)> =
-            sqlx::query_as("SELECT state, progress, last_seq FROM vms WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        // The report is judged on the row as it stands, and applied, with
+        // no other writer in between: one body, expanded for each backend's
+        // transaction.
+        macro_rules! judged_and_applied {
+            ($tx:ident, $select:expr) => {{
+                let standing: Option<(VmState, Option<Progress>, i64)> = sqlx::query_as($select)
+                    .bind(id)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
         let standing = standing.map(|(state, progress, last_seq)| Standing {
             state,
             progress,
@@ -51,16 +49,16 @@ impl Store {
             Verdict::Accepted { advance, log } => (advance, log),
         };
         let now = Utc::now();
-        sqlx::query("UPDATE vms SET last_seq = ?1, updated_at = ?2 WHERE id = ?3")
+        sqlx::query("UPDATE vms SET last_seq = $1, updated_at = $2 WHERE id = $3")
             .bind(seq)
             .bind(now)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *$tx)
             .await?;
         let stored = if log_rule.needs_count() {
-            sqlx::query_scalar("SELECT COUNT(*) FROM vm_events WHERE vm_id = ? AND kind = 'log'")
+            sqlx::query_scalar("SELECT COUNT(*) FROM vm_events WHERE vm_id = $1 AND kind = 'log'")
                 .bind(id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *$tx)
                 .await?
         } else {
             0
@@ -70,8 +68,7 @@ impl Store {
             warn_cap_reached,
         } = log_rule.kept(stored, log.len());
         if warn_cap_reached {
-            append(
-                &mut *tx,
+            append!(&mut *$tx,
                 id,
                 EventKind::Warning,
                 &format!(
@@ -79,34 +76,58 @@ impl Store {
                      further lines are not kept, but its progress still is",
                     report::MAX_LOG_LINES_PER_VM
                 ),
-            )
-            .await?;
+            )?;
         }
         for line in &log[..lines] {
-            append(&mut *tx, id, EventKind::Log, line.as_str()).await?;
+            append!(&mut *$tx, id, EventKind::Log, line.as_str())?;
         }
         if let Some(advance) = advance {
             sqlx::query(
-                "UPDATE vms SET progress = ?1, phase_started_at = ?2, port = COALESCE(?3, port),
-                        failed_during = ?4
-                 WHERE id = ?5",
+                "UPDATE vms SET progress = $1, phase_started_at = $2, port = COALESCE($3, port),
+                        failed_during = $4
+                 WHERE id = $5",
             )
             .bind(advance.to)
             .bind(now)
-            .bind(port)
+            .bind(port.map(i32::from))
             .bind(advance.failed_during)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *$tx)
             .await?;
-            append(
-                &mut *tx,
+            append!(&mut *$tx,
                 id,
                 EventKind::State,
                 &format!("the VM reports: {}", advance.to),
-            )
-            .await?;
+            )?;
         }
-        tx.commit().await?;
+                $tx.commit().await?;
+            }};
+        }
+        on_pool!(
+            self,
+            sqlite | pool | {
+                // IMMEDIATE: the transaction reads before it writes. A
+                // deferred one would take the write lock only at its first
+                // write, and SQLite answers that upgrade with "database is
+                // locked" at once, without the busy timeout, whenever another
+                // connection writes meanwhile: under a class start, reports
+                // failed by the dozen that way.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                judged_and_applied!(
+                    tx,
+                    "SELECT state, progress, last_seq FROM vms WHERE id = $1"
+                )
+            },
+            postgres | pool | {
+                // FOR UPDATE: a concurrent report for the same VM waits for
+                // this one, and is then judged on what this one wrote.
+                let mut tx = pool.begin().await?;
+                judged_and_applied!(
+                    tx,
+                    "SELECT state, progress, last_seq FROM vms WHERE id = $1 FOR UPDATE"
+                )
+            }
+        );
         Ok(CallbackOutcome::Applied)
     }
 }

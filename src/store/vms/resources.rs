@@ -1,7 +1,7 @@
 //! What the cloud made for a VM, recorded as it appears: the callback
 //! secret's hash, the server, its addresses and its boot volume.
 
-use super::super::{Result, Store};
+use super::super::{Result, Store, on_pool};
 use crate::domain::VmId;
 use chrono::Utc;
 use sqlx::types::Json;
@@ -12,7 +12,7 @@ impl Store {
     pub async fn set_secret_hash(&self, id: VmId, hash: &[u8]) -> Result<()> {
         self.update(
             id,
-            "UPDATE vms SET secret_hash = ?1, updated_at = ?2 WHERE id = ?3",
+            "UPDATE vms SET secret_hash = $1, updated_at = $2 WHERE id = $3",
             hash,
         )
         .await
@@ -21,7 +21,7 @@ impl Store {
     pub async fn set_server_id(&self, id: VmId, server_id: &str) -> Result<()> {
         self.update(
             id,
-            "UPDATE vms SET server_id = ?1, updated_at = ?2 WHERE id = ?3",
+            "UPDATE vms SET server_id = $1, updated_at = $2 WHERE id = $3",
             server_id,
         )
         .await
@@ -30,7 +30,7 @@ impl Store {
     pub async fn set_address(&self, id: VmId, address: &str) -> Result<()> {
         self.update(
             id,
-            "UPDATE vms SET address = ?1, updated_at = ?2 WHERE id = ?3",
+            "UPDATE vms SET address = $1, updated_at = $2 WHERE id = $3",
             address,
         )
         .await
@@ -40,7 +40,7 @@ impl Store {
         let json = Json(volumes);
         self.update(
             id,
-            "UPDATE vms SET volume_ids = ?1, updated_at = ?2 WHERE id = ?3",
+            "UPDATE vms SET volume_ids = $1, updated_at = $2 WHERE id = $3",
             json,
         )
         .await
@@ -50,35 +50,42 @@ impl Store {
     pub async fn set_released(&self, id: VmId) -> Result<()> {
         self.update(
             id,
-            "UPDATE vms SET released_at = ?1, updated_at = ?2 WHERE id = ?3",
+            "UPDATE vms SET released_at = $1, updated_at = $2 WHERE id = $3",
             Utc::now(),
         )
         .await
     }
 
     pub async fn set_floating_ip(&self, id: VmId, fip: Option<(&str, &str)>) -> Result<()> {
-        sqlx::query(
-            "UPDATE vms SET floating_ip = ?1, floating_ip_id = ?2, updated_at = ?3 WHERE id = ?4",
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE vms SET floating_ip = $1, floating_ip_id = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(fip.map(|f| f.0))
         .bind(fip.map(|f| f.1))
         .bind(Utc::now())
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(drop))?;
         Ok(())
     }
 
     pub(super) async fn update<'q, T>(&self, id: VmId, sql: &'q str, value: T) -> Result<()>
     where
-        T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: 'q
+            + Send
+            + sqlx::Encode<'q, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + sqlx::Encode<'q, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>,
     {
-        sqlx::query(sql)
+        on_pool!(self, |pool| sqlx::query(sql)
             .bind(value)
             .bind(Utc::now())
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 }
