@@ -1,7 +1,7 @@
 //! Personal access tokens: only the hash of the secret is stored.
 //! Portable SQL ($N placeholders, timestamps bound from Rust).
 
-use super::{Result, Store};
+use super::{Result, Store, on_pool};
 use crate::domain::GithubId;
 use chrono::{DateTime, Utc};
 
@@ -36,7 +36,8 @@ pub struct NewToken<'a> {
 
 impl Store {
     pub async fn create_token(&self, token: NewToken<'_>) -> Result<i64> {
-        let (id,): (i64,) = sqlx::query_as(
+        let (id,): (i64,) = on_pool!(self, |pool| {
+            sqlx::query_as(
             "INSERT INTO api_tokens (github_id, label, secret_hash, scopes, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
@@ -46,51 +47,56 @@ impl Store {
         .bind(token.scopes)
         .bind(Utc::now())
         .bind(token.expires_at)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await
+        })?;
         Ok(id)
     }
 
     /// The token whose secret hashes to `hash`. The lookup is by an
     /// index on the hash; the caller still compares in constant time.
     pub async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<ApiToken>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM api_tokens WHERE secret_hash = $1")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM api_tokens WHERE secret_hash = $1"
         )
+        .bind(hash)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     pub async fn tokens_of(&self, owner: GithubId) -> Result<Vec<ApiToken>> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, |pool| sqlx::query_as(
             "SELECT * FROM api_tokens WHERE github_id = $1 ORDER BY created_at DESC, id DESC",
         )
         .bind(owner)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// Revoke one of `owner`'s tokens; false if it is not theirs or already revoked.
     pub async fn revoke_token(&self, owner: GithubId, id: i64) -> Result<bool> {
-        let done = sqlx::query(
+        let done = on_pool!(self, |pool| sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1
              WHERE id = $2 AND github_id = $3 AND revoked_at IS NULL",
         )
         .bind(Utc::now())
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     pub async fn token_used(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2"
+        )
+        .bind(at)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(drop))?;
         Ok(())
     }
 }

@@ -63,7 +63,6 @@ pub struct NewTokenForm {
     vm_read: Option<String>,
     vm_launch: Option<String>,
     vm_delete: Option<String>,
-    admin: Option<String>,
 }
 
 impl CsrfProtected for NewTokenForm {
@@ -77,17 +76,10 @@ async fn create(
     user: RegisteredUser,
     CsrfForm(form): CsrfForm<NewTokenForm>,
 ) -> Result<Response, WebError> {
-    let is_admin = state.access.is_admin(user.user.github_id);
-    if form.admin.is_some() && !is_admin {
-        return Err(WebError::BadRequest(
-            "Only admins may make admin tokens.".into(),
-        ));
-    }
     let chosen = [
         (form.vm_read.is_some(), Scope::VmRead),
         (form.vm_launch.is_some(), Scope::VmLaunch),
         (form.vm_delete.is_some(), Scope::VmDelete),
-        (form.admin.is_some(), Scope::Admin),
     ];
     let scopes = Scopes::from_iter(chosen.into_iter().filter(|(on, _)| *on).map(|(_, s)| s));
     let label = form.label.trim();

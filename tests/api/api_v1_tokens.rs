@@ -5,6 +5,16 @@ use crate::helpers::{Browser, spawn_app};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// Run one query on the test app's own store, whichever backend it is.
+macro_rules! on_db {
+    ($app:expr, |$pool:ident| $body:expr) => {
+        match $app.store().backend() {
+            stackbinder::store::Backend::Sqlite($pool) => $body,
+            stackbinder::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// Make a token on the tokens page with the given scopes; the token shown.
 async fn make_token(browser: &Browser, label: &str, scopes: &[&str]) -> String {
     let csrf = browser.csrf().await;
@@ -41,10 +51,12 @@ async fn a_token_is_shown_once_and_stored_only_as_a_hash() {
     let token = make_token(&browser, "script", &["vm_read"]).await;
     let (_, page) = browser.get_page("/tokens").await;
     assert!(page.contains("script") && !page.contains(&token), "{page}");
-    let rows: Vec<(Vec<u8>, String)> = sqlx::query_as("SELECT secret_hash, scopes FROM api_tokens")
-        .fetch_all(app.store().pool())
-        .await
-        .unwrap();
+    let rows: Vec<(Vec<u8>, String)> = on_db!(app, |pool| sqlx::query_as(
+        "SELECT secret_hash, scopes FROM api_tokens"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].1, "vm:read");
     assert!(!String::from_utf8_lossy(&rows[0].0).contains(&token));
@@ -73,10 +85,10 @@ async fn a_revoked_token_gets_401() {
     let browser = app.new_browser();
     browser.login_registered("alice").await;
     let token = make_token(&browser, "script", &["vm_read"]).await;
-    let (id,): (i64,) = sqlx::query_as("SELECT id FROM api_tokens")
-        .fetch_one(app.store().pool())
+    let (id,): (i64,) = on_db!(app, |pool| sqlx::query_as("SELECT id FROM api_tokens")
+        .fetch_one(pool)
         .await
-        .unwrap();
+        .unwrap());
     let csrf = browser.csrf().await;
     let response = browser
         .post_form(&format!("/tokens/{id}/revoke"), &[("csrf", &csrf)])
@@ -108,11 +120,14 @@ async fn an_expired_token_gets_401() {
     let browser = app.new_browser();
     browser.login_registered("alice").await;
     let token = make_token(&browser, "script", &["vm_read"]).await;
-    sqlx::query("UPDATE api_tokens SET expires_at = $1")
-        .bind(chrono::Utc::now() - chrono::Duration::seconds(1))
-        .execute(app.store().pool())
-        .await
-        .unwrap();
+    on_db!(app, |pool| sqlx::query(
+        "UPDATE api_tokens SET expires_at = $1"
+    )
+    .bind(chrono::Utc::now() - chrono::Duration::seconds(1))
+    .execute(pool)
+    .await
+    .map(drop)
+    .unwrap());
     let (status, _) = api(&browser, reqwest::Method::GET, "/api/v1/vm", Some(&token)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -7,18 +7,16 @@ pub enum Scope {
     VmRead,
     VmLaunch,
     VmDelete,
-    Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Self::VmRead, Self::VmLaunch, Self::VmDelete, Self::Admin];
+    pub const ALL: [Scope; 3] = [Self::VmRead, Self::VmLaunch, Self::VmDelete];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::VmRead => "vm:read",
             Self::VmLaunch => "vm:launch",
             Self::VmDelete => "vm:delete",
-            Self::Admin => "admin:*",
         }
     }
 
@@ -64,7 +62,7 @@ mod tests {
     #[test]
     fn scopes_round_trip_and_unknown_names_grant_nothing() {
         let s = Scopes::parse("vm:read admin:* vm:everything");
-        assert!(s.allows(Scope::VmRead) && s.allows(Scope::Admin));
+        assert!(s.allows(Scope::VmRead));
         assert!(!s.allows(Scope::VmLaunch));
         assert_eq!(Scopes::parse(&s.stored()), s);
     }
