@@ -13,6 +13,7 @@ mod events;
 mod installation;
 mod links;
 mod sqlite_busy;
+mod tokens;
 mod users;
 mod vms;
 
@@ -20,6 +21,7 @@ pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
 pub use sqlite_busy::BusyCounts;
+pub use tokens::{ApiToken, NewToken};
 pub use users::{AllowOutcome, Imported, Invite, Registration, User};
 pub use vms::{CallbackOutcome, NewVm, VmRecord};
 

@@ -2,6 +2,7 @@
 //! types, check who is asking, and hand the work to the provisioner.
 
 mod admin;
+mod api_v1;
 mod assets;
 mod auth;
 mod callback;
@@ -19,6 +20,7 @@ mod register;
 mod session;
 mod session_store;
 mod status;
+mod tokens;
 
 pub use client_ip::forwarded_for_warning;
 pub use error::WebError;
@@ -95,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(status::router())
         .merge(delete::router())
         .merge(extend::router())
+        .merge(tokens::router())
         .merge(callback::router())
         .merge(health::router())
         .merge(metrics::router())
@@ -113,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         );
     Router::new()
         .merge(crate::proxy::router())
+        .merge(api_v1::router())
         .merge(pages)
         .layer(axum::middleware::from_fn(session::keep_alive))
         .layer(session::layer(&state))

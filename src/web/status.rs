@@ -254,7 +254,7 @@ async fn events(
 }
 
 /// Send the VM's view whenever it changes.
-fn changes(
+pub(super) fn changes(
     provisioner: Provisioner,
     launch: LaunchConfig,
     owner: GithubId,

@@ -1,6 +1,7 @@
 mod access;
 mod access_by_id;
 mod admin;
+mod api_v1_tokens;
 mod callback;
 mod class_queue;
 mod class_start;

@@ -1,0 +1,69 @@
+//! Who is asking on `/api/v1`: a bearer token and nothing else. Cookies
+//! are ignored here, so a page cannot use a visitor's session against
+//! the API, and CSRF does not apply (a browser never adds the header).
+
+use super::error::ApiError;
+use super::scope::{Scope, Scopes};
+use crate::access::Action;
+use crate::secret;
+use crate::store::User;
+use crate::web::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use chrono::Utc;
+
+pub struct TokenUser {
+    pub user: User,
+    pub scopes: Scopes,
+}
+
+impl TokenUser {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::MissingScope(scope.name()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for TokenUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthenticated)?;
+        let hash = secret::hash(presented);
+        let token = state
+            .store
+            .token_by_hash(&hash)
+            .await?
+            .filter(|t| secret::equal(&t.secret_hash, &hash))
+            .ok_or(ApiError::Unauthenticated)?;
+        let now = Utc::now();
+        if !token.is_live(now) {
+            return Err(ApiError::Unauthenticated);
+        }
+        let user = state
+            .store
+            .user(token.github_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        // A token is no more than its owner: blocked or revoked users lose it.
+        state
+            .access
+            .check(&user, Action::Use { org_access: false })
+            .map_err(|_| ApiError::Forbidden)?;
+        state.store.token_used(token.id, now).await?;
+        Ok(Self {
+            user,
+            scopes: Scopes::parse(&token.scopes),
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! The caller's own VM: launch, look, follow, delete. The same use cases
+//! as the pages (policy, quotas, one VM per user live in the provisioner).
+
+use super::auth::TokenUser;
+use super::error::ApiError;
+use super::scope::Scope;
+use crate::domain::LaunchParams;
+use crate::provision::DeleteReason;
+use crate::web::AppState;
+use crate::web::status::{VmView, changes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router, routing::get};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::time::Duration;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/vm", get(show).post(launch).delete(delete))
+        .route("/vm/events", get(events))
+}
+
+/// What to launch; strict: unknown fields are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchBody {
+    repo: String,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    urlpath: Option<String>,
+}
+
+async fn show(State(state): State<AppState>, user: TokenUser) -> Result<Response, ApiError> {
+    user.require(Scope::VmRead)?;
+    let vm = state
+        .provisioner
+        .current_vm(user.user.github_id)
+        .await?
+        .ok_or(ApiError::NoVm)?;
+    let view = VmView::load(&state.provisioner, &state.config.launch, &vm).await?;
+    Ok(Json(view).into_response())
+}
+
+async fn launch(
+    State(state): State<AppState>,
+    user: TokenUser,
+    body: Result<Json<LaunchBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    user.require(Scope::VmLaunch)?;
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let params = LaunchParams {
+        giturl: Some(body.repo),
+        git_ref: body.git_ref,
+        urlpath: body.urlpath,
+        labpath: None,
+        filepath: None,
+    };
+    let request = params
+        .validate(&state.config.launch.default_repo)
+        .map_err(ApiError::BadRequest)?;
+    let vm = state.provisioner.launch(&user.user, &request).await?;
+    let view = VmView::load(&state.provisioner, &state.config.launch, &vm).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+async fn delete(State(state): State<AppState>, user: TokenUser) -> Result<Response, ApiError> {
+    user.require(Scope::VmDelete)?;
+    let vm = state
+        .store
+        .live_vm_of(user.user.github_id)
+        .await?
+        .ok_or(ApiError::NoVm)?;
+    let why = format!("deleted by its owner {} through the API", user.user.login);
+    state
+        .provisioner
+        .delete(&vm, DeleteReason::Owner, &why)
+        .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn events(State(state): State<AppState>, user: TokenUser) -> Result<Response, ApiError> {
+    user.require(Scope::VmRead)?;
+    let stream = changes(
+        state.provisioner.clone(),
+        state.config.launch.clone(),
+        user.user.github_id,
+    )
+    .take_until(state.shutdown.clone().cancelled_owned());
+    let heartbeat = KeepAlive::new()
+        .interval(Duration::from_secs(15))
+        .text("heartbeat");
+    Ok(Sse::new(stream).keep_alive(heartbeat).into_response())
+}
