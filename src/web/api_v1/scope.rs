@@ -2,6 +2,9 @@
 
 use std::collections::BTreeSet;
 
+/// The variants are named after the scope strings (`vm:read` is `VmRead`),
+/// hence the shared prefix.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
     VmRead,
