@@ -6,8 +6,19 @@
 /// `stored_as_text!(Type, parser)`: `parser` takes `&str` and returns
 /// `Result<Type, String>`; `Type` has `as_str`.
 /// Also lets the type be compared with a plain `&str`.
+/// `stored_as_text!(@column Type, parser, |value| text)` is the column part
+/// alone, for a type that is written as some other text of itself.
 macro_rules! stored_as_text {
     ($type:ty, $parse:expr) => {
+        $crate::domain::text_column::stored_as_text!(@column $type, $parse, |value| value.as_str().to_owned());
+
+        impl PartialEq<&str> for $type {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+    (@column $type:ty, $parse:expr, |$value:ident| $text:expr) => {
         impl<DB: sqlx::Database> sqlx::Type<DB> for $type
         where
             String: sqlx::Type<DB>,
@@ -29,7 +40,8 @@ macro_rules! stored_as_text {
                 &self,
                 buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
             ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <String as sqlx::Encode<DB>>::encode(self.as_str().to_owned(), buf)
+                let $value = self;
+                <String as sqlx::Encode<DB>>::encode($text, buf)
             }
         }
 
@@ -42,12 +54,6 @@ macro_rules! stored_as_text {
             ) -> Result<Self, sqlx::error::BoxDynError> {
                 let text = <&str as sqlx::Decode<DB>>::decode(value)?;
                 Ok($parse(text)?)
-            }
-        }
-
-        impl PartialEq<&str> for $type {
-            fn eq(&self, other: &&str) -> bool {
-                self.as_str() == *other
             }
         }
     };

@@ -35,41 +35,6 @@ impl FromStr for VmId {
     }
 }
 
-// Stored as its text in both stores (a TEXT column), so that a database
-// made by SQLite and one made by PostgreSQL hold the same values.
-impl<DB: sqlx::Database> sqlx::Type<DB> for VmId
-where
-    String: sqlx::Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <String as sqlx::Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <String as sqlx::Type<DB>>::compatible(ty)
-    }
-}
-
-impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for VmId
-where
-    String: sqlx::Encode<'q, DB>,
-{
-    fn encode_by_ref(
-        &self,
-        buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <String as sqlx::Encode<DB>>::encode(self.to_string(), buf)
-    }
-}
-
-impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for VmId
-where
-    &'r str: sqlx::Decode<'r, DB>,
-{
-    fn decode(
-        value: <DB as sqlx::Database>::ValueRef<'r>,
-    ) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<DB>>::decode(value)?;
-        Ok(text.parse()?)
-    }
-}
+// Stored as its hyphenated text in both stores (a TEXT column), so that a
+// database made by SQLite and one made by PostgreSQL hold the same values.
+super::text_column::stored_as_text!(@column VmId, VmId::from_str, |id| id.to_string());

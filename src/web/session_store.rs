@@ -60,25 +60,26 @@ impl SessionStore for SessionRows {
     async fn save(&self, record: &Record) -> Result<()> {
         let data = rmp_serde::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
         let id = record.id.to_string();
+        let table = match self {
+            Self::Sqlite(..) => SQLITE_TABLE,
+            Self::Postgres(..) => POSTGRES_TABLE,
+        };
+        let update = format!("UPDATE {table} SET data = $1, expiry_date = $2 WHERE id = $3");
         match self {
-            Self::Sqlite(_, pool) => sqlx::query(&format!(
-                "UPDATE {SQLITE_TABLE} SET data = $1, expiry_date = $2 WHERE id = $3"
-            ))
-            .bind(data)
-            .bind(record.expiry_date)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(drop),
-            Self::Postgres(_, pool) => sqlx::query(&format!(
-                "UPDATE {POSTGRES_TABLE} SET data = $1, expiry_date = $2 WHERE id = $3"
-            ))
-            .bind(data)
-            .bind(record.expiry_date)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(drop),
+            Self::Sqlite(_, pool) => sqlx::query(&update)
+                .bind(data)
+                .bind(record.expiry_date)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(drop),
+            Self::Postgres(_, pool) => sqlx::query(&update)
+                .bind(data)
+                .bind(record.expiry_date)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(drop),
         }
         .map_err(backend_error)
     }
