@@ -138,7 +138,7 @@ impl Application {
             )))
         };
         let store = Store::connect(&config.database.url).await?;
-        SessionRows::new(store.backend())
+        SessionRows::new(&store)
             .migrate()
             .await
             .context("cannot create the session table")?;
@@ -205,7 +205,7 @@ impl Application {
                     .run_until_stopped(stop.clone()),
             )
         });
-        let sessions = SessionRows::new(self.state.store.backend());
+        let sessions = SessionRows::new(&self.state.store);
         let session_cleanup = tokio::spawn(
             sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)),
         );

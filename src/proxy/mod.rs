@@ -6,6 +6,8 @@
 //!
 //! - `route`: the login in the path, refusing ambiguous paths;
 //! - `access`: the owner's ready VM, or the same 404 for everyone else;
+//! - `grants`: what a session checked a moment ago may reach, so that a
+//!   busy notebook costs no query per request;
 //! - `headers`: what changes in the headers (pure);
 //! - `forward`: HTTP through hyper's client; `websocket`: upgrades;
 //! - `activity`: last use per VM, for idle culling;
@@ -14,6 +16,7 @@
 mod access;
 mod activity;
 mod forward;
+mod grants;
 mod headers;
 mod route;
 mod user_domain;
@@ -49,6 +52,7 @@ const OUR_COOKIES: &[&str] = &[SESSION_COOKIE, USER_COOKIE];
 pub struct Proxy {
     client: forward::Client,
     domains: Arc<UserDomains>,
+    grants: Arc<grants::Grants>,
 }
 
 impl Default for Proxy {
@@ -56,6 +60,7 @@ impl Default for Proxy {
         Self {
             client: forward::client(),
             domains: Arc::default(),
+            grants: Arc::default(),
         }
     }
 }
@@ -165,18 +170,13 @@ fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
 async fn serve_main_origin(app: &AppState, request: Request) -> Result<Response, ProxyError> {
     let login = route::login_of(request.uri().path())?;
     let (mut parts, body) = request.into_parts();
-    let user = match RegisteredUser::from_request_parts(&mut parts, app).await {
-        Ok(registered) => registered.user,
-        Err(WebError::LoginRequired { next }) if is_navigation(&parts.method, &parts.headers) => {
-            return Err(ProxyError::LoginRequired { next });
-        }
-        Err(WebError::Internal(e)) => return Err(ProxyError::Internal(e)),
-        Err(_) => return Err(ProxyError::NotFound),
+    let grant = match granted(app, &parts.headers, &login) {
+        Some(grant) => grant,
+        None => check(app, &mut parts, &login).await?,
     };
-    let span = tracing::info_span!("proxy", user = %user.login, vm = tracing::field::Empty);
+    let (user, upstream) = (grant.user, grant.upstream);
+    let span = tracing::info_span!("proxy", user = %grant.login, vm = %upstream.vm);
     async {
-        let upstream = access::upstream_of(&app.store, user.github_id, &login).await?;
-        tracing::Span::current().record("vm", tracing::field::display(upstream.vm));
         let server = &app.config.server;
         let Some(domain) = &server.user_domain else {
             let origin = server.public_url.clone();
@@ -186,7 +186,7 @@ async fn serve_main_origin(app: &AppState, request: Request) -> Result<Response,
             return Err(ProxyError::NotFound);
         }
         let next = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let ticket = app.proxy.domains.issue(user.github_id, &login, next);
+        let ticket = app.proxy.domains.issue(user, &login, next);
         let mut target = user_domain::user_origin(&server.public_url, domain, login.as_str())
             .join(TICKET_PATH.trim_start_matches('/'))
             .expect("the ticket path is a valid path");
@@ -195,6 +195,51 @@ async fn serve_main_origin(app: &AppState, request: Request) -> Result<Response,
     }
     .instrument(span)
     .await
+}
+
+/// The session's grant for `/user/<login>/`, when it was checked a moment
+/// ago and nothing that could take it away has happened since. Only a
+/// request with one session cookie: with several, which one the session
+/// layer reads is its business, and the grant would be filed under a
+/// cookie that was not checked.
+fn granted(app: &AppState, headers: &HeaderMap, login: &Login) -> Option<grants::Grant> {
+    let cookie = single_cookie(headers, SESSION_COOKIE)?;
+    let generation = app.store.access_generation().current();
+    app.proxy
+        .grants
+        .get(cookie, login, generation, std::time::Instant::now())
+}
+
+/// The full check: the session, the user and the access rules, their
+/// ready VM; remembered as a grant when it lets the request through.
+async fn check(
+    app: &AppState,
+    parts: &mut axum::http::request::Parts,
+    login: &Login,
+) -> Result<grants::Grant, ProxyError> {
+    // Read before the queries (see `Grants::put`).
+    let generation = app.store.access_generation().current();
+    let registered = match RegisteredUser::from_request_parts(parts, app).await {
+        Ok(registered) => registered,
+        Err(WebError::LoginRequired { next }) if is_navigation(&parts.method, &parts.headers) => {
+            return Err(ProxyError::LoginRequired { next });
+        }
+        Err(WebError::Internal(e)) => return Err(ProxyError::Internal(e)),
+        Err(_) => return Err(ProxyError::NotFound),
+    };
+    // Working in Jupyter is using stackbinder: the session stays alive.
+    crate::web::keep_alive_session(&registered.visitor.session).await;
+    let user = registered.user;
+    let upstream = access::upstream_of(&app.store, user.github_id, login).await?;
+    let grant = grants::Grant::checked(
+        (user.github_id, user.login, upstream),
+        generation,
+        std::time::Instant::now(),
+    );
+    if let Some(cookie) = single_cookie(&parts.headers, SESSION_COOKIE) {
+        app.proxy.grants.put(cookie, grant.clone());
+    }
+    Ok(grant)
 }
 
 /// Forward a request that has passed every check.
@@ -347,14 +392,26 @@ fn redeem(
     Ok(response)
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The values of cookie `name` in the request's `Cookie` headers.
+fn cookies<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
+        .filter(move |(n, _)| *n == name)
         .map(|(_, v)| v)
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookies(headers, name).next()
+}
+
+/// The value of cookie `name`, when the request has exactly one.
+fn single_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut all = cookies(headers, name);
+    let first = all.next()?;
+    all.next().is_none().then_some(first)
 }

@@ -7,6 +7,7 @@
 //! pool by `on_pool!` (`$N` placeholders work in both), twice only where
 //! the dialects differ.
 
+mod access_generation;
 mod access_names;
 mod activity;
 mod events;
@@ -17,6 +18,7 @@ mod tokens;
 mod users;
 mod vms;
 
+pub use access_generation::AccessGeneration;
 pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
@@ -75,6 +77,7 @@ pub enum Backend {
 pub struct Store {
     backend: Backend,
     busy: BusyCounts,
+    access: AccessGeneration,
 }
 
 /// How many connections a replica opens to PostgreSQL at most.
@@ -107,6 +110,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Postgres(pool),
             busy: BusyCounts::default(),
+            access: AccessGeneration::default(),
         })
     }
 
@@ -139,6 +143,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Sqlite(pool),
             busy,
+            access: AccessGeneration::default(),
         })
     }
 
@@ -154,6 +159,11 @@ impl Store {
     /// always zero on PostgreSQL, which has no such lock).
     pub fn busy_counts(&self) -> &BusyCounts {
         &self.busy
+    }
+
+    /// Bumped by this process's writes that take access away.
+    pub fn access_generation(&self) -> &AccessGeneration {
+        &self.access
     }
 
     /// The database and its driver's pool, for what lives next to the

@@ -88,6 +88,8 @@ impl Store {
             }
             tx.commit().await?;
         });
+        // The login may have moved from another user to this one.
+        self.access_generation().bump();
         Ok(self.user(id).await?.expect("the user was just written"))
     }
 
@@ -210,6 +212,7 @@ impl Store {
             .await?;
             uninvited
         });
+        self.access_generation().bump();
         Ok((self.user_by_login(login).await?, uninvited))
     }
 

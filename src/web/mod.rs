@@ -25,7 +25,7 @@ mod tokens;
 pub use client_ip::forwarded_for_warning;
 pub use error::WebError;
 pub use guard::{ADDRESS_ALLOWANCE, GuessGuard};
-pub use session::{RegisteredUser, SESSION_COOKIE, safe_next};
+pub use session::{RegisteredUser, SESSION_COOKIE, keep_alive_session, safe_next};
 pub use session_store::SessionRows;
 
 use crate::config::Config;
@@ -113,12 +113,14 @@ pub fn router(state: AppState) -> Router {
                 .layer(header(header::X_FRAME_OPTIONS, "DENY"))
                 .layer(header(header::REFERRER_POLICY, "no-referrer"))
                 .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
-        );
+        )
+        // Not around the proxy, which would read the session on every
+        // request for it: it keeps the session alive when it checks it.
+        .layer(axum::middleware::from_fn(session::keep_alive));
     Router::new()
         .merge(crate::proxy::router())
         .merge(api_v1::router())
         .merge(pages)
-        .layer(axum::middleware::from_fn(session::keep_alive))
         .layer(session::layer(&state))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn_with_state(

@@ -56,7 +56,7 @@ struct SessionAuth {
 /// the change that pushes an idle expiry back), and never created for a
 /// visitor who has nothing stored: an anonymous `GET /` writes nothing.
 pub fn layer(state: &AppState) -> SessionManagerLayer<SessionRows> {
-    let store = SessionRows::new(state.store.backend());
+    let store = SessionRows::new(&state.store);
     let secure = state.config.server.public_url.scheme() == "https";
     let idle = i64::from(state.config.server.session_idle_minutes.get());
     SessionManagerLayer::new(store)
@@ -75,10 +75,16 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<SessionRows> {
 /// an active user stays logged in at the cost of one write a minute, not
 /// one per request. Runs inside the session layer, before the handler.
 pub async fn keep_alive(session: Session, request: Request, next: Next) -> Response {
-    if let Err(e) = renew_if_due(&session).await {
+    keep_alive_session(&session).await;
+    next.run(request).await
+}
+
+/// `keep_alive` for a handler that is not under it (the proxy, which
+/// reads the session only when it checks it again).
+pub async fn keep_alive_session(session: &Session) {
+    if let Err(e) = renew_if_due(session).await {
         tracing::warn!(error = %e, "cannot renew the session");
     }
-    next.run(request).await
 }
 
 async fn renew_if_due(session: &Session) -> Result<(), tower_sessions::session::Error> {

@@ -6,7 +6,7 @@
 //! again. A session row is made only by `create`, which tower-sessions
 //! calls for a session that has no row yet.
 
-use crate::store::Backend;
+use crate::store::{AccessGeneration, Backend, Store};
 use async_trait::async_trait;
 use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
@@ -19,26 +19,38 @@ const SQLITE_TABLE: &str = "tower_sessions";
 const POSTGRES_TABLE: &str = r#""tower_sessions"."session""#;
 
 #[derive(Debug, Clone)]
-pub enum SessionRows {
+pub struct SessionRows {
+    rows: Rows,
+    /// Bumped when a session ends (logout, a login's new id), so that the
+    /// proxy forgets what it let that session reach.
+    ended: AccessGeneration,
+}
+
+#[derive(Debug, Clone)]
+enum Rows {
     Sqlite(SqliteStore, sqlx::SqlitePool),
     Postgres(PostgresStore, sqlx::PgPool),
 }
 
 impl SessionRows {
-    pub fn new(backend: &Backend) -> Self {
-        match backend {
-            Backend::Sqlite(pool) => Self::Sqlite(SqliteStore::new(pool.clone()), pool.clone()),
+    pub fn new(store: &Store) -> Self {
+        let rows = match store.backend() {
+            Backend::Sqlite(pool) => Rows::Sqlite(SqliteStore::new(pool.clone()), pool.clone()),
             Backend::Postgres(pool) => {
-                Self::Postgres(PostgresStore::new(pool.clone()), pool.clone())
+                Rows::Postgres(PostgresStore::new(pool.clone()), pool.clone())
             }
+        };
+        Self {
+            rows,
+            ended: store.access_generation().clone(),
         }
     }
 
     /// Create the table if it is missing.
     pub async fn migrate(&self) -> sqlx::Result<()> {
-        match self {
-            Self::Sqlite(store, _) => store.migrate().await,
-            Self::Postgres(store, _) => store.migrate().await,
+        match &self.rows {
+            Rows::Sqlite(store, _) => store.migrate().await,
+            Rows::Postgres(store, _) => store.migrate().await,
         }
     }
 }
@@ -50,9 +62,9 @@ fn backend_error(e: sqlx::Error) -> Error {
 #[async_trait]
 impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        match self {
-            Self::Sqlite(store, _) => store.create(record).await,
-            Self::Postgres(store, _) => store.create(record).await,
+        match &self.rows {
+            Rows::Sqlite(store, _) => store.create(record).await,
+            Rows::Postgres(store, _) => store.create(record).await,
         }
     }
 
@@ -60,20 +72,20 @@ impl SessionStore for SessionRows {
     async fn save(&self, record: &Record) -> Result<()> {
         let data = rmp_serde::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
         let id = record.id.to_string();
-        let table = match self {
-            Self::Sqlite(..) => SQLITE_TABLE,
-            Self::Postgres(..) => POSTGRES_TABLE,
+        let table = match &self.rows {
+            Rows::Sqlite(..) => SQLITE_TABLE,
+            Rows::Postgres(..) => POSTGRES_TABLE,
         };
         let update = format!("UPDATE {table} SET data = $1, expiry_date = $2 WHERE id = $3");
-        match self {
-            Self::Sqlite(_, pool) => sqlx::query(&update)
+        match &self.rows {
+            Rows::Sqlite(_, pool) => sqlx::query(&update)
                 .bind(data)
                 .bind(record.expiry_date)
                 .bind(id)
                 .execute(pool)
                 .await
                 .map(drop),
-            Self::Postgres(_, pool) => sqlx::query(&update)
+            Rows::Postgres(_, pool) => sqlx::query(&update)
                 .bind(data)
                 .bind(record.expiry_date)
                 .bind(id)
@@ -85,26 +97,28 @@ impl SessionStore for SessionRows {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        match self {
-            Self::Sqlite(store, _) => store.load(id).await,
-            Self::Postgres(store, _) => store.load(id).await,
+        match &self.rows {
+            Rows::Sqlite(store, _) => store.load(id).await,
+            Rows::Postgres(store, _) => store.load(id).await,
         }
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        match self {
-            Self::Sqlite(store, _) => store.delete(id).await,
-            Self::Postgres(store, _) => store.delete(id).await,
+        match &self.rows {
+            Rows::Sqlite(store, _) => store.delete(id).await?,
+            Rows::Postgres(store, _) => store.delete(id).await?,
         }
+        self.ended.bump();
+        Ok(())
     }
 }
 
 #[async_trait]
 impl ExpiredDeletion for SessionRows {
     async fn delete_expired(&self) -> Result<()> {
-        match self {
-            Self::Sqlite(store, _) => store.delete_expired().await,
-            Self::Postgres(store, _) => store.delete_expired().await,
+        match &self.rows {
+            Rows::Sqlite(store, _) => store.delete_expired().await,
+            Rows::Postgres(store, _) => store.delete_expired().await,
         }
     }
 }

@@ -23,6 +23,7 @@ mod migrations;
 mod ownership;
 mod postgres_store;
 mod proxy_access;
+mod proxy_grants;
 mod proxy_jupyter;
 mod proxy_mode;
 mod proxy_warning;

@@ -70,7 +70,7 @@ impl Store {
     ) -> Result<bool> {
         let now = Utc::now();
         let error = (to == VmState::Failed).then_some(message);
-        on_pool!(self, |pool| {
+        let moved = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let moved = sqlx::query(
                 "UPDATE vms SET state = $1, updated_at = $2, phase_started_at = $2,
@@ -97,13 +97,17 @@ impl Store {
                 append!(&mut *tx, id, kind, &format!("{to}: {message}"))?;
             }
             tx.commit().await?;
-            Ok(moved)
-        })
+            moved
+        });
+        if moved {
+            self.access_generation().bump();
+        }
+        Ok(moved)
     }
 
     /// Ask for deletion from any state but deleting/deleted.
     pub async fn request_delete(&self, id: VmId, why: &str) -> Result<bool> {
-        on_pool!(self, |pool| {
+        let moved = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let moved = sqlx::query(
                 "UPDATE vms SET state = 'deleting', updated_at = $1, phase_started_at = $1
@@ -119,8 +123,12 @@ impl Store {
                 append!(&mut *tx, id, EventKind::State, &format!("deleting: {why}"))?;
             }
             tx.commit().await?;
-            Ok(moved)
-        })
+            moved
+        });
+        if moved {
+            self.access_generation().bump();
+        }
+        Ok(moved)
     }
 
     /// Push the expiry back by `by`, if the VM has extensions left.
