@@ -11,6 +11,7 @@ use crate::provision::{self, Provisioner};
 use crate::store::Store;
 use crate::web::{self, AppState, GuessGuard, LoginMode, SessionRows};
 use anyhow::Context;
+use axum::serve::ListenerExt as _;
 use secrecy::SecretString;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -213,7 +214,15 @@ impl Application {
         let router = web::router(self.state);
         let on_signal = stop.clone();
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        // Small writes go out at once: a WebSocket message or a response
+        // head must not wait for the peer's delayed acknowledgement
+        // (Nagle), which is what a proxy in the middle would add.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = shutdown => {}
