@@ -154,6 +154,9 @@ impl Application {
                 .await
                 .context("cannot read the admins and blocked users")?,
         );
+        let api_limit = Arc::new(crate::web::ApiRateLimit::new(
+            config.api.requests_per_minute,
+        ));
         let state = AppState {
             access,
             config: Arc::new(config),
@@ -162,6 +165,7 @@ impl Application {
             login_mode,
             registration_secret: secrets.registration_secret.map(Arc::new),
             guesses,
+            api_limit,
             shutdown: CancellationToken::new(),
             proxy: crate::proxy::Proxy::default(),
         };

@@ -11,6 +11,7 @@
 //! A value that must be positive is a `NonZero*`, so a 0 is refused while the
 //! file is read, with the fix its section gives for that key.
 
+mod api;
 mod cloud;
 mod database;
 mod error;
@@ -22,6 +23,7 @@ mod registration;
 mod server;
 mod simulator;
 
+pub use api::ApiConfig;
 pub use cloud::{Backend, CloudConfig, JupyterAccess};
 pub use database::DatabaseConfig;
 pub use error::ConfigError;
@@ -62,6 +64,8 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     #[serde(default)]
     pub image: ImageConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
 }
 
 /// Secrets resolved from their value or file, kept apart from `Config` so
@@ -272,6 +276,7 @@ pub(crate) mod tests {
             "image.snapshot_timeout_minutes",
             "snapshot_timeout_minutes = 60",
         ),
+        ("api.requests_per_minute", "requests_per_minute = 120"),
     ];
 
     #[test]

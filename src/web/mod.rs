@@ -22,6 +22,7 @@ mod session_store;
 mod status;
 mod tokens;
 
+pub use api_v1::ApiRateLimit;
 pub use client_ip::forwarded_for_warning;
 pub use error::WebError;
 pub use guard::{ADDRESS_ALLOWANCE, GuessGuard};
@@ -59,6 +60,8 @@ pub struct AppState {
     pub access: Arc<crate::access::Access>,
     /// Locks out clients that guess registration secrets.
     pub guesses: Arc<GuessGuard>,
+    /// Requests per API token (`[api] requests_per_minute`).
+    pub api_limit: Arc<ApiRateLimit>,
     /// Fires at shutdown, so long-lived event streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The reverse proxy to the users' Jupyter servers.

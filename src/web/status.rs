@@ -39,12 +39,13 @@ pub const STEPS: [(&str, &str); 7] = [
 ];
 
 /// A VM as its owner sees it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct VmView {
     pub id: String,
     pub state: VmState,
     pub progress: Option<Progress>,
     /// Which of `STEPS` the VM is at.
+    #[schema(value_type = String)]
     pub step: &'static str,
     pub percent: u8,
     pub headline: String,

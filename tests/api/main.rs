@@ -1,6 +1,8 @@
 mod access;
 mod access_by_id;
 mod admin;
+mod api_v1_admin;
+mod api_v1_openapi;
 mod api_v1_tokens;
 mod callback;
 mod class_queue;
