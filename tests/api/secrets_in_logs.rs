@@ -51,14 +51,7 @@ async fn no_secret_is_ever_logged() {
         .redirect(Policy::none())
         .build()
         .unwrap();
-    let page = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(client.get(format!("{base}/login"))).await;
     let csrf = csrf_from(&page);
     client
         .post(format!("{base}/login/demo"))
@@ -66,14 +59,7 @@ async fn no_secret_is_ever_logged() {
         .send()
         .await
         .unwrap();
-    let page = client
-        .get(&link)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(client.get(&link)).await;
     let csrf = csrf_from(&page);
     client
         .post(&link)
@@ -82,29 +68,13 @@ async fn no_secret_is_ever_logged() {
         .await
         .unwrap();
     // A personal access token, made on the tokens page and used below.
-    let page = client
-        .get(format!("{base}/tokens"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let tokens_csrf = csrf_from(&page);
-    let page = client
-        .post(format!("{base}/tokens"))
-        .form(&[
-            ("csrf", tokens_csrf.as_str()),
-            ("label", "script"),
-            ("days", "30"),
-            ("vm_read", "on"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(client.post(format!("{base}/tokens")).form(&[
+        ("csrf", csrf.as_str()),
+        ("label", "script"),
+        ("days", "30"),
+        ("vm_read", "on"),
+    ]))
+    .await;
     let start = page.find("id=\"new-token\">").expect("the token is shown") + 15;
     let api_token = page[start..start + page[start..].find('<').unwrap()].to_owned();
     // The API is used without the cookie: a client of its own.
@@ -180,14 +150,7 @@ async fn no_secret_is_ever_logged() {
         .next()
         .unwrap()
         .to_owned();
-    let page = client
-        .get(format!("{base}/VM_delete"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(client.get(format!("{base}/VM_delete"))).await;
     let csrf = csrf_from(&page);
     client
         .post(format!("{base}/VM_delete"))
@@ -223,6 +186,11 @@ async fn no_secret_is_ever_logged() {
         assert!(!value.is_empty());
         assert!(!logs.contains(value), "the {what} appears in the logs");
     }
+}
+
+/// Send `request` and read the page it answers.
+async fn text(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
 }
 
 /// SIGTERM without a libc dependency: the `kill` command.
