@@ -551,3 +551,38 @@ async fn a_token_past_its_rate_limit_gets_429_with_retry_after() {
     let (status, _) = api(&app, Method::GET, "/api/v1/vm", Some(&second)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_users_token_launches_sees_and_deletes_only_their_own_vm() {
+    let app = app_with_admin().await;
+    app.login_registered("ada").await;
+    app.launch(REPO, "", "").await;
+    let ada_vm = app.wait_for_state("ready").await["id"].clone();
+    let bob = app.new_browser();
+    bob.login_registered("bob").await;
+    let token = make_token(&bob, "all", &["vm_read", "vm_launch", "vm_delete"]).await;
+    let (status, _) = api(&bob, Method::GET, "/api/v1/vm", Some(&token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "ada's VM is not bob's");
+
+    let response = bob
+        .client
+        .post(bob.url("/api/v1/vm"))
+        .bearer_auth(&token)
+        .json(&json!({"repo": REPO}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let bob_vm = response.json::<Value>().await.unwrap()["id"].clone();
+    assert_ne!(bob_vm, ada_vm);
+    let (_, seen) = api(&bob, Method::GET, "/api/v1/vm", Some(&token)).await;
+    assert_eq!(seen["id"], bob_vm);
+    let (status, _) = api(&bob, Method::DELETE, "/api/v1/vm", Some(&token)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.wait_for_view(&bob, "bob's VM deleted", |v| v["state"] == "deleted")
+        .await;
+    let ada = app.api_vm_json().await;
+    assert_eq!((&ada["id"], &ada["state"]), (&ada_vm, &json!("ready")));
+    // And the cloud still has ada's server, and only it.
+    assert_eq!(app.cloud.server_count(), 1);
+}
