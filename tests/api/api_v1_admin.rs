@@ -221,7 +221,7 @@ async fn each_scope_allows_exactly_its_routes() {
 }
 
 #[tokio::test]
-async fn no_expired_or_revoked_token_gets_anywhere() {
+async fn neither_a_session_cookie_nor_an_expired_revoked_or_unknown_token_gets_anywhere() {
     let app = app_with_admin().await;
     let boss = boss(&app).await;
     let all = "vm:read vm:launch vm:delete admin:*";
@@ -242,9 +242,10 @@ async fn no_expired_or_revoked_token_gets_anywhere() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     for route in ROUTES.iter().filter(|r| r.scope.is_some()) {
-        // The session cookie goes with every request, and is no token.
+        // boss's session cookie goes with every request (an admin's, CSRF
+        // token or not): it is no token.
         for (what, token) in [
-            ("no token", None),
+            ("the session cookie only", None),
             ("expired", Some(expired.as_str())),
             ("revoked", Some(revoked.as_str())),
             ("unknown", Some("sbt_not-a-token")),
