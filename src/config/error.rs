@@ -4,7 +4,7 @@
 //! them) get the fix their section gives for the key.
 
 use super::{CloudConfig, GithubConfig, ImageConfig, LaunchConfig, ProvisionConfig};
-use super::{RegistrationConfig, ServerConfig};
+use super::{RegistrationConfig, ServerConfig, StorageConfig};
 use std::fmt;
 
 /// A configuration problem, said so an operator can fix it.
@@ -84,6 +84,7 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         "launch" => LaunchConfig::fix(field),
         "provision" => ProvisionConfig::fix(field),
         "image" => ImageConfig::fix(field),
+        "storage" => StorageConfig::fix(field),
         _ => None,
     };
     fix.unwrap_or("see the comment for this key in config.toml")

@@ -21,6 +21,7 @@ mod provision;
 mod registration;
 mod server;
 mod simulator;
+mod storage;
 
 pub use cloud::{Backend, CloudConfig, JupyterAccess};
 pub use database::DatabaseConfig;
@@ -33,6 +34,7 @@ pub use provision::ProvisionConfig;
 pub use registration::{GithubUser, OrgOrTeam, RegistrationConfig};
 pub use server::ServerConfig;
 pub use simulator::SimulatorConfig;
+pub use storage::StorageConfig;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -62,6 +64,8 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     #[serde(default)]
     pub image: ImageConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// Secrets resolved from their value or file, kept apart from `Config` so
@@ -120,6 +124,7 @@ impl Config {
         self.cloud.validate()?;
         self.launch.validate()?;
         self.image.validate()?;
+        self.storage.validate()?;
         self.secrets().map(|_| ())
     }
 
@@ -196,6 +201,7 @@ pub(crate) mod tests {
         assert_eq!(c.image.builder_flavor, defaults.builder_flavor);
         assert_eq!(c.image.build_timeout_minutes.get(), 90);
         assert_eq!(c.image.snapshot_timeout_minutes.get(), 60);
+        assert_eq!(c.storage.home_volume_gb(), Some(10));
     }
 
     // figment's Jail fixes the closure's error type.

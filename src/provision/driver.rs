@@ -4,6 +4,7 @@
 
 mod boot;
 mod create;
+mod home;
 
 pub(super) use create::LostCreate;
 mod deletion;
@@ -22,6 +23,10 @@ pub enum StepError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    /// Something the launch needs is not ready yet (the owner's storage
+    /// still detaching from their previous VM): why, for the VM's events.
+    #[error("{0}")]
+    Waiting(String),
 }
 
 impl Provisioner {
@@ -113,8 +118,16 @@ impl Provisioner {
     /// a launch gives up when the phase's time is up.
     #[tracing::instrument(skip_all)]
     async fn note_error(&self, vm: &VmRecord, error: &StepError) {
-        tracing::warn!(error = %error, "step failed; will retry");
         let message = error.to_string();
+        // A wait is told as it is (the status page shows warnings), an
+        // error with the retry that follows.
+        let event = if let StepError::Waiting(_) = error {
+            tracing::info!(why = %error, "waiting");
+            message.clone()
+        } else {
+            tracing::warn!(error = %error, "step failed; will retry");
+            format!("{message} (retrying)")
+        };
         let repeated = {
             let mut last = self.inner.last_errors.lock().expect("lock");
             last.insert(vm.id, message.clone()).as_deref() == Some(message.as_str())
@@ -123,7 +136,7 @@ impl Provisioner {
             let _ = self
                 .inner
                 .store
-                .append_event(vm.id, EventKind::Warning, &format!("{message} (retrying)"))
+                .append_event(vm.id, EventKind::Warning, &event)
                 .await;
         }
         if matches!(vm.state, VmState::Creating | VmState::Booting)

@@ -10,6 +10,7 @@
 mod access_names;
 mod activity;
 mod events;
+mod home_volumes;
 mod installation;
 mod links;
 mod sqlite_busy;
@@ -19,6 +20,7 @@ mod vms;
 
 pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
+pub use home_volumes::{HomeVolume, HomeVolumeOfUser};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
 pub use sqlite_busy::BusyCounts;
 pub use tokens::{ApiToken, NewToken};

@@ -279,6 +279,7 @@ impl Sandbox {
             jupyter_token: TOKEN.into(),
             callback_url: url::Url::parse("http://127.0.0.1:1/api/vm/callback").unwrap(),
             callback_secret: SECRET.into(),
+            home_volume_id: None,
         }
     }
 
@@ -296,6 +297,7 @@ impl Sandbox {
             jupyter_token: TOKEN.into(),
             callback_url: url::Url::parse("http://127.0.0.1/").unwrap(),
             callback_secret: SECRET.into(),
+            home_volume_id: None,
         };
         let script = self.path("stackbinder-launch");
         std::fs::write(&script, rendered_script(&typed)).unwrap();
