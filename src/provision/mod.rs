@@ -10,6 +10,9 @@ pub mod jupyter;
 pub use driver::StepError;
 mod lifecycle;
 pub mod reconcile;
+mod storage;
+
+pub use storage::StorageError;
 
 use crate::cloud::metered::Metered;
 use crate::cloud::{

@@ -267,3 +267,50 @@ async fn a_volume_whose_create_answer_was_lost_is_adopted_by_its_metadata_not_ma
     let record = app.web.provisioner().store().home_volume(alice()).await;
     assert_eq!(record.unwrap().unwrap().volume_id, homes[0]);
 }
+
+#[tokio::test]
+async fn delete_my_storage_deletes_only_a_volume_marked_as_the_users() {
+    // Arrange: a launch made the storage; the VM is gone.
+    let app = spawn(|_| {}).await;
+    app.web.launch().await;
+    app.wait_for("building").await;
+    app.web.delete().await;
+    app.wait_for("deleted").await;
+    let volume = app.home_volumes()[0].clone();
+    let provisioner = app.web.provisioner();
+
+    // Act: first with the marks stripped (an operator's volume now), then
+    // with them back.
+    let marks = std::mem::take(&mut app.fake.world().volumes.get_mut(&volume).unwrap().metadata);
+    let refused = provisioner.delete_storage(alice()).await;
+    let home_deletes = || {
+        app.fake
+            .find_calls(Method::DELETE, &format!("volumes/{volume}"))
+            .len()
+    };
+    let deletes_when_unmarked = home_deletes();
+    app.fake.world().volumes.get_mut(&volume).unwrap().metadata = marks;
+    let deleted = provisioner.delete_storage(alice()).await;
+
+    // Assert
+    let refused = refused.expect_err("not ours any more").to_string();
+    assert!(
+        refused.contains("does not carry this installation's marks"),
+        "{refused}"
+    );
+    assert_eq!(
+        deletes_when_unmarked, 0,
+        "an unmarked volume is not touched"
+    );
+    assert_eq!(deleted.expect("deleted").volume_id, volume);
+    assert_eq!(home_deletes(), 1);
+    assert!(app.home_volumes().is_empty(), "gone from Cinder");
+    assert!(
+        provisioner
+            .store()
+            .home_volume(alice())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
