@@ -139,16 +139,20 @@ impl Provisioner {
                 .append_event(vm.id, EventKind::Warning, &event)
                 .await;
         }
-        if matches!(vm.state, VmState::Creating | VmState::Booting)
-            && self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds.get())
-        {
+        let limit = self.inner.settings.launch.boot_timeout_seconds.get();
+        if matches!(vm.state, VmState::Creating | VmState::Booting) && self.timed_out(vm, limit) {
             let phase = if vm.state == VmState::Creating {
                 "creating"
             } else {
                 "booting"
             };
-            self.fail(vm, &format!("failed while {phase}: {message}"))
-                .await;
+            let message = match error {
+                StepError::Waiting(_) => format!(
+                    "failed while {phase}: {message}, and gave up after {limit} s; try again later"
+                ),
+                _ => format!("failed while {phase}: {message}"),
+            };
+            self.fail(vm, &message).await;
         }
     }
 

@@ -314,3 +314,27 @@ async fn delete_my_storage_deletes_only_a_volume_marked_as_the_users() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_volume_that_never_finishes_detaching_fails_the_relaunch_after_the_boot_timeout() {
+    // Arrange
+    let app = spawn(|c| c.launch.boot_timeout_seconds = NonZero::new(1).unwrap()).await;
+    app.web.launch().await;
+    app.wait_for("building").await;
+    app.fake.world().detach_polls = u32::MAX;
+    app.web.delete().await;
+    app.wait_for("deleted").await;
+
+    // Act
+    app.web.launch().await;
+    let failed = app.wait_for("failed").await;
+
+    // Assert
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("still attached to your previous VM (detaching)")
+            && error.contains("gave up after 1 s; try again later"),
+        "{failed:#}"
+    );
+    assert_eq!(app.server_bdms().len(), 1, "no server for the relaunch");
+}
