@@ -404,7 +404,10 @@ mount_home() {
     0) helper note "stackbinder: your storage has your work from earlier VMs" ;;
     2)
         helper note "stackbinder: preparing your new storage"
-        mkfs.ext4 -q -L stackbinder-home "$disk" || fail "could not make a filesystem on your storage"
+        # -F: never stop at a question (a whole disk, not a partition);
+        # blkid has just said there is nothing on it to lose.
+        mkfs.ext4 -F -q -L stackbinder-home "$disk" </dev/null ||
+            fail "could not make a filesystem on your storage"
         ;;
     *) fail "could not read your storage (blkid exit status $status); it was left as it is" ;;
     esac

@@ -181,3 +181,50 @@ async fn storage_list_and_delete_on_the_command_line() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("there is no storage to delete"));
 }
+
+#[tokio::test]
+async fn expiry_and_idle_culling_keep_the_storage() {
+    for culled_by in ["expiry", "idle culling"] {
+        // Arrange
+        let app = spawn_app_with(TestOptions {
+            configure: |c| {
+                c.storage.home_volume_gb = 10;
+                c.launch.idle_timeout_minutes = 30;
+                c.provision.idle_check_seconds = 0;
+            },
+            ..TestOptions::default()
+        })
+        .await;
+        app.login_registered("ines").await;
+        assert_is_redirect_to(&app.launch(REPO, "main", "").await, "/VM_status");
+        let view = app.wait_for_state("ready").await;
+        let vm: stackbinder::domain::VmId = view["id"].as_str().unwrap().parse().unwrap();
+
+        // Act
+        if culled_by == "expiry" {
+            app.store()
+                .set_expiry(vm, chrono::Utc::now() - chrono::Duration::seconds(1))
+                .await
+                .unwrap();
+        } else {
+            app.cloud
+                .set_jupyter_last_activity(chrono::Utc::now() - chrono::Duration::minutes(45));
+        }
+        app.wait_for_view(&app.browser, "the VM to be deleted", |v| {
+            v["state"] == "deleted"
+        })
+        .await;
+
+        // Assert: the boot volume went, the home volume stayed.
+        let home = app.cloud.created()[0].home_volume.clone().unwrap();
+        assert!(
+            app.cloud.has_volume(&home),
+            "{culled_by} deleted the storage"
+        );
+        assert_eq!(
+            app.cloud.volume_count(),
+            1,
+            "{culled_by}: only the home volume is left"
+        );
+    }
+}
