@@ -1,7 +1,7 @@
 //! Each user's home volume: the Cinder volume that outlives their VMs.
 //! One row per user, made once the volume exists in the cloud.
 
-use super::{Result, Store, on_pool};
+use super::{Result, Store, StoreError, on_pool};
 use crate::domain::{GithubId, Login};
 use chrono::{DateTime, Utc};
 
@@ -58,10 +58,10 @@ impl Store {
         .await
         .map(drop)
         })?;
-        Ok(self
-            .home_volume(owner)
+        // Gone again only if a deletion of the storage raced this record.
+        self.home_volume(owner)
             .await?
-            .expect("the row was just written or was there"))
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 
     pub async fn home_volume_attached(&self, owner: GithubId, at: DateTime<Utc>) -> Result<()> {
