@@ -4,6 +4,7 @@
 
 mod boot;
 mod create;
+mod home;
 
 pub(super) use create::LostCreate;
 mod deletion;
@@ -22,6 +23,10 @@ pub enum StepError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    /// Something the launch needs is not ready yet (the owner's storage
+    /// still detaching from their previous VM): why, for the VM's events.
+    #[error("{0}")]
+    Waiting(String),
 }
 
 impl StepError {
@@ -126,8 +131,16 @@ impl Provisioner {
     /// a launch gives up when the phase's time is up.
     #[tracing::instrument(skip_all)]
     async fn note_error(&self, vm: &VmRecord, error: &StepError) {
-        tracing::warn!(error = %error, "step failed; will retry");
         let message = error.to_string();
+        // A wait is told as it is (the status page shows warnings), an
+        // error with the retry that follows.
+        let event = if let StepError::Waiting(_) = error {
+            tracing::info!(why = %error, "waiting");
+            message.clone()
+        } else {
+            tracing::warn!(error = %error, "step failed; will retry");
+            format!("{message} (retrying)")
+        };
         let repeated = {
             let mut last = self.inner.last_errors.lock().expect("lock");
             last.insert(vm.id, message.clone()).as_deref() == Some(message.as_str())
@@ -136,19 +149,23 @@ impl Provisioner {
             let _ = self
                 .inner
                 .driver_store
-                .append_event(vm.id, EventKind::Warning, &format!("{message} (retrying)"))
+                .append_event(vm.id, EventKind::Warning, &event)
                 .await;
         }
-        if matches!(vm.state, VmState::Creating | VmState::Booting)
-            && self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds.get())
-        {
+        let limit = self.inner.settings.launch.boot_timeout_seconds.get();
+        if matches!(vm.state, VmState::Creating | VmState::Booting) && self.timed_out(vm, limit) {
             let phase = if vm.state == VmState::Creating {
                 "creating"
             } else {
                 "booting"
             };
-            self.fail(vm, &format!("failed while {phase}: {message}"))
-                .await;
+            let message = match error {
+                StepError::Waiting(_) => format!(
+                    "failed while {phase}: {message}, and gave up after {limit} s; try again later"
+                ),
+                _ => format!("failed while {phase}: {message}"),
+            };
+            self.fail(vm, &message).await;
         }
     }
 

@@ -11,6 +11,9 @@ pub use driver::StepError;
 mod leading;
 mod lifecycle;
 pub mod reconcile;
+mod storage;
+
+pub use storage::StorageError;
 
 use crate::cloud::metered::Metered;
 use crate::cloud::{
@@ -18,7 +21,7 @@ use crate::cloud::{
     ServerSpec,
 };
 use crate::cloud_init::{self, CallbackReport, LaunchData};
-use crate::config::{CloudConfig, LaunchConfig};
+use crate::config::{CloudConfig, LaunchConfig, StorageConfig};
 use crate::domain::{GithubId, LaunchRequest, LogLine, VmId, VmState};
 use crate::lease::Leadership;
 use crate::metrics::Metrics;
@@ -93,6 +96,7 @@ pub struct Settings {
     pub callback_url: Url,
     pub cloud: CloudConfig,
     pub launch: LaunchConfig,
+    pub storage: StorageConfig,
     pub poll_interval: Duration,
     /// The most VMs the driver moves forward at once.
     pub concurrency: usize,
@@ -399,7 +403,12 @@ impl Provisioner {
         self.inner.wake.notify_one();
     }
 
-    fn server_spec(&self, vm: &VmRecord, callback_secret: &str) -> ServerSpec {
+    fn server_spec(
+        &self,
+        vm: &VmRecord,
+        callback_secret: &str,
+        home_volume: Option<String>,
+    ) -> ServerSpec {
         let s = &self.inner.settings;
         let data = LaunchData {
             vm_id: vm.id,
@@ -414,6 +423,7 @@ impl Provisioner {
                 .join("api/vm/callback")
                 .expect("a relative path joins"),
             callback_secret: callback_secret.to_owned(),
+            home_volume_id: home_volume.clone(),
         };
         let metadata = BTreeMap::from([
             (META_OWNER.to_owned(), vm.owner_id.to_string()),
@@ -436,6 +446,8 @@ impl Provisioner {
             network: s.cloud.network.clone(),
             user_data: cloud_init::render_user_data(&data),
             metadata,
+            home_volume,
+            availability_zone: s.cloud.availability_zone.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@
 mod access_names;
 mod activity;
 mod events;
+mod home_volumes;
 mod installation;
 mod leases;
 mod links;
@@ -21,6 +22,7 @@ mod wake;
 
 pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
+pub use home_volumes::{HomeVolume, HomeVolumeOfUser};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
 pub use sqlite_busy::BusyCounts;
 pub use tokens::{ApiToken, NewToken};

@@ -20,6 +20,7 @@ mod register;
 mod session;
 mod session_store;
 mod status;
+mod storage;
 mod tokens;
 
 pub use api_v1::ApiRateLimit;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(delete::router())
         .merge(extend::router())
         .merge(tokens::router())
+        .merge(storage::router())
         .merge(callback::router())
         .merge(health::router())
         .merge(metrics::router())

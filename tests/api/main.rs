@@ -17,6 +17,7 @@ mod fake_github;
 mod get_never_mutates;
 mod github_login;
 mod helpers;
+mod home_volume;
 mod image_build;
 mod journey;
 mod launch_script;

@@ -78,12 +78,20 @@ impl Provisioner {
         vm: &VmRecord,
         server: &Server,
     ) -> Result<(), StepError> {
-        if !vm.volume_ids.0.is_empty() {
+        if !vm.volume_ids.0.is_empty() || server.volume_ids.is_empty() {
             return Ok(());
         }
-        // While the server is new, its boot volume is all it has; with
-        // more than one attached we cannot tell, and record none.
-        let [boot] = server.volume_ids.as_slice() else {
+        // While the server is new, its boot volume is all it has besides
+        // the owner's home volume (never ours to delete); with more than
+        // one other attached we cannot tell, and record none.
+        let home = self.inner.driver_store.home_volume(vm.owner_id).await?;
+        let home = home.as_ref().map(|h| h.volume_id.as_str());
+        let others: Vec<&String> = server
+            .volume_ids
+            .iter()
+            .filter(|id| Some(id.as_str()) != home)
+            .collect();
+        let [boot] = others.as_slice() else {
             return Ok(());
         };
         self.inner

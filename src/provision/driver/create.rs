@@ -1,6 +1,7 @@
 //! Creating a VM's server, or adopting the one an earlier attempt made.
 
 use super::StepError;
+use super::home::HomeVolumeUse;
 use crate::cloud::{CloudError, Server};
 use crate::domain::{VmId, VmState};
 use crate::provision::Provisioner;
@@ -67,16 +68,32 @@ impl Provisioner {
                         .await?;
                 }
                 None => {
+                    let home_volume = match self.home_volume_for(vm).await? {
+                        HomeVolumeUse::Off => None,
+                        HomeVolumeUse::Attach(id) => Some(id),
+                        HomeVolumeUse::Wait(why) => return Err(StepError::Waiting(why)),
+                        HomeVolumeUse::Refuse(why) => {
+                            self.fail(vm, &why).await;
+                            return Ok(());
+                        }
+                    };
                     // The hash is stored before the secret leaves, so whatever
                     // server results from this call can authenticate.
                     let callback_secret = secret::generate();
                     store
                         .set_secret_hash(vm.id, &secret::hash(&callback_secret))
                         .await?;
-                    let spec = self.server_spec(vm, &callback_secret);
+                    let spec = self.server_spec(vm, &callback_secret, home_volume);
                     store.check_lease().await?;
                     match cloud.create_server(&spec).await {
-                        Ok(id) => store.set_server_id(vm.id, &id).await?,
+                        Ok(id) => {
+                            store.set_server_id(vm.id, &id).await?;
+                            if spec.home_volume.is_some() {
+                                store
+                                    .home_volume_attached(vm.owner_id, chrono::Utc::now())
+                                    .await?;
+                            }
+                        }
                         Err(e) if !e.is_transient() => {
                             self.fail(vm, &format!("the cloud refused to create your server: {e}"))
                                 .await;
