@@ -68,6 +68,7 @@ pub struct Config {
     pub image: ImageConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    #[serde(default)]
     pub storage: StorageConfig,
 }
 
