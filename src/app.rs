@@ -9,7 +9,7 @@ use crate::config::{Backend, Config, ConfigError};
 use crate::github::Github;
 use crate::provision::{self, Provisioner};
 use crate::store::Store;
-use crate::web::{self, AppState, GuessGuard, LoginMode, SessionRows};
+use crate::web::{self, AppState, GuessGuard, LoginMode, SessionRows, Tarpit};
 use anyhow::Context;
 use secrecy::SecretString;
 use std::future::Future;
@@ -157,6 +157,7 @@ impl Application {
         let api_limit = Arc::new(crate::web::ApiRateLimit::new(
             config.api.requests_per_minute,
         ));
+        let tarpit = Arc::new(Tarpit::new(config.server.lockout_hold()));
         let state = AppState {
             access,
             config: Arc::new(config),
@@ -165,6 +166,7 @@ impl Application {
             login_mode,
             registration_secret: secrets.registration_secret.map(Arc::new),
             guesses,
+            tarpit,
             api_limit,
             shutdown: CancellationToken::new(),
             proxy: crate::proxy::Proxy::default(),
