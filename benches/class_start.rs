@@ -688,6 +688,7 @@ async fn simulator_share(n: usize) -> u64 {
             jupyter_token: stackbinder::secret::generate(),
             callback_url: callback_url.parse().expect("a URL"),
             callback_secret: stackbinder::secret::generate(),
+            home_volume_id: None,
         };
         let spec = stackbinder::cloud::ServerSpec {
             name: format!("binder-student{i}"),
@@ -700,6 +701,8 @@ async fn simulator_share(n: usize) -> u64 {
             network: None,
             user_data: stackbinder::cloud_init::render_user_data(&data),
             metadata: BTreeMap::new(),
+            home_volume: None,
+            availability_zone: None,
         };
         servers.push(
             cloud

@@ -3,7 +3,7 @@
 //! that do not parse (figment's errors, a 0 for a `NonZero*` key among
 //! them) get the fix their section gives for the key.
 
-use super::{ApiConfig, RegistrationConfig, ServerConfig};
+use super::{ApiConfig, RegistrationConfig, ServerConfig, StorageConfig};
 use super::{CloudConfig, GithubConfig, ImageConfig, LaunchConfig, ProvisionConfig};
 use std::fmt;
 
@@ -85,6 +85,7 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         "provision" => ProvisionConfig::fix(field),
         "image" => ImageConfig::fix(field),
         "api" => ApiConfig::fix(field),
+        "storage" => StorageConfig::fix(field),
         _ => None,
     };
     fix.unwrap_or("see the comment for this key in config.toml")

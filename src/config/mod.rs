@@ -22,6 +22,7 @@ mod provision;
 mod registration;
 mod server;
 mod simulator;
+mod storage;
 
 pub use api::ApiConfig;
 pub use cloud::{Backend, CloudConfig, JupyterAccess};
@@ -35,6 +36,7 @@ pub use provision::ProvisionConfig;
 pub use registration::{GithubUser, OrgOrTeam, RegistrationConfig};
 pub use server::ServerConfig;
 pub use simulator::SimulatorConfig;
+pub use storage::StorageConfig;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -66,6 +68,8 @@ pub struct Config {
     pub image: ImageConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// Secrets resolved from their value or file, kept apart from `Config` so
@@ -124,6 +128,7 @@ impl Config {
         self.cloud.validate()?;
         self.launch.validate()?;
         self.image.validate()?;
+        self.storage.validate()?;
         self.secrets().map(|_| ())
     }
 
@@ -200,6 +205,7 @@ pub(crate) mod tests {
         assert_eq!(c.image.builder_flavor, defaults.builder_flavor);
         assert_eq!(c.image.build_timeout_minutes.get(), 90);
         assert_eq!(c.image.snapshot_timeout_minutes.get(), 60);
+        assert_eq!(c.storage.home_volume_gb(), Some(10));
     }
 
     // figment's Jail fixes the closure's error type.

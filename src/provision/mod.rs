@@ -8,8 +8,12 @@ mod driver;
 pub mod jupyter;
 
 pub use driver::StepError;
+mod leading;
 mod lifecycle;
 pub mod reconcile;
+mod storage;
+
+pub use storage::StorageError;
 
 use crate::cloud::metered::Metered;
 use crate::cloud::{
@@ -17,8 +21,9 @@ use crate::cloud::{
     ServerSpec,
 };
 use crate::cloud_init::{self, CallbackReport, LaunchData};
-use crate::config::{CloudConfig, LaunchConfig};
+use crate::config::{CloudConfig, LaunchConfig, StorageConfig};
 use crate::domain::{GithubId, LaunchRequest, LogLine, VmId, VmState};
+use crate::lease::Leadership;
 use crate::metrics::Metrics;
 use crate::secret;
 use crate::store::{CallbackOutcome, NewVm, Store, StoreError, User, VmRecord};
@@ -91,6 +96,7 @@ pub struct Settings {
     pub callback_url: Url,
     pub cloud: CloudConfig,
     pub launch: LaunchConfig,
+    pub storage: StorageConfig,
     pub poll_interval: Duration,
     /// The most VMs the driver moves forward at once.
     pub concurrency: usize,
@@ -120,6 +126,11 @@ pub struct Provisioner {
 
 struct Inner {
     store: Store,
+    /// The same store, fenced by the driver lease: every write of the
+    /// driver goes through it, so a replica that lost the lease moves no VM.
+    driver_store: Store,
+    /// Whether this replica leads the background work (`crate::lease`).
+    leadership: Leadership,
     cloud: Arc<dyn Cloud>,
     settings: Settings,
     /// This installation's id: everything it creates carries it, and it
@@ -164,8 +175,11 @@ impl Provisioner {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
+        let leadership = Leadership::new();
         Self {
             inner: Arc::new(Inner {
+                driver_store: store.fenced_by(&leadership),
+                leadership,
                 store,
                 cloud,
                 settings,
@@ -186,6 +200,11 @@ impl Provisioner {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Whether this replica leads the background work.
+    pub fn leadership(&self) -> &Leadership {
+        &self.inner.leadership
     }
 
     pub fn cloud(&self) -> &Arc<dyn Cloud> {
@@ -264,16 +283,22 @@ impl Provisioner {
         reason: DeleteReason,
         why: &str,
     ) -> Result<bool, ProvisionError> {
-        Ok(self.request_delete(vm.id, reason, why).await?)
+        Ok(self
+            .request_delete(&self.inner.store, vm.id, reason, why)
+            .await?)
     }
 
+    /// Record a deletion through `store`: the plain one for what people
+    /// ask for, the driver's fenced one for expiry, culling and the
+    /// reconciler.
     async fn request_delete(
         &self,
+        store: &Store,
         id: VmId,
         reason: DeleteReason,
         why: &str,
     ) -> Result<bool, StoreError> {
-        let moved = self.inner.store.request_delete(id, why).await?;
+        let moved = store.request_delete(id, why).await?;
         if moved {
             tracing::info!(vm = %id, why, "deletion recorded");
             self.inner.metrics.deletion_requested(reason.label());
@@ -378,7 +403,12 @@ impl Provisioner {
         self.inner.wake.notify_one();
     }
 
-    fn server_spec(&self, vm: &VmRecord, callback_secret: &str) -> ServerSpec {
+    fn server_spec(
+        &self,
+        vm: &VmRecord,
+        callback_secret: &str,
+        home_volume: Option<String>,
+    ) -> ServerSpec {
         let s = &self.inner.settings;
         let data = LaunchData {
             vm_id: vm.id,
@@ -393,6 +423,7 @@ impl Provisioner {
                 .join("api/vm/callback")
                 .expect("a relative path joins"),
             callback_secret: callback_secret.to_owned(),
+            home_volume_id: home_volume.clone(),
         };
         let metadata = BTreeMap::from([
             (META_OWNER.to_owned(), vm.owner_id.to_string()),
@@ -415,6 +446,8 @@ impl Provisioner {
             network: s.cloud.network.clone(),
             user_data: cloud_init::render_user_data(&data),
             metadata,
+            home_volume,
+            availability_zone: s.cloud.availability_zone.clone(),
         }
     }
 }

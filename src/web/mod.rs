@@ -20,6 +20,7 @@ mod register;
 mod session;
 mod session_store;
 mod status;
+mod storage;
 mod tarpit;
 mod tokens;
 
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .merge(delete::router())
         .merge(extend::router())
         .merge(tokens::router())
+        .merge(storage::router())
         .merge(callback::router())
         .merge(health::router())
         .merge(metrics::router())

@@ -209,6 +209,8 @@ fn headline(vm: &VmRecord) -> &'static str {
 struct StatusPage {
     layout: Layout,
     vm: VmView,
+    /// The owner's home volume, if they have one.
+    storage: Option<crate::store::HomeVolume>,
     steps: &'static [(&'static str, &'static str)],
 }
 
@@ -220,6 +222,7 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
     Ok(render(StatusPage {
         layout: user.visitor.layout(&state, "Your VM"),
         vm,
+        storage: state.store.home_volume(user.user.github_id).await?,
         steps: &STEPS,
     })?
     .into_response())

@@ -105,6 +105,7 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
         jupyter_token: "jupyter-token".into(),
         callback_url: url::Url::parse("http://127.0.0.1:1/api/vm/callback").unwrap(),
         callback_secret: "callback-secret".into(),
+        home_volume_id: None,
     };
     ServerSpec {
         name: format!("{}{login}", config.name_prefix),
@@ -123,5 +124,7 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
             (META_VM.into(), vm.to_string()),
             (META_INSTANCE.into(), owner().to_string()),
         ]),
+        home_volume: None,
+        availability_zone: None,
     }
 }
