@@ -10,7 +10,7 @@ use crate::github::Github;
 use crate::lease;
 use crate::provision::{self, Provisioner};
 use crate::store::Store;
-use crate::web::{self, AppState, GuessGuard, LoginMode, SessionRows};
+use crate::web::{self, AppState, GuessGuard, LoginMode, SessionRows, Tarpit};
 use anyhow::Context;
 use axum::serve::ListenerExt as _;
 use secrecy::SecretString;
@@ -161,6 +161,7 @@ impl Application {
         let api_limit = Arc::new(crate::web::ApiRateLimit::new(
             config.api.requests_per_minute,
         ));
+        let tarpit = Arc::new(Tarpit::new(config.server.lockout_hold()));
         let state = AppState {
             access,
             config: Arc::new(config),
@@ -169,6 +170,7 @@ impl Application {
             login_mode,
             registration_secret: secrets.registration_secret.map(Arc::new),
             guesses,
+            tarpit,
             api_limit,
             shutdown: CancellationToken::new(),
             proxy: crate::proxy::Proxy::default(),

@@ -25,6 +25,9 @@ pub struct ServerConfig {
     /// Behind a reverse proxy: take the client address from the last entry
     /// of `X-Forwarded-For` (rate limits are per client address).
     pub trust_forwarded_for: bool,
+    /// How long the refusal (429) of a locked-out address is held back, in
+    /// milliseconds (never longer than its `Retry-After`); 0 answers at once.
+    pub lockout_hold_ms: u32,
     /// When set, `/metrics` wants `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretString>,
     /// When set, each user's Jupyter is served at `<login>.<user_domain>`
@@ -49,6 +52,11 @@ impl ServerConfig {
     /// A session ends after this long without a request.
     pub fn session_idle(&self) -> Duration {
         Duration::from_secs(u64::from(self.session_idle_minutes.get()) * 60)
+    }
+
+    /// How long a locked-out address's refusal is held back.
+    pub fn lockout_hold(&self) -> Duration {
+        Duration::from_millis(u64::from(self.lockout_hold_ms))
     }
 
     /// How long the driver lease lasts (`lease_seconds`).
@@ -127,6 +135,7 @@ impl Default for ServerConfig {
             session_max_hours: const { NonZeroU32::new(24).unwrap() },
             banner: None,
             trust_forwarded_for: false,
+            lockout_hold_ms: 1000,
             metrics_token: None,
             user_domain: None,
             callback_url: None,

@@ -70,6 +70,12 @@ impl GuessGuard {
         session.max(address)
     }
 
+    /// Seconds until `address` may try again, if the whole address is
+    /// locked out (not just one of its sessions).
+    pub fn address_locked_for(&self, address: IpAddr) -> Option<u64> {
+        self.addresses.locked_for(&address)
+    }
+
     /// Count a wrong guess; says what it locked out, if anything.
     pub fn wrong_guess(&self, guesser: Guesser<'_>) -> Option<Lockout> {
         let session = guesser

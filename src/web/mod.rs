@@ -21,6 +21,7 @@ mod session;
 mod session_store;
 mod status;
 mod storage;
+mod tarpit;
 mod tokens;
 
 pub use api_v1::ApiRateLimit;
@@ -29,6 +30,7 @@ pub use error::WebError;
 pub use guard::{ADDRESS_ALLOWANCE, GuessGuard};
 pub use session::{RegisteredUser, SESSION_COOKIE, keep_alive_session, safe_next};
 pub use session_store::SessionRows;
+pub use tarpit::Tarpit;
 
 use crate::config::Config;
 use crate::provision::Provisioner;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub access: Arc<crate::access::Access>,
     /// Locks out clients that guess registration secrets.
     pub guesses: Arc<GuessGuard>,
+    /// Holds back the refusals of locked-out addresses.
+    pub tarpit: Arc<Tarpit>,
     /// Requests per API token (`[api] requests_per_minute`).
     pub api_limit: Arc<ApiRateLimit>,
     /// Fires at shutdown, so long-lived event streams end.

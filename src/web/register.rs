@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use secrecy::ExposeSecret;
+use std::time::Duration;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/register/{secret}", get(invitation).post(register))
@@ -60,6 +61,11 @@ async fn resolve(
         session: session.as_deref(),
     };
     if let Some(retry_after) = state.guesses.locked_for(guesser) {
+        // Only a locked address is held back: a locked session may share
+        // its address with a whole class.
+        if let Some(wait) = state.guesses.address_locked_for(ip.0) {
+            state.tarpit.hold(ip.0, Duration::from_secs(wait)).await;
+        }
         return Err(WebError::TooManyRequests { retry_after });
     }
     if let Some(configured) = &state.registration_secret

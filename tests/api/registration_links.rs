@@ -460,3 +460,36 @@ async fn a_guesser_who_throws_its_sessions_away_is_stopped_by_the_address_limit(
         "the whole address is locked: the price of a shared address"
     );
 }
+
+#[tokio::test]
+async fn a_locked_out_address_has_its_refusals_held_back_and_no_one_else() {
+    let fake = FakeGithub::start().await;
+    let app = spawn_with_github(&fake, |config| {
+        config.registration.wrong_guesses = NonZero::new(1).unwrap();
+        config.server.trust_forwarded_for = true;
+        config.server.lockout_hold_ms = 1500;
+    })
+    .await;
+    let from = |ip: &'static str, path: String| {
+        let request = plain_client()
+            .get(app.url(&path))
+            .header("x-forwarded-for", ip);
+        async move {
+            let asked = std::time::Instant::now();
+            let status = request.send().await.unwrap().status();
+            (status, asked.elapsed())
+        }
+    };
+    for n in 0..=stackbinder::web::ADDRESS_ALLOWANCE {
+        let (status, _) = from("192.0.2.66", format!("/register/guess-{n}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "guess {n}");
+    }
+    // Locked out: refused, but only after the hold, so a client that never
+    // stops asking asks slowly.
+    let (status, took) = from("192.0.2.66", app.registration_path()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(took >= std::time::Duration::from_millis(1500), "{took:?}");
+    // A classmate at another address is answered as ever.
+    let (status, _) = from("192.0.2.7", app.registration_path()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "to the login, then back");
+}

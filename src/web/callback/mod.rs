@@ -104,6 +104,7 @@ async fn callback(
     body: axum::body::Bytes,
 ) -> Response {
     if let Some(wait) = limits.failures.retry_after(ip, Instant::now()) {
+        state.tarpit.hold(ip, wait).await;
         return too_many_requests(wait);
     }
     let Some(secret) = headers
