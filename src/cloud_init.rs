@@ -32,6 +32,10 @@ pub struct LaunchData {
     pub jupyter_token: String,
     pub callback_url: Url,
     pub callback_secret: String,
+    /// The launch profile asks for GPUs: the container runs with
+    /// `--gpus all`.
+    #[serde(default)]
+    pub gpu: bool,
 }
 
 /// One progress report from the VM to `POST /api/vm/callback`.
@@ -111,6 +115,7 @@ mod tests {
             jupyter_token: "tok".into(),
             callback_url: Url::parse("http://127.0.0.1:8080/api/vm/callback").unwrap(),
             callback_secret: "s3cret".into(),
+            gpu: false,
         }
     }
 

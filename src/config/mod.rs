@@ -17,6 +17,7 @@ mod error;
 mod github;
 mod image;
 mod launch;
+mod profiles;
 mod provision;
 mod registration;
 mod server;
@@ -29,6 +30,7 @@ use error::{URL_FIX, from_figment_error};
 pub use github::GithubConfig;
 pub use image::ImageConfig;
 pub use launch::LaunchConfig;
+pub use profiles::{Profile, Profiles};
 pub use provision::ProvisionConfig;
 pub use registration::{GithubUser, OrgOrTeam, RegistrationConfig};
 pub use server::ServerConfig;
@@ -62,6 +64,9 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     #[serde(default)]
     pub image: ImageConfig,
+    /// `[[profiles]]`: empty means every VM is made of `[cloud]`.
+    #[serde(default)]
+    pub profiles: Profiles,
 }
 
 /// Secrets resolved from their value or file, kept apart from `Config` so
@@ -120,6 +125,7 @@ impl Config {
         self.cloud.validate()?;
         self.launch.validate()?;
         self.image.validate()?;
+        self.profiles.validate()?;
         self.secrets().map(|_| ())
     }
 

@@ -1,4 +1,4 @@
-use super::{GitRef, RepoSpec, UrlPath};
+use super::{GitRef, ProfileName, RepoSpec, UrlPath};
 use serde::Deserialize;
 
 /// What a user asks to launch, checked.
@@ -7,6 +7,9 @@ pub struct LaunchRequest {
     pub repo: RepoSpec,
     pub git_ref: GitRef,
     pub url_path: UrlPath,
+    /// The launch profile asked for; whether the user may have it is
+    /// `access::profiles`' to say. `None`: the default (or no profiles).
+    pub profile: Option<ProfileName>,
 }
 
 /// The raw launch parameters as they arrive in a query string or a form:
@@ -19,6 +22,8 @@ pub struct LaunchParams {
     pub urlpath: Option<String>,
     pub labpath: Option<String>,
     pub filepath: Option<String>,
+    /// A launch profile by name (`[[profiles]]`).
+    pub profile: Option<String>,
 }
 
 impl LaunchParams {
@@ -40,10 +45,14 @@ impl LaunchParams {
             (None, None, None) => UrlPath::default(),
             _ => return Err("give only one of urlpath, labpath and filepath".into()),
         };
+        let profile = non_empty(&self.profile)
+            .map(ProfileName::parse)
+            .transpose()?;
         Ok(LaunchRequest {
             repo,
             git_ref,
             url_path,
+            profile,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! confirmation page, so a mybinder badge works by swapping the host.
 
 use super::layout::{Layout, render};
+use super::profile_choice::{self, Offer};
 use super::session::{CsrfForm, CsrfProtected, RegisteredUser};
 use super::status::VmView;
 use super::{AppState, LoginMode, WebError};
@@ -15,6 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
@@ -35,6 +37,8 @@ struct ConfirmPage {
     params: LaunchParams,
     existing: Option<VmView>,
     share_link: Option<String>,
+    /// The launch profiles the user may pick (none: no profiles).
+    offers: Vec<Offer>,
 }
 
 /// A link anyone can open to launch the same thing.
@@ -54,8 +58,20 @@ pub fn share_link(state: &AppState, request: &LaunchRequest) -> String {
         if !request.url_path.as_str().is_empty() {
             q.append_pair("urlpath", request.url_path.as_str());
         }
+        if let Some(profile) = &request.profile {
+            q.append_pair("profile", profile.as_str());
+        }
     }
     url.into()
+}
+
+/// The session's GitHub token that may read organization membership.
+async fn github_token(user: &RegisteredUser) -> Result<Option<SecretString>, WebError> {
+    Ok(user
+        .visitor
+        .org_access()
+        .await?
+        .map(|a| SecretString::from(a.github_token)))
 }
 
 async fn confirm(
@@ -74,6 +90,26 @@ async fn confirm(
             Ok(()) => (StatusCode::OK, Some(r), None),
         },
     };
+    let mut offers = Vec::new();
+    let (status, request, error) = match request {
+        Some(r) if existing.is_none() => {
+            let token = github_token(&user).await?;
+            match profile_choice::choose(&state, &user.user, token.as_ref(), r.profile.as_ref())
+                .await
+            {
+                Ok((chosen, allowed)) => {
+                    offers = profile_choice::offers(&state, &allowed, chosen).await?;
+                    (status, Some(r), error)
+                }
+                Err(why) => (
+                    StatusCode::FORBIDDEN,
+                    None,
+                    Some(capitalized(&why.to_string())),
+                ),
+            }
+        }
+        other => (status, other, error),
+    };
     let share_link = request.as_ref().map(|r| share_link(&state, r));
     let page = ConfirmPage {
         layout: user.visitor.layout(&state, "Launch a VM"),
@@ -82,6 +118,7 @@ async fn confirm(
         params,
         existing,
         share_link,
+        offers,
     };
     Ok((status, render(page)?).into_response())
 }
@@ -112,14 +149,27 @@ async fn launch(
             params,
             existing: None,
             share_link: None,
+            offers: Vec::new(),
         };
         Ok((status, render(page)?).into_response())
     };
-    let request = match form.params.validate(&state.config.launch.default_repo) {
+    let mut request = match form.params.validate(&state.config.launch.default_repo) {
         Ok(r) => r,
         Err(message) => return refused(StatusCode::BAD_REQUEST, message, form.params),
     };
     ensure_still_member(&state, &user).await?;
+    let token = github_token(&user).await?;
+    match profile_choice::choose(&state, &user.user, token.as_ref(), request.profile.as_ref()).await
+    {
+        Ok((chosen, _)) => request.profile = chosen.map(|p| p.name.clone()),
+        Err(why) => {
+            return refused(
+                StatusCode::FORBIDDEN,
+                capitalized(&why.to_string()),
+                form.params,
+            );
+        }
+    }
     match state.provisioner.launch(&user.user, &request).await {
         // A double click or a second tab lands on the same VM.
         Ok(_) | Err(ProvisionError::AlreadyHasVm(_)) => {
@@ -141,6 +191,14 @@ async fn launch(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A sentence from a message that starts lower-case.
+fn capitalized(message: &str) -> String {
+    let mut chars = message.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect::<String>() + "."
+    })
 }
 
 /// A user let in by organization membership is checked with GitHub again

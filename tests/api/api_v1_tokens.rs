@@ -16,7 +16,7 @@ macro_rules! on_db {
 }
 
 /// Make a token on the tokens page with the given scopes; the token shown.
-async fn make_token(browser: &Browser, label: &str, scopes: &[&str]) -> String {
+pub(crate) async fn make_token(browser: &Browser, label: &str, scopes: &[&str]) -> String {
     let csrf = browser.csrf().await;
     let mut form = vec![("csrf", csrf.as_str()), ("label", label), ("days", "30")];
     form.extend(scopes.iter().map(|s| (*s, "on")));

@@ -10,4 +10,5 @@ mod helpers;
 mod image_build;
 mod launch;
 mod ownership;
+mod profiles;
 mod proxy_mode;

@@ -6,7 +6,7 @@
 use super::OpenStackCloud;
 use super::api::Repeat;
 use super::errors::ApiError;
-use super::resolve::Resolved;
+use super::resolve::{Flavor, Resolved};
 use super::session::{COMPUTE, NOVA_MICROVERSION};
 use osauth::services::NETWORK;
 use serde::Deserialize;
@@ -75,6 +75,16 @@ impl Usage {
     }
 }
 
+/// How many more VMs fit in every limit of `usage`; `None` when no
+/// resource is limited.
+pub fn room(usage: &[Usage]) -> Option<u64> {
+    usage
+        .iter()
+        .filter(|u| u.limit >= 0 && u.needed > 0)
+        .map(|u| u64::try_from((u.limit - u.used) / u.needed).unwrap_or(0))
+        .min()
+}
+
 fn field(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> i64 {
     map.get(key).and_then(|v| v.as_i64()).unwrap_or(-1)
 }
@@ -83,9 +93,13 @@ impl OpenStackCloud {
     /// Usage against the limit of every resource one more VM takes.
     /// `owner`: the installation launching, whose free floating IPs would be
     /// reused (none for `check`, which then counts one more allocation).
+    /// `flavor` and `volume_size_gb` are those of the VM to make (of
+    /// `[cloud]` or of its launch profile).
     pub(super) async fn usage(
         &self,
         resolved: &Resolved,
+        flavor: &Flavor,
+        volume_size_gb: u32,
         owner: Option<&crate::cloud::InstallationId>,
     ) -> Result<Vec<Usage>, ApiError> {
         let volume = self.api.ready().await?.volume;
@@ -109,7 +123,6 @@ impl OpenStackCloud {
         };
         let (nova, cinder) = tokio::try_join!(nova, cinder)?;
         let (n, c) = (&nova.limits.absolute, &cinder.limits.absolute);
-        let flavor = &resolved.flavor;
         let mut usage = vec![
             Usage {
                 resource: "instances",
@@ -139,7 +152,7 @@ impl OpenStackCloud {
                 resource: "GB of volume storage",
                 used: field(c, "totalGigabytesUsed"),
                 limit: field(c, "maxTotalVolumeGigabytes"),
-                needed: i64::from(self.config.volume_size_gb.get()),
+                needed: i64::from(volume_size_gb),
             },
         ];
         // Behind the Jupyter proxy a launch allocates no floating IP.
@@ -204,6 +217,21 @@ mod tests {
         };
         assert!(!u.has_room());
         assert_eq!(u.describe(), "this project uses 20 of 20 instances");
+    }
+
+    #[test]
+    fn the_room_is_what_the_tightest_limit_leaves() {
+        let u = |used, limit, needed| Usage {
+            resource: "x",
+            used,
+            limit,
+            needed,
+        };
+        assert_eq!(room(&[u(2, 20, 1), u(40, 80, 8), u(0, -1, 4)]), Some(5));
+        assert_eq!(room(&[u(20, 20, 1)]), Some(0));
+        // Over the limit already (a quota lowered under the usage).
+        assert_eq!(room(&[u(25, 20, 1)]), Some(0));
+        assert_eq!(room(&[u(3, -1, 1), u(0, 10, 0)]), None);
     }
 
     #[test]

@@ -199,16 +199,18 @@ impl OpenStackCloud {
     pub(super) async fn post_server(
         &self,
         resolved: &Resolved,
+        flavor: &super::resolve::Flavor,
+        image_id: &str,
         spec: &ServerSpec,
     ) -> Result<String, ApiError> {
         let body = CreateRoot {
             server: Create {
                 name: &spec.name,
-                flavor_ref: &resolved.flavor.id,
+                flavor_ref: &flavor.id,
                 image_ref: "",
                 block_device_mapping_v2: [BlockDevice {
                     boot_index: 0,
-                    uuid: &resolved.image_id,
+                    uuid: image_id,
                     source_type: "image",
                     destination_type: "volume",
                     volume_size: spec.volume_size_gb,

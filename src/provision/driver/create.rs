@@ -68,7 +68,13 @@ impl Provisioner {
                     store
                         .set_secret_hash(vm.id, &secret::hash(&callback_secret))
                         .await?;
-                    let spec = self.server_spec(vm, &callback_secret);
+                    let spec = match self.server_spec(vm, &callback_secret) {
+                        Ok(spec) => spec,
+                        Err(why) => {
+                            self.fail(vm, &why).await;
+                            return Ok(());
+                        }
+                    };
                     match cloud.create_server(&spec).await {
                         Ok(id) => store.set_server_id(vm.id, &id).await?,
                         Err(e) if !e.is_transient() => {

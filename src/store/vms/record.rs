@@ -1,4 +1,6 @@
-use crate::domain::{GitRef, GithubId, Login, Phase, Progress, RepoSpec, UrlPath, VmId, VmState};
+use crate::domain::{
+    GitRef, GithubId, Login, Phase, ProfileName, Progress, RepoSpec, UrlPath, VmId, VmState,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
@@ -44,6 +46,8 @@ pub struct VmRecord {
     pub released_at: Option<DateTime<Utc>>,
     /// When the proxy last saw it used (flushed now and then).
     pub proxied_at: Option<DateTime<Utc>>,
+    /// The launch profile it was made of; `None`: of `[cloud]`.
+    pub profile: Option<ProfileName>,
 }
 
 /// The port column as both stores hold it: an INTEGER (PostgreSQL has no
@@ -97,6 +101,7 @@ impl VmRecord {
             last_activity_at: None,
             released_at: None,
             proxied_at: None,
+            profile: None,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct LaunchBody {
     #[serde(rename = "ref")]
     git_ref: Option<String>,
     urlpath: Option<String>,
+    /// A launch profile by name; unset: the first open to the caller.
+    profile: Option<String>,
 }
 
 async fn show(State(state): State<AppState>, user: TokenUser) -> Result<Response, ApiError> {
@@ -57,10 +59,18 @@ async fn launch(
         urlpath: body.urlpath,
         labpath: None,
         filepath: None,
+        profile: body.profile,
     };
-    let request = params
+    let mut request = params
         .validate(&state.config.launch.default_repo)
         .map_err(ApiError::BadRequest)?;
+    // A token holds no GitHub token: profiles open by organization only
+    // are not open to it.
+    let (chosen, _) =
+        crate::web::profile_choice::choose(&state, &user.user, None, request.profile.as_ref())
+            .await
+            .map_err(|why| ApiError::BadRequest(why.to_string()))?;
+    request.profile = chosen.map(|p| p.name.clone());
     let vm = state.provisioner.launch(&user.user, &request).await?;
     let view = VmView::load(&state.provisioner, &state.config.launch, &vm).await?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
