@@ -2,6 +2,7 @@
 //! so nothing past the web handlers ever sees an unchecked user string.
 
 mod git_ref;
+mod ide;
 mod launch;
 mod log_line;
 mod login;
@@ -16,6 +17,7 @@ mod vm_id;
 mod vm_state;
 
 pub use git_ref::GitRef;
+pub use ide::Ide;
 pub use launch::{LaunchParams, LaunchRequest};
 pub use log_line::LogLine;
 pub use login::{GithubId, Login};

@@ -8,7 +8,7 @@ use super::session::{CsrfForm, CsrfProtected, RegisteredUser};
 use super::status::VmView;
 use super::{AppState, LoginMode, WebError};
 use crate::access::AllowedBy;
-use crate::domain::{LaunchParams, LaunchRequest, RepoSpec};
+use crate::domain::{Ide, LaunchParams, LaunchRequest, RepoSpec};
 use crate::provision::ProvisionError;
 use askama::Template;
 use axum::Router;
@@ -39,6 +39,36 @@ struct ConfirmPage {
     share_link: Option<String>,
     /// The launch profiles the user may pick (none: no profiles).
     offers: Vec<Offer>,
+    /// The interfaces to pick from; none when the link names a path.
+    ides: Vec<IdeOffer>,
+}
+
+/// An interface as the launch page offers it.
+struct IdeOffer {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+/// The interfaces to offer for `request`: every one, the asked-for one
+/// (else JupyterLab) selected, unless the link names a path of its own.
+fn ide_offers(request: &LaunchRequest) -> Vec<IdeOffer> {
+    if request.ide.is_none() && !request.url_path.as_str().is_empty() {
+        return Vec::new();
+    }
+    let chosen = request.ide.unwrap_or(Ide::Lab);
+    Ide::ALL
+        .into_iter()
+        .map(|ide| IdeOffer {
+            value: ide.as_str(),
+            label: if ide == Ide::Lab {
+                "JupyterLab (default)"
+            } else {
+                ide.label()
+            },
+            selected: ide == chosen,
+        })
+        .collect()
 }
 
 /// A link anyone can open to launch the same thing.
@@ -55,8 +85,14 @@ pub fn share_link(state: &AppState, request: &LaunchRequest) -> String {
         if request.git_ref.as_str() != "HEAD" {
             q.append_pair("ref", request.git_ref.as_str());
         }
-        if !request.url_path.as_str().is_empty() {
-            q.append_pair("urlpath", request.url_path.as_str());
+        match request.ide {
+            Some(ide) => {
+                q.append_pair("ide", ide.as_str());
+            }
+            None if !request.url_path.as_str().is_empty() => {
+                q.append_pair("urlpath", request.url_path.as_str());
+            }
+            None => {}
         }
         if let Some(profile) = &request.profile {
             q.append_pair("profile", profile.as_str());
@@ -111,6 +147,7 @@ async fn confirm(
         other => (status, other, error),
     };
     let share_link = request.as_ref().map(|r| share_link(&state, r));
+    let ides = request.as_ref().map(ide_offers).unwrap_or_default();
     let page = ConfirmPage {
         layout: user.visitor.layout(&state, "Launch a VM"),
         request,
@@ -119,6 +156,7 @@ async fn confirm(
         existing,
         share_link,
         offers,
+        ides,
     };
     Ok((status, render(page)?).into_response())
 }
@@ -150,6 +188,7 @@ async fn launch(
             existing: None,
             share_link: None,
             offers: Vec::new(),
+            ides: Vec::new(),
         };
         Ok((status, render(page)?).into_response())
     };

@@ -17,6 +17,7 @@ mod github_login;
 mod helpers;
 mod image_build;
 mod journey;
+mod launch_ide;
 mod launch_profiles;
 mod launch_script;
 mod lifecycle;

@@ -25,8 +25,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
             "INSERT INTO vms (id, owner_id, name, repo, git_ref, url_path, state, jupyter_token,
-                              created_at, updated_at, phase_started_at, expires_at, profile)
-             VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $8, $8, $9, $10)",
+                              created_at, updated_at, phase_started_at, expires_at, profile, ide)
+             VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $8, $8, $9, $10, $11)",
         )
         .bind(id)
         .bind(new.owner)
@@ -38,6 +38,7 @@ impl Store {
         .bind(now)
         .bind(new.expires_at)
         .bind(new.request.profile.as_ref())
+        .bind(new.request.ide)
         .execute(&mut *tx)
         .await;
             match inserted {

@@ -1,5 +1,5 @@
 use crate::domain::{
-    GitRef, GithubId, Login, Phase, ProfileName, Progress, RepoSpec, UrlPath, VmId, VmState,
+    GitRef, GithubId, Ide, Login, Phase, ProfileName, Progress, RepoSpec, UrlPath, VmId, VmState,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -48,6 +48,10 @@ pub struct VmRecord {
     pub proxied_at: Option<DateTime<Utc>>,
     /// The launch profile it was made of; `None`: of `[cloud]`.
     pub profile: Option<ProfileName>,
+    /// The interface the launch asked for (`url_path` is its path).
+    pub ide: Option<Ide>,
+    /// When the VM's Jupyter was found not to provide `ide`.
+    pub ide_missing_at: Option<DateTime<Utc>>,
 }
 
 /// The port column as both stores hold it: an INTEGER (PostgreSQL has no
@@ -102,6 +106,8 @@ impl VmRecord {
             released_at: None,
             proxied_at: None,
             profile: None,
+            ide: None,
+            ide_missing_at: None,
         }
     }
 }

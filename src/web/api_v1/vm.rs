@@ -33,6 +33,9 @@ pub struct LaunchBody {
     urlpath: Option<String>,
     /// A launch profile by name; unset: the first open to the caller.
     profile: Option<String>,
+    /// An interface (`lab`, `notebook`, `rstudio`, `vscode`, `desktop`)
+    /// instead of `urlpath`.
+    ide: Option<String>,
 }
 
 async fn show(State(state): State<AppState>, user: TokenUser) -> Result<Response, ApiError> {
@@ -60,6 +63,7 @@ async fn launch(
         labpath: None,
         filepath: None,
         profile: body.profile,
+        ide: body.ide,
     };
     let mut request = params
         .validate(&state.config.launch.default_repo)
