@@ -54,6 +54,8 @@ pub struct VmView {
     pub name: String,
     pub address: Option<String>,
     pub jupyter_url: Option<String>,
+    /// The launch profile it is made of, by name.
+    pub profile: Option<String>,
     /// The interface the launch asked for (`?ide=`), by name.
     pub ide: Option<&'static str>,
     /// Said when the environment does not provide that interface.
@@ -111,6 +113,7 @@ impl VmView {
             name: vm.name.clone(),
             address: vm.public_address().map(str::to_owned),
             jupyter_url: provisioner.jupyter_url(vm).map(String::from),
+            profile: vm.profile.as_ref().map(ToString::to_string),
             ide: vm.ide.map(Ide::as_str),
             ide_missing: ide_missing(vm),
             error: (vm.state == VmState::Failed)

@@ -108,3 +108,53 @@ async fn the_api_refuses_a_profile_the_caller_may_not_use() {
     }
     assert!(app.store().live_vms().await.unwrap().is_empty(), "no VM");
 }
+
+/// A profile open to a GitHub team, for users let in by organization
+/// membership: GitHub is asked about the team, and only its members get it.
+#[tokio::test]
+async fn a_profile_for_a_team_is_offered_to_its_members_only() {
+    use crate::fake_github::{FakeGithub, github_login, spawn_with_github};
+    let fake = FakeGithub::start().await;
+    let app = spawn_with_github(&fake, |config| {
+        config.registration.allowed_orgs =
+            serde_json::from_value(json!(["physics-lab"])).expect("an org");
+        config.profiles = serde_json::from_value(json!([
+            {"name": "standard", "description": "for all", "flavor": "m1.large",
+             "volume_size_gb": 100},
+            {"name": "gpu", "description": "one GPU", "flavor": "g1.gpu",
+             "volume_size_gb": 100, "image": "gpu-snapshot", "gpu": true,
+             "orgs": ["physics-lab/gpu"]},
+        ]))
+        .expect("valid profiles");
+    })
+    .await;
+    fake.set_org_membership("physics-lab", "ada", "active");
+    fake.set_org_membership("physics-lab", "bob", "active");
+    fake.add_team_member("physics-lab", "gpu", "ada");
+    let page_of = |browser: &crate::helpers::Browser| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .get_page(&format!("/VM_start?giturl={REPO}&profile=gpu"))
+                .await
+        }
+    };
+
+    let ada = app.new_browser();
+    github_login(&ada, &fake, "ada").await;
+    let bob = app.new_browser();
+    github_login(&bob, &fake, "bob").await;
+
+    let (status, page) = page_of(&ada).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("value=\"gpu\" checked"), "{page}");
+    let (status, page) = page_of(&bob).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("is not open to you"), "{page}");
+    assert!(
+        !fake
+            .requests_to("/orgs/physics-lab/teams/gpu/memberships/bob")
+            .is_empty(),
+        "GitHub was asked about bob"
+    );
+}
