@@ -29,14 +29,20 @@ pub enum Room {
     /// Neither `cloud.max_vms` nor the cloud's quota sets a limit.
     Unlimited,
     Fits(u64),
+    /// `cloud.max_vms` is reached: a launch waits in the queue.
+    QueueFull,
+    /// The project's quota holds no VM of this size: a launch would fail.
+    QuotaFull,
     /// The cloud could not say (it is down, say): the launch page says so.
     Unknown,
 }
 
 impl Room {
-    /// The tighter of `cloud.max_vms`' free slots and the quota's room.
+    /// `cloud.max_vms`' free slots and the quota's room, as one answer.
     pub fn of(slots: Option<u64>, quota: Option<u64>) -> Self {
         match (slots, quota) {
+            (Some(0), _) => Self::QueueFull,
+            (_, Some(0)) => Self::QuotaFull,
             (None, None) => Self::Unlimited,
             (a, b) => Self::Fits(a.unwrap_or(u64::MAX).min(b.unwrap_or(u64::MAX))),
         }
@@ -46,12 +52,15 @@ impl Room {
     pub fn describe(self) -> String {
         match self {
             Self::Unlimited => "no limit on VMs of this size".into(),
-            Self::Fits(0) => {
-                "none of this size fits now: a launch waits in the queue until one is deleted"
-                    .into()
-            }
             Self::Fits(1) => "1 of this size still fits".into(),
             Self::Fits(n) => format!("{n} of this size still fit"),
+            Self::QueueFull => {
+                "none fits now: all VM slots are taken, a launch waits in the queue".into()
+            }
+            Self::QuotaFull => {
+                "none of this size fits in the quota of the project now: pick a smaller one or try later"
+                    .into()
+            }
             Self::Unknown => "the cloud cannot say now how many of this size fit".into(),
         }
     }
@@ -76,7 +85,7 @@ impl Provisioner {
         match self.inner.cloud.room_for(&self.shape(profile)).await {
             Ok(quota) => Ok(Room::of(slots, quota)),
             // Full already by `max_vms`: the cloud's answer changes nothing.
-            Err(_) if slots == Some(0) => Ok(Room::Fits(0)),
+            Err(_) if slots == Some(0) => Ok(Room::QueueFull),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the room for a launch profile");
                 Ok(Room::Unknown)
@@ -95,9 +104,12 @@ mod tests {
         assert_eq!(Room::of(Some(4), None), Room::Fits(4));
         assert_eq!(Room::of(None, Some(2)), Room::Fits(2));
         assert_eq!(Room::of(Some(4), Some(2)), Room::Fits(2));
+        assert_eq!(Room::of(Some(0), Some(5)), Room::QueueFull);
+        assert_eq!(Room::of(Some(3), Some(0)), Room::QuotaFull);
         assert_eq!(Room::Fits(3).describe(), "3 of this size still fit");
         assert_eq!(Room::Fits(1).describe(), "1 of this size still fits");
-        assert!(Room::Fits(0).describe().contains("queue"));
+        assert!(Room::QueueFull.describe().contains("queue"));
+        assert!(Room::QuotaFull.describe().contains("quota"));
     }
 
     #[test]

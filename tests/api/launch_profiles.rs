@@ -158,3 +158,28 @@ async fn a_profile_for_a_team_is_offered_to_its_members_only() {
         "GitHub was asked about bob"
     );
 }
+
+#[tokio::test]
+async fn with_every_vm_slot_taken_the_page_says_a_launch_waits() {
+    let app = spawn_app_with(TestOptions {
+        configure: |config| {
+            with_profiles(config);
+            config.cloud.max_vms = Some(1);
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    app.login_registered("alice").await;
+    let (_, page) = app.get_page(&format!("/VM_start?giturl={REPO}")).await;
+    assert!(page.contains("1 of this size still fits"), "{page}");
+    app.launch(REPO, "HEAD", "").await;
+
+    let bob = app.new_browser();
+    bob.login_registered("bob").await;
+    let (_, page) = bob.get_page(&format!("/VM_start?giturl={REPO}")).await;
+
+    assert!(
+        page.contains("none fits now: all VM slots are taken, a launch waits in the queue"),
+        "{page}"
+    );
+}

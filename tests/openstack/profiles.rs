@@ -134,7 +134,7 @@ async fn a_full_quota_says_that_none_of_a_size_fits() {
     let page = app.web.get(&format!("/VM_start?giturl={REPO}")).await;
 
     assert!(
-        offer(&page, "standard").contains("none of this size fits now"),
+        offer(&page, "standard").contains("none of this size fits in the quota of the project now"),
         "{page}"
     );
     assert!(
