@@ -274,3 +274,40 @@ async fn check_verifies_every_profiles_flavor_and_image() {
         "{lost:?}"
     );
 }
+
+#[tokio::test]
+async fn the_check_command_fails_on_a_profile_whose_flavor_is_missing() {
+    let env = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let check = |flavor: &str| {
+        let toml = format!(
+            "[cloud]\nbackend = \"openstack\"\ncloud = \"fake\"\nimage = \"stackbinder-snapshot\"\n\
+             key_name = \"stackbinder-admin\"\nfloating_ip_pool = \"public\"\n\
+             [[profiles]]\nname = \"big\"\ndescription = \"d\"\nflavor = \"{flavor}\"\nvolume_size_gb = 300\n"
+        );
+        std::fs::write(&config, toml).unwrap();
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_stackbinder"))
+            .args(["--config", config.to_str().unwrap(), "check"])
+            .current_dir(dir.path())
+            .env("OS_CLIENT_CONFIG_FILE", &env.clouds_yaml)
+            .env_remove("OS_CLOUD")
+            .output()
+    };
+
+    let good = check("m1.medium").await.expect("the binary runs");
+    let bad = check("m9.huge").await.expect("the binary runs");
+
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("OK   profile big: flavor m1.medium"),
+        "{stdout}"
+    );
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("FAIL profile big: no flavor \"m9.huge\""),
+        "{stdout}"
+    );
+}
