@@ -213,6 +213,12 @@ async fn print_vm(store: &Store, vm: &VmRecord) -> anyhow::Result<()> {
     );
     println!("  repository  {} at {}", vm.repo, vm.git_ref);
     println!("  opens       /{}", vm.url_path);
+    if let Some(profile) = &vm.profile {
+        println!("  profile     {profile}");
+    }
+    if let (Some(ide), Some(_)) = (vm.ide, vm.ide_missing_at) {
+        println!("  interface   {} is not in its environment", ide.label());
+    }
     println!(
         "  state       {}{}",
         vm.state,

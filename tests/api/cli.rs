@@ -271,4 +271,5 @@ async fn vm_start_takes_a_profile_and_an_ide() {
     assert_eq!(vm.profile.unwrap().as_str(), "big");
     assert_eq!(vm.url_path, "vscode");
     assert_eq!(vm.ide, Some(stackbinder::domain::Ide::Vscode));
+    assert!(cli.ok(&["vm", "show", "alice"]).contains("profile     big"));
 }
