@@ -689,6 +689,7 @@ async fn simulator_share(n: usize) -> u64 {
             callback_url: callback_url.parse().expect("a URL"),
             callback_secret: stackbinder::secret::generate(),
             gpu: false,
+            home_volume_id: None,
         };
         let spec = stackbinder::cloud::ServerSpec {
             name: format!("binder-student{i}"),
@@ -701,6 +702,8 @@ async fn simulator_share(n: usize) -> u64 {
             network: None,
             user_data: stackbinder::cloud_init::render_user_data(&data),
             metadata: BTreeMap::new(),
+            home_volume: None,
+            availability_zone: None,
         };
         servers.push(
             cloud

@@ -75,6 +75,8 @@ fn spec(login: &str) -> ServerSpec {
             (META_VM.to_owned(), uuid::Uuid::new_v4().to_string()),
             (META_INSTANCE.to_owned(), owner().to_string()),
         ]),
+        home_volume: None,
+        availability_zone: None,
     }
 }
 

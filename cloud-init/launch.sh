@@ -30,6 +30,12 @@ workdir=${STACKBINDER_WORKDIR:-/var/lib/stackbinder}
 tick=${STACKBINDER_TICK_SECONDS:-5}
 retry_delay=${STACKBINDER_RETRY_SECONDS:-3}
 retries=${STACKBINDER_RETRIES:-40}
+# The owner's home volume (launch data `home_volume_id`): the disk is found
+# by its serial under $disks, mounted at $home_mount, and mounted into the
+# container at /home/jovyan/work.
+disks=${STACKBINDER_DISK_DIR:-/dev/disk/by-id}
+home_mount=${STACKBINDER_HOME_MOUNT:-/mnt/stackbinder-home}
+disk_wait=${STACKBINDER_DISK_WAIT_SECONDS:-120}
 # Beyond this stackbinder has long given up on the launch (its own phase
 # timeouts are shorter); the script stops rather than poll forever.
 deadline=$((SECONDS + ${STACKBINDER_DEADLINE_SECONDS:-7200}))
@@ -156,7 +162,7 @@ def prepare():
             raise ValueError(f"`{key}` is not printable ASCII")
     with open(os.path.join(workdir, "callback-header"), "w") as f:
         f.write(f"Authorization: Bearer {data['callback_secret']}\n")
-    print(vm, port(data), url, base_url(data), sep="\n")
+    print(vm, port(data), url, base_url(data), home_serial(data) or "-", sep="\n")
 
 
 def check_user_values():
@@ -190,10 +196,24 @@ def r2d_config(data, config_dir):
     return path
 
 
-def r2d_argv(data, r2d, config):
+def home_serial(data):
+    """The serial Nova gives the home volume's disk (`virtio-<serial>` in
+    /dev/disk/by-id): the first 20 characters of the volume id. None when
+    the owner has no home volume."""
+    value = data.get("home_volume_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f-]{36}", value):
+        raise ValueError("`home_volume_id` is not a volume id")
+    return value[:20]
+
+
+def r2d_argv(data, r2d, config, home_mount):
     """repo2docker's command line. The token is not on it: `--env NAME`
     without a value makes repo2docker take the value from its own
-    environment. `--` ends the options, so the repository is never one."""
+    environment. `--` ends the options, so the repository is never one.
+    The home volume, mounted at `home_mount`, becomes /home/jovyan/work."""
+    home = ["--volume=" + home_mount + ":/home/jovyan/work"] if home_serial(data) else []
     return [
         r2d,
         "--config=" + config,
@@ -203,6 +223,7 @@ def r2d_argv(data, r2d, config):
         "--user-name=jovyan",
         "--env=JUPYTER_TOKEN",
         f"--publish=0.0.0.0:{port(data)}:8888",
+        *home,
         "--",
         text(data, "repo"),
         "jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser",
@@ -215,7 +236,7 @@ def exec_r2d():
     so it outlives cloud-init, with the token in its environment only."""
     data = conf()
     argv = ["sudo", "-u", "ubuntu", "-H", "--preserve-env=JUPYTER_TOKEN", "--"]
-    argv += r2d_argv(data, args[0], r2d_config(data, args[1]))
+    argv += r2d_argv(data, args[0], r2d_config(data, args[1]), args[2])
     env = dict(os.environ, JUPYTER_TOKEN=text(data, "jupyter_token"))
     try:
         os.setsid()
@@ -334,6 +355,7 @@ fi
     read -r port
     read -r callback_url
     read -r base_url
+    read -r home_serial
 } <<<"$prepared"
 say "launching VM $vm_id; Jupyter will listen on port $port"
 
@@ -401,13 +423,46 @@ on_error() {
 }
 trap 'on_error $LINENO' ERR
 
+# mount_home SERIAL: mount the owner's home volume at $home_mount, owned
+# by the container's user (uid 1000). The disk is found by its serial,
+# never by device name (vdb today may be vdc tomorrow). A filesystem is
+# made only when blkid finds none (exit status 2): any other answer keeps
+# the disk as it is, since mkfs on a used volume would erase the user's work.
+mount_home() {
+    local disk="$disks/virtio-$1" waited=0 status=0
+    while [ ! -e "$disk" ]; do
+        ((waited < disk_wait)) || fail "your storage did not appear as $disk"
+        sleep 1
+        waited=$((waited + 1))
+    done
+    blkid -p "$disk" >/dev/null 2>&1 || status=$?
+    case $status in
+    0) helper note "stackbinder: your storage has your work from earlier VMs" ;;
+    2)
+        helper note "stackbinder: preparing your new storage"
+        # -F: never stop at a question (a whole disk, not a partition);
+        # blkid has just said there is nothing on it to lose.
+        mkfs.ext4 -F -q -L stackbinder-home "$disk" </dev/null ||
+            fail "could not make a filesystem on your storage"
+        ;;
+    *) fail "could not read your storage (blkid exit status $status); it was left as it is" ;;
+    esac
+    mkdir -p "$home_mount"
+    mount -o nodev,nosuid "$disk" "$home_mount" || fail "could not mount your storage"
+    chown 1000:1000 "$home_mount"
+    helper note "stackbinder: your storage is mounted at /home/jovyan/work"
+}
+
 problem=$(helper check-user-values)
 if [ -n "$problem" ]; then
     fail "$problem"
 fi
+if [ "$home_serial" != - ]; then
+    mount_home "$home_serial"
+fi
 report cloning
 
-helper exec-r2d "$r2d" "$config_dir" >"$workdir/repo2docker.log" 2>&1 </dev/null &
+helper exec-r2d "$r2d" "$config_dir" "$home_mount" >"$workdir/repo2docker.log" 2>&1 </dev/null &
 r2d_pid=$!
 
 # relay_phases: report each phase repo2docker has newly entered, once.

@@ -36,6 +36,10 @@ pub struct LaunchData {
     /// `--gpus all`.
     #[serde(default)]
     pub gpu: bool,
+    /// The owner's home volume, which the script finds by its serial and
+    /// mounts at /home/jovyan/work in the container; none without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_volume_id: Option<String>,
 }
 
 /// One progress report from the VM to `POST /api/vm/callback`.
@@ -116,6 +120,7 @@ mod tests {
             callback_url: Url::parse("http://127.0.0.1:8080/api/vm/callback").unwrap(),
             callback_secret: "s3cret".into(),
             gpu: false,
+            home_volume_id: Some("0b5e2d3c-1a4f-4e6b-9c8d-7f6e5d4c3b2a".into()),
         }
     }
 

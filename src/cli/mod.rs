@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `users`, `vm`, `image`, `check`, one
+//! The command line: `serve`, `demo`, `users`, `vm`, `storage`, `image`, `check`, one
 //! module per command. Every command goes through the same services as the
 //! web pages: `Access` for who gets in, the provisioner for VMs.
 
@@ -7,6 +7,7 @@ mod demo;
 mod image;
 mod links;
 mod serve;
+mod storage;
 mod table;
 mod users;
 mod vm;
@@ -42,6 +43,9 @@ enum Command {
     /// Look at and manage VMs.
     #[command(subcommand)]
     Vm(vm::VmCommand),
+    /// The users' home volumes.
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
     /// Build the snapshot image VMs boot from.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -71,6 +75,7 @@ impl Cli {
             Command::Demo(args) => demo::run(config, args).await,
             Command::Users(cmd) => users::run(config, cmd).await,
             Command::Vm(cmd) => vm::run(config, cmd).await,
+            Command::Storage(cmd) => storage::run(config, cmd).await,
             Command::Check => check::run(config).await,
             Command::Image(cmd) => image::run(config, cmd).await,
         }

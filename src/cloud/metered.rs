@@ -2,7 +2,7 @@
 
 use super::{
     BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, InstallationId,
-    Owned, Server, ServerSpec, Shape,
+    Owned, Server, ServerSpec, Shape, Volume, VolumeSpec,
 };
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -131,6 +131,29 @@ impl Cloud for Metered {
     async fn delete_volume(&self, id: &str) -> CloudResult<()> {
         self.measure("volume", "delete_volume", self.inner.delete_volume(id))
             .await
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> CloudResult<String> {
+        self.measure("volume", "create_volume", self.inner.create_volume(spec))
+            .await
+    }
+
+    async fn get_volume(&self, id: &str) -> CloudResult<Option<Volume>> {
+        self.measure("volume", "get_volume", self.inner.get_volume(id))
+            .await
+    }
+
+    async fn find_home_volume(
+        &self,
+        owner: &InstallationId,
+        github_id: &str,
+    ) -> CloudResult<Option<Volume>> {
+        self.measure(
+            "volume",
+            "find_home_volume",
+            self.inner.find_home_volume(owner, github_id),
+        )
+        .await
     }
 
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()> {

@@ -6,6 +6,9 @@ pub mod metered;
 pub mod openstack;
 pub mod simulated;
 pub mod teardown;
+mod volume;
+
+pub use volume::{META_HOME, Volume, VolumeSpec, VolumeStatus};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -75,6 +78,11 @@ pub struct ServerSpec {
     #[serde(skip)]
     pub user_data: String,
     pub metadata: BTreeMap<String, String>,
+    /// The owner's home volume, attached at boot as a second disk that the
+    /// server's deletion keeps (`[storage]`).
+    pub home_volume: Option<String>,
+    /// Unset: the cloud's default zone (`cloud.availability_zone`).
+    pub availability_zone: Option<String>,
 }
 
 /// What a VM is made of: the image its boot volume is made from, the
@@ -172,7 +180,10 @@ pub struct Owned {
     pub servers: Vec<Server>,
     /// Image builders (`stackbinder_image_build`).
     pub builders: Vec<Server>,
+    /// Volumes of ours that are not home volumes.
     pub volume_ids: Vec<String>,
+    /// Users' home volumes (`META_HOME`): never orphans.
+    pub home_volume_ids: Vec<String>,
     pub floating_ips: Vec<FloatingIp>,
 }
 
@@ -278,6 +289,22 @@ pub trait Cloud: Send + Sync {
 
     /// Delete a volume; one that is already gone is not an error.
     async fn delete_volume(&self, id: &str) -> CloudResult<()>;
+
+    /// Make a new volume (a user's home volume), after checking that the
+    /// quota has room for it; its id. It becomes available later.
+    async fn create_volume(&self, spec: &VolumeSpec) -> CloudResult<String>;
+
+    /// `None` once the volume is gone.
+    async fn get_volume(&self, id: &str) -> CloudResult<Option<Volume>>;
+
+    /// The home volume `owner` made for the user with this GitHub id (its
+    /// `stackbinder_home` metadata), if any: a volume made by a step that
+    /// died before recording it is adopted, never made twice.
+    async fn find_home_volume(
+        &self,
+        owner: &InstallationId,
+        github_id: &str,
+    ) -> CloudResult<Option<Volume>>;
 
     /// Give a floating IP back to the pool; one already gone is not an error.
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()>;

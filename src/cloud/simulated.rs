@@ -1,6 +1,7 @@
 //! A cloud in this process that behaves like Nova, Cinder and Neutron as
 //! stackbinder sees them: servers go BUILD → ACTIVE after a delay (or ERROR
 //! with a fault, on demand), boot volumes come and go with their server,
+//! home volumes stay once made and are attached to the servers that ask,
 //! floating IPs come from a finite pool, and the console output grows.
 //! Once ACTIVE, a simulated VM runs the launch the way the real launch
 //! script does: it reports progress to stackbinder over HTTP and serves a
@@ -97,6 +98,9 @@ pub enum Op {
     DeleteVolume,
     ReleaseFloatingIp,
     TagVolume,
+    CreateVolume,
+    GetVolume,
+    FindHomeVolume,
     ListOwned,
     CreateBuilder,
     CreateImage,

@@ -47,6 +47,9 @@ pub struct CloudConfig {
     pub key_name: Option<String>,
     pub security_groups: Vec<String>,
     pub network: Option<String>,
+    /// The availability zone of the VMs and of the users' home volumes;
+    /// unset: the cloud's default zone.
+    pub availability_zone: Option<String>,
     pub floating_ip_pool: Option<String>,
     pub release_floating_ip: bool,
     pub name_prefix: String,
@@ -124,6 +127,7 @@ impl Default for CloudConfig {
             key_name: None,
             security_groups: vec!["ssh-whitelist".into(), "Open-top".into()],
             network: None,
+            availability_zone: None,
             floating_ip_pool: None,
             release_floating_ip: true,
             name_prefix: String::new(),

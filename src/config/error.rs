@@ -3,8 +3,8 @@
 //! that do not parse (figment's errors, a 0 for a `NonZero*` key among
 //! them) get the fix their section gives for the key.
 
+use super::{ApiConfig, RegistrationConfig, ServerConfig, StorageConfig};
 use super::{CloudConfig, GithubConfig, ImageConfig, LaunchConfig, ProvisionConfig};
-use super::{RegistrationConfig, ServerConfig};
 use std::fmt;
 
 /// A configuration problem, said so an operator can fix it.
@@ -86,6 +86,8 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         "image" => ImageConfig::fix(field),
         // `profiles.<index>.<field>`
         "profiles" => super::Profiles::fix(field.rsplit('.').next().unwrap_or(field)),
+        "api" => ApiConfig::fix(field),
+        "storage" => StorageConfig::fix(field),
         _ => None,
     };
     fix.unwrap_or("see the comment for this key in config.toml")

@@ -11,6 +11,7 @@
 //! A value that must be positive is a `NonZero*`, so a 0 is refused while the
 //! file is read, with the fix its section gives for that key.
 
+mod api;
 mod cloud;
 mod database;
 mod error;
@@ -22,7 +23,9 @@ mod provision;
 mod registration;
 mod server;
 mod simulator;
+mod storage;
 
+pub use api::ApiConfig;
 pub use cloud::{Backend, CloudConfig, JupyterAccess};
 pub use database::DatabaseConfig;
 pub use error::ConfigError;
@@ -35,6 +38,7 @@ pub use provision::ProvisionConfig;
 pub use registration::{GithubUser, OrgOrTeam, RegistrationConfig};
 pub use server::ServerConfig;
 pub use simulator::SimulatorConfig;
+pub use storage::StorageConfig;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -67,6 +71,10 @@ pub struct Config {
     /// `[[profiles]]`: empty means every VM is made of `[cloud]`.
     #[serde(default)]
     pub profiles: Profiles,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// Secrets resolved from their value or file, kept apart from `Config` so
@@ -126,6 +134,7 @@ impl Config {
         self.launch.validate()?;
         self.image.validate()?;
         self.profiles.validate()?;
+        self.storage.validate()?;
         self.secrets().map(|_| ())
     }
 
@@ -202,6 +211,7 @@ pub(crate) mod tests {
         assert_eq!(c.image.builder_flavor, defaults.builder_flavor);
         assert_eq!(c.image.build_timeout_minutes.get(), 90);
         assert_eq!(c.image.snapshot_timeout_minutes.get(), 60);
+        assert_eq!(c.storage.home_volume_gb(), Some(10));
     }
 
     // figment's Jail fixes the closure's error type.
@@ -278,6 +288,7 @@ pub(crate) mod tests {
             "image.snapshot_timeout_minutes",
             "snapshot_timeout_minutes = 60",
         ),
+        ("api.requests_per_minute", "requests_per_minute = 120"),
     ];
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod boot;
 mod create;
+mod home;
 
 pub(super) use create::LostCreate;
 mod deletion;
@@ -22,6 +23,17 @@ pub enum StepError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    /// Something the launch needs is not ready yet (the owner's storage
+    /// still detaching from their previous VM): why, for the VM's events.
+    #[error("{0}")]
+    Waiting(String),
+}
+
+impl StepError {
+    /// The store refused a write: this replica does not lead.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_fenced())
+    }
 }
 
 impl Provisioner {
@@ -45,10 +57,11 @@ impl Provisioner {
     /// Look at every VM that is not deleted once: move launches and
     /// deletions forward, admit queued launches as room frees, enforce
     /// expiry and idle culling; now and then reconcile with the cloud.
-    /// Returns how many VMs were looked at.
+    /// Returns how many VMs were looked at. Its writes hold only while
+    /// this replica holds the driver lease (`Provisioner::leadership`).
     #[tracing::instrument(name = "step", skip_all)]
     pub async fn step(&self) -> Result<usize, StoreError> {
-        let vms = self.inner.store.live_vms().await?;
+        let vms = self.inner.driver_store.live_vms().await?;
         self.forget_finished_searches(&vms);
         let count = vms.len();
         let admitted = super::capacity::admit(&vms, &self.inner.settings);
@@ -87,6 +100,11 @@ impl Provisioner {
             Ok(()) => {
                 self.inner.last_errors.lock().expect("lock").remove(&vm.id);
             }
+            // Not ours to move any more: the lease went to another replica
+            // (and this step is about to be cancelled); nothing to tell.
+            Err(e) if e.is_fenced() => {
+                tracing::info!(error = %e, "left the VM to the replica that drives");
+            }
             Err(e) => self.note_error(&vm, &e).await,
         }
     }
@@ -113,8 +131,16 @@ impl Provisioner {
     /// a launch gives up when the phase's time is up.
     #[tracing::instrument(skip_all)]
     async fn note_error(&self, vm: &VmRecord, error: &StepError) {
-        tracing::warn!(error = %error, "step failed; will retry");
         let message = error.to_string();
+        // A wait is told as it is (the status page shows warnings), an
+        // error with the retry that follows.
+        let event = if let StepError::Waiting(_) = error {
+            tracing::info!(why = %error, "waiting");
+            message.clone()
+        } else {
+            tracing::warn!(error = %error, "step failed; will retry");
+            format!("{message} (retrying)")
+        };
         let repeated = {
             let mut last = self.inner.last_errors.lock().expect("lock");
             last.insert(vm.id, message.clone()).as_deref() == Some(message.as_str())
@@ -122,20 +148,24 @@ impl Provisioner {
         if !repeated {
             let _ = self
                 .inner
-                .store
-                .append_event(vm.id, EventKind::Warning, &format!("{message} (retrying)"))
+                .driver_store
+                .append_event(vm.id, EventKind::Warning, &event)
                 .await;
         }
-        if matches!(vm.state, VmState::Creating | VmState::Booting)
-            && self.timed_out(vm, self.inner.settings.launch.boot_timeout_seconds.get())
-        {
+        let limit = self.inner.settings.launch.boot_timeout_seconds.get();
+        if matches!(vm.state, VmState::Creating | VmState::Booting) && self.timed_out(vm, limit) {
             let phase = if vm.state == VmState::Creating {
                 "creating"
             } else {
                 "booting"
             };
-            self.fail(vm, &format!("failed while {phase}: {message}"))
-                .await;
+            let message = match error {
+                StepError::Waiting(_) => format!(
+                    "failed while {phase}: {message}, and gave up after {limit} s; try again later"
+                ),
+                _ => format!("failed while {phase}: {message}"),
+            };
+            self.fail(vm, &message).await;
         }
     }
 
@@ -149,7 +179,7 @@ impl Provisioner {
         self.inner.metrics.launch_failed(phase);
         if let Err(e) = self
             .inner
-            .store
+            .driver_store
             .transition(vm.id, vm.state, VmState::Failed, message)
             .await
         {

@@ -8,9 +8,13 @@ mod driver;
 pub mod jupyter;
 
 pub use driver::StepError;
+mod leading;
 mod lifecycle;
 mod profiles;
 pub mod reconcile;
+mod storage;
+
+pub use storage::StorageError;
 
 pub use profiles::{Room, shape as profile_shape};
 
@@ -20,8 +24,9 @@ use crate::cloud::{
     ServerSpec,
 };
 use crate::cloud_init::{self, CallbackReport, LaunchData};
-use crate::config::{CloudConfig, LaunchConfig, Profiles};
+use crate::config::{CloudConfig, LaunchConfig, Profiles, StorageConfig};
 use crate::domain::{GithubId, LaunchRequest, LogLine, VmId, VmState};
+use crate::lease::Leadership;
 use crate::metrics::Metrics;
 use crate::secret;
 use crate::store::{CallbackOutcome, NewVm, Store, StoreError, User, VmRecord};
@@ -96,6 +101,7 @@ pub struct Settings {
     pub launch: LaunchConfig,
     /// `[[profiles]]`: what a VM may be made of besides `[cloud]`.
     pub profiles: Profiles,
+    pub storage: StorageConfig,
     pub poll_interval: Duration,
     /// The most VMs the driver moves forward at once.
     pub concurrency: usize,
@@ -125,6 +131,11 @@ pub struct Provisioner {
 
 struct Inner {
     store: Store,
+    /// The same store, fenced by the driver lease: every write of the
+    /// driver goes through it, so a replica that lost the lease moves no VM.
+    driver_store: Store,
+    /// Whether this replica leads the background work (`crate::lease`).
+    leadership: Leadership,
     cloud: Arc<dyn Cloud>,
     settings: Settings,
     /// This installation's id: everything it creates carries it, and it
@@ -169,8 +180,11 @@ impl Provisioner {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
+        let leadership = Leadership::new();
         Self {
             inner: Arc::new(Inner {
+                driver_store: store.fenced_by(&leadership),
+                leadership,
                 store,
                 cloud,
                 settings,
@@ -191,6 +205,11 @@ impl Provisioner {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Whether this replica leads the background work.
+    pub fn leadership(&self) -> &Leadership {
+        &self.inner.leadership
     }
 
     pub fn cloud(&self) -> &Arc<dyn Cloud> {
@@ -284,16 +303,22 @@ impl Provisioner {
         reason: DeleteReason,
         why: &str,
     ) -> Result<bool, ProvisionError> {
-        Ok(self.request_delete(vm.id, reason, why).await?)
+        Ok(self
+            .request_delete(&self.inner.store, vm.id, reason, why)
+            .await?)
     }
 
+    /// Record a deletion through `store`: the plain one for what people
+    /// ask for, the driver's fenced one for expiry, culling and the
+    /// reconciler.
     async fn request_delete(
         &self,
+        store: &Store,
         id: VmId,
         reason: DeleteReason,
         why: &str,
     ) -> Result<bool, StoreError> {
-        let moved = self.inner.store.request_delete(id, why).await?;
+        let moved = store.request_delete(id, why).await?;
         if moved {
             tracing::info!(vm = %id, why, "deletion recorded");
             self.inner.metrics.deletion_requested(reason.label());
@@ -398,9 +423,15 @@ impl Provisioner {
         self.inner.wake.notify_one();
     }
 
-    /// The server of `vm`, made of its launch profile; an error for a
-    /// profile taken out of the configuration since the launch.
-    fn server_spec(&self, vm: &VmRecord, callback_secret: &str) -> Result<ServerSpec, String> {
+    /// The server of `vm`, made of its launch profile, with the owner's
+    /// home volume if it has one; an error for a profile taken out of the
+    /// configuration since the launch.
+    fn server_spec(
+        &self,
+        vm: &VmRecord,
+        callback_secret: &str,
+        home_volume: Option<String>,
+    ) -> Result<ServerSpec, String> {
         let s = &self.inner.settings;
         let profile = match &vm.profile {
             None => None,
@@ -423,6 +454,7 @@ impl Provisioner {
                 .expect("a relative path joins"),
             callback_secret: callback_secret.to_owned(),
             gpu: profile.is_some_and(|p| p.gpu),
+            home_volume_id: home_volume.clone(),
         };
         let metadata = BTreeMap::from([
             (META_OWNER.to_owned(), vm.owner_id.to_string()),
@@ -445,6 +477,8 @@ impl Provisioner {
             network: s.cloud.network.clone(),
             user_data: cloud_init::render_user_data(&data),
             metadata,
+            home_volume,
+            availability_zone: s.cloud.availability_zone.clone(),
         })
     }
 }

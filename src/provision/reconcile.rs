@@ -1,6 +1,7 @@
 //! The reconciler compares the store with what the cloud really has and
 //! repairs the difference: a VM whose server was deleted outside stackbinder
-//! is cleaned up and marked gone; servers, volumes, floating IPs and image
+//! is cleaned up and marked gone; servers, volumes (never a user's home
+//! volume, which outlives every VM), floating IPs and image
 //! builders of this installation that no record explains (a crash, a bug, a
 //! lost answer, a manual mistake) are deleted once they have been seen for
 //! a grace period.
@@ -72,8 +73,12 @@ impl Provisioner {
     #[tracing::instrument(skip_all)]
     async fn observe(&self) -> Result<(Observed, Vec<VmRecord>), StepError> {
         let cloud = &self.inner.cloud;
-        let owned = cloud.list_owned(&self.inner.installation).await?;
-        let records = self.inner.store.live_vms().await?;
+        let mut owned = cloud.list_owned(&self.inner.installation).await?;
+        let records = self.inner.driver_store.live_vms().await?;
+        // A recorded home volume is never an orphan, even one whose
+        // metadata an operator stripped of its `stackbinder_home` mark.
+        let homes = self.inner.driver_store.home_volume_ids().await?;
+        owned.volume_ids.retain(|id| !homes.contains(id));
         let mut found = HashMap::new();
         for (vm, server) in to_look_up(&owned, &records) {
             let there = cloud.get_server(&server).await?.is_some();
@@ -98,10 +103,13 @@ impl Provisioner {
     #[tracing::instrument(skip(self))]
     async fn carry_out(&self, action: Action) -> Result<(), StepError> {
         let cloud = &self.inner.cloud;
+        // Deleting is for the leader only, as of now, not as of the plan.
+        self.inner.driver_store.check_lease().await?;
         let done = match &action {
             Action::MarkGone(vm) => {
                 tracing::warn!(%vm, "the server was deleted outside stackbinder");
                 self.request_delete(
+                    &self.inner.driver_store,
                     *vm,
                     DeleteReason::Vanished,
                     "the server was deleted outside stackbinder",

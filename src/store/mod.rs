@@ -10,20 +10,25 @@
 mod access_names;
 mod activity;
 mod events;
+mod home_volumes;
 mod installation;
+mod leases;
 mod links;
 mod sqlite_busy;
 mod tokens;
 mod users;
 mod vms;
+mod wake;
 
 pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
+pub use home_volumes::{HomeVolume, HomeVolumeOfUser};
 pub use links::{LinkState, LinkUse, NewLink, RegistrationLink};
 pub use sqlite_busy::BusyCounts;
 pub use tokens::{ApiToken, NewToken};
 pub use users::{AllowOutcome, Imported, Invite, Registration, User};
 pub use vms::{CallbackOutcome, NewVm, VmRecord};
+pub use wake::WAKE_CHANNEL;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -40,6 +45,22 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write of the driver found the lease held by another replica, or at
+    /// a later epoch: this replica no longer drives and must not move a VM.
+    #[error(
+        "the driver lease was taken over from this replica (it held epoch {epoch}): another replica drives"
+    )]
+    Fenced { epoch: crate::lease::Epoch },
+    /// A write of the driver while this replica does not lead.
+    #[error("this replica does not hold the driver lease: another replica drives")]
+    NotLeader,
+}
+
+impl StoreError {
+    /// A write refused because this replica does not (or no longer) lead.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::Fenced { .. } | Self::NotLeader)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -75,6 +96,10 @@ pub enum Backend {
 pub struct Store {
     backend: Backend,
     busy: BusyCounts,
+    /// Set on the driver's store (`Store::fenced_by`): its writes hold only
+    /// while the role says this replica leads, at the epoch it names, and
+    /// the database still agrees.
+    fence: Option<tokio::sync::watch::Receiver<crate::lease::Role>>,
 }
 
 /// How many connections a replica opens to PostgreSQL at most.
@@ -107,6 +132,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Postgres(pool),
             busy: BusyCounts::default(),
+            fence: None,
         })
     }
 
@@ -139,6 +165,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Sqlite(pool),
             busy,
+            fence: None,
         })
     }
 

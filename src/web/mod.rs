@@ -21,8 +21,10 @@ mod register;
 mod session;
 mod session_store;
 mod status;
+mod storage;
 mod tokens;
 
+pub use api_v1::ApiRateLimit;
 pub use client_ip::forwarded_for_warning;
 pub use error::WebError;
 pub use guard::{ADDRESS_ALLOWANCE, GuessGuard};
@@ -60,6 +62,8 @@ pub struct AppState {
     pub access: Arc<crate::access::Access>,
     /// Locks out clients that guess registration secrets.
     pub guesses: Arc<GuessGuard>,
+    /// Requests per API token (`[api] requests_per_minute`).
+    pub api_limit: Arc<ApiRateLimit>,
     /// Fires at shutdown, so long-lived event streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The reverse proxy to the users' Jupyter servers.
@@ -99,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .merge(delete::router())
         .merge(extend::router())
         .merge(tokens::router())
+        .merge(storage::router())
         .merge(callback::router())
         .merge(health::router())
         .merge(metrics::router())

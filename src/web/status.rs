@@ -39,12 +39,13 @@ pub const STEPS: [(&str, &str); 7] = [
 ];
 
 /// A VM as its owner sees it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct VmView {
     pub id: String,
     pub state: VmState,
     pub progress: Option<Progress>,
     /// Which of `STEPS` the VM is at.
+    #[schema(value_type = String)]
     pub step: &'static str,
     pub percent: u8,
     pub headline: String,
@@ -229,6 +230,8 @@ fn headline(vm: &VmRecord) -> &'static str {
 struct StatusPage {
     layout: Layout,
     vm: VmView,
+    /// The owner's home volume, if they have one.
+    storage: Option<crate::store::HomeVolume>,
     steps: &'static [(&'static str, &'static str)],
 }
 
@@ -240,6 +243,7 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
     Ok(render(StatusPage {
         layout: user.visitor.layout(&state, "Your VM"),
         vm,
+        storage: state.store.home_volume(user.user.github_id).await?,
         steps: &STEPS,
     })?
     .into_response())

@@ -5,6 +5,7 @@ use super::api_v1::scope::{Scope, Scopes};
 use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfOnly, CsrfProtected, RegisteredUser};
 use super::{AppState, WebError};
+use crate::access::Action;
 use crate::secret;
 use crate::store::{ApiToken, NewToken};
 use askama::Template;
@@ -63,6 +64,7 @@ pub struct NewTokenForm {
     vm_read: Option<String>,
     vm_launch: Option<String>,
     vm_delete: Option<String>,
+    admin: Option<String>,
 }
 
 impl CsrfProtected for NewTokenForm {
@@ -80,6 +82,7 @@ async fn create(
         (form.vm_read.is_some(), Scope::VmRead),
         (form.vm_launch.is_some(), Scope::VmLaunch),
         (form.vm_delete.is_some(), Scope::VmDelete),
+        (form.admin.is_some(), Scope::Admin),
     ];
     let scopes = Scopes::from_iter(chosen.into_iter().filter(|(on, _)| *on).map(|(_, s)| s));
     let label = form.label.trim();
@@ -89,6 +92,8 @@ async fn create(
         Some("Choose at least one scope.")
     } else if form.days == 0 || form.days > MAX_DAYS {
         Some("The expiry must be 1 to 366 days.")
+    } else if scopes.allows(Scope::Admin) && !may_administer(&state, &user) {
+        Some("Only an admin may make an admin:* token.")
     } else {
         None
     };
@@ -107,6 +112,14 @@ async fn create(
         })
         .await?;
     show(&state, &user, Some(token), None).await
+}
+
+/// Whether `user` may make `admin:*` tokens: whoever may use `/admin`.
+fn may_administer(state: &AppState, user: &RegisteredUser) -> bool {
+    state
+        .access
+        .check(&user.user, Action::Administer { org_access: false })
+        .is_ok()
 }
 
 async fn revoke(

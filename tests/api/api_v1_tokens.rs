@@ -28,7 +28,7 @@ pub(crate) async fn make_token(browser: &Browser, label: &str, scopes: &[&str]) 
     page[start..end].to_owned()
 }
 
-async fn api(
+pub(crate) async fn api(
     browser: &Browser,
     method: reqwest::Method,
     path: &str,

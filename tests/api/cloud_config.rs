@@ -51,6 +51,7 @@ fn launch(login: &str, repo: &str, git_ref: &str, url_path: &str) -> LaunchData 
             .unwrap(),
         callback_secret: "secret".into(),
         gpu: false,
+        home_volume_id: None,
     }
 }
 

@@ -94,6 +94,29 @@ threading.Thread(target=stop_with_the_sandbox, daemon=True).start()
 server.serve_forever()
 "#;
 
+/// Stand-ins for the disk tools: each records its arguments. A "disk" is a
+/// file; it holds a filesystem when its first line is `ext4-filesystem`,
+/// which the mkfs stub writes (erasing what was there, as mkfs would).
+const BLKID_STUB: &str = r#"#!/bin/bash
+printf '%s\n' "$@" >>"$SANDBOX/blkid-argv"
+disk=${!#}
+[ "$(head -n 1 "$disk")" = ext4-filesystem ] && exit 0
+exit 2
+"#;
+const MKFS_STUB: &str = r#"#!/bin/bash
+printf '%s\n' "$@" >"$SANDBOX/mkfs-argv"
+echo ext4-filesystem >"${!#}"
+"#;
+const MOUNT_STUB: &str = r#"#!/bin/bash
+printf '%s\n' "$@" >"$SANDBOX/mount-argv"
+"#;
+const CHOWN_STUB: &str = r#"#!/bin/bash
+printf '%s\n' "$@" >"$SANDBOX/chown-argv"
+"#;
+
+/// The home volume of the disk tests; Nova's serial is its first 20 characters.
+const HOME_VOLUME: &str = "3f6c2a1e-8b4d-4c7e-9a2f-1d0e5b6c7a8d";
+
 /// The script exactly as a VM receives it: out of the rendered user data.
 fn rendered_script(data: &LaunchData) -> String {
     let user_data = render_user_data(data);
@@ -247,7 +270,14 @@ impl Sandbox {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
-        for (name, text) in [("sudo", SUDO_STUB), ("jupyter-repo2docker", R2D_STUB)] {
+        for (name, text) in [
+            ("sudo", SUDO_STUB),
+            ("jupyter-repo2docker", R2D_STUB),
+            ("blkid", BLKID_STUB),
+            ("mkfs.ext4", MKFS_STUB),
+            ("mount", MOUNT_STUB),
+            ("chown", CHOWN_STUB),
+        ] {
             let path = bin.join(name);
             std::fs::write(&path, text).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -281,6 +311,7 @@ impl Sandbox {
             callback_url: url::Url::parse("http://127.0.0.1:1/api/vm/callback").unwrap(),
             callback_secret: SECRET.into(),
             gpu: false,
+            home_volume_id: None,
         }
     }
 
@@ -299,6 +330,7 @@ impl Sandbox {
             callback_url: url::Url::parse("http://127.0.0.1/").unwrap(),
             callback_secret: SECRET.into(),
             gpu: false,
+            home_volume_id: None,
         };
         let script = self.path("stackbinder-launch");
         std::fs::write(&script, rendered_script(&typed)).unwrap();
@@ -321,6 +353,9 @@ impl Sandbox {
             .env("STACKBINDER_RETRY_SECONDS", "0.2")
             .env("STACKBINDER_RETRIES", "25")
             .env("STACKBINDER_DEADLINE_SECONDS", "30")
+            .env("STACKBINDER_DISK_DIR", self.path("disks"))
+            .env("STACKBINDER_HOME_MOUNT", self.path("home"))
+            .env("STACKBINDER_DISK_WAIT_SECONDS", "2")
             .kill_on_drop(true)
             .output();
         let output = tokio::time::timeout(Duration::from_secs(60), run)
@@ -349,6 +384,29 @@ impl Sandbox {
     fn r2d_argv(&self) -> Vec<String> {
         let call = self.r2d_call().expect("repo2docker was called");
         crate::helpers::strings(&call["argv"])
+    }
+}
+
+impl Sandbox {
+    /// The home volume's disk as the VM shows it, holding `content`.
+    fn home_disk(&self, content: &str) -> PathBuf {
+        let disks = self.path("disks");
+        std::fs::create_dir_all(&disks).unwrap();
+        let disk = disks.join(format!("virtio-{}", &HOME_VOLUME[..20]));
+        std::fs::write(&disk, content).unwrap();
+        disk
+    }
+
+    async fn run_with_home(&self, addr: SocketAddr) -> Run {
+        let mut data = serde_json::to_value(self.launch_data(REPO, "HEAD")).unwrap();
+        data["home_volume_id"] = json!(HOME_VOLUME);
+        self.run_raw(data, addr).await
+    }
+
+    /// The arguments a stub tool was called with, if it was.
+    fn tool_argv(&self, tool: &str) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(self.path(&format!("{tool}-argv"))).ok()?;
+        Some(text.lines().map(str::to_owned).collect())
     }
 }
 
@@ -796,7 +854,11 @@ async fn the_real_repo2docker_accepts_the_flags_the_script_passes() {
     git(&["checkout", "-q", "main"]);
     let repo_url = format!("file://{}", repo_dir.display());
     let (_cb, addr) = ok_callback().await;
-    let run = sandbox.run(addr, &repo_url, "feature").await;
+    // With a home volume, so that its --volume is checked too.
+    sandbox.home_disk("");
+    let mut data = serde_json::to_value(sandbox.launch_data(&repo_url, "feature")).unwrap();
+    data["home_volume_id"] = json!(HOME_VOLUME);
+    let run = sandbox.run_raw(data, addr).await;
     assert!(run.output.status.success(), "{}", run.console);
     let argv = sandbox.r2d_argv();
 
@@ -845,8 +907,135 @@ async fn the_real_repo2docker_accepts_the_flags_the_script_passes() {
     assert_eq!(understood["user_id"], 1000);
     assert_eq!(understood["user_name"], "jovyan");
     assert_eq!(
+        understood["volumes"],
+        json!({ sandbox.path("home").display().to_string(): "/home/jovyan/work" }),
+        "the home volume's mount becomes /home/jovyan/work"
+    );
+    assert_eq!(
         understood["head"],
         wanted.as_str(),
         "the ref is checked out"
     );
+}
+
+/// What a launch with a home volume gives the disk tools and repo2docker.
+fn assert_home_mounted(sandbox: &Sandbox, disk: &Path) {
+    let mount = sandbox.path("home").display().to_string();
+    let disk = disk.display().to_string();
+    assert_eq!(
+        sandbox.tool_argv("mount").expect("mount was called"),
+        ["-o", "nodev,nosuid", disk.as_str(), mount.as_str()]
+    );
+    assert_eq!(
+        sandbox.tool_argv("chown").expect("chown was called"),
+        ["1000:1000", mount.as_str()],
+        "the mount belongs to the container's user"
+    );
+    let argv = sandbox.r2d_argv();
+    let end = argv.iter().position(|a| a == "--").unwrap();
+    assert!(
+        argv[..end].contains(&format!("--volume={mount}:/home/jovyan/work")),
+        "{argv:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_home_volume_gets_a_filesystem_and_is_mounted_into_the_container() {
+    // Arrange: a new, empty volume.
+    let sandbox = Sandbox::new("ok");
+    let disk = sandbox.home_disk("");
+    let (cb, addr) = ok_callback().await;
+
+    // Act
+    let run = sandbox.run_with_home(addr).await;
+
+    // Assert
+    assert!(run.output.status.success(), "{}", run.console);
+    let disk_path = disk.display().to_string();
+    let mkfs = sandbox.tool_argv("mkfs").expect("mkfs was called");
+    assert_eq!(mkfs.last(), Some(&disk_path), "{mkfs:?}");
+    assert_eq!(
+        sandbox.tool_argv("blkid").unwrap(),
+        ["-p", disk_path.as_str()]
+    );
+    assert_home_mounted(&sandbox, &disk);
+    let log = cb.log().join("\n");
+    assert!(log.contains("preparing your new storage"), "{log}");
+    assert!(log.contains("mounted at /home/jovyan/work"), "{log}");
+    assert_eq!(cb.phases().last().map(String::as_str), Some("ready"));
+}
+
+#[tokio::test]
+async fn a_used_home_volume_is_mounted_as_it_is_without_mkfs() {
+    // Arrange: a volume an earlier VM formatted and filled.
+    let sandbox = Sandbox::new("ok");
+    let used = "ext4-filesystem\nnotebooks/analysis.ipynb\n";
+    let disk = sandbox.home_disk(used);
+    let (cb, addr) = ok_callback().await;
+
+    // Act
+    let run = sandbox.run_with_home(addr).await;
+
+    // Assert: no mkfs, the data as it was.
+    assert!(run.output.status.success(), "{}", run.console);
+    assert_eq!(sandbox.tool_argv("mkfs"), None, "mkfs on a used volume");
+    assert_eq!(std::fs::read_to_string(&disk).unwrap(), used);
+    assert_home_mounted(&sandbox, &disk);
+    let log = cb.log().join("\n");
+    assert!(log.contains("has your work from earlier VMs"), "{log}");
+}
+
+/// A GPU profile's launch of a user with a home volume: repo2docker gets
+/// both, the GPU configuration and the mounted volume.
+#[tokio::test]
+async fn a_gpu_launch_with_a_home_volume_gets_both() {
+    // Arrange
+    let sandbox = Sandbox::new("ok");
+    let disk = sandbox.home_disk("");
+    let (cb, addr) = ok_callback().await;
+    let mut data = serde_json::to_value(sandbox.launch_data(REPO, "HEAD")).unwrap();
+    data["gpu"] = json!(true);
+    data["home_volume_id"] = json!(HOME_VOLUME);
+
+    // Act
+    let run = sandbox.run_raw(data, addr).await;
+
+    // Assert
+    assert!(run.output.status.success(), "{}", run.console);
+    assert_home_mounted(&sandbox, &disk);
+    let config = sandbox.path("etc/repo2docker_gpus.py");
+    assert_eq!(
+        sandbox.r2d_argv()[0],
+        format!("--config={}", config.display())
+    );
+    assert!(config.exists());
+    assert_eq!(cb.phases().last().map(String::as_str), Some("ready"));
+}
+
+#[tokio::test]
+async fn a_home_volume_that_never_appears_fails_the_launch_and_runs_nothing() {
+    let sandbox = Sandbox::new("ok");
+    let (cb, addr) = ok_callback().await;
+
+    let run = sandbox.run_with_home(addr).await;
+
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.console);
+    assert_eq!(cb.phases(), ["failed"]);
+    assert!(cb.log().join("\n").contains("your storage did not appear"));
+    assert!(sandbox.tool_argv("mkfs").is_none() && sandbox.r2d_call().is_none());
+}
+
+#[tokio::test]
+async fn a_home_volume_id_that_is_not_an_id_stops_the_script_before_anything_runs() {
+    let sandbox = Sandbox::new("ok");
+    let (cb, addr) = ok_callback().await;
+    let mut data = serde_json::to_value(sandbox.launch_data(REPO, "HEAD")).unwrap();
+    data["home_volume_id"] = json!("../../../dev/sda\"; mkfs /dev/sda");
+
+    let run = sandbox.run_raw(data, addr).await;
+
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.console);
+    assert!(cb.all().is_empty(), "nothing reported");
+    assert!(sandbox.tool_argv("blkid").is_none() && sandbox.tool_argv("mkfs").is_none());
+    assert!(sandbox.r2d_call().is_none());
 }

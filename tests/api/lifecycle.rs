@@ -287,6 +287,8 @@ fn orphan_spec(owner: &InstallationId, delete_volume_on_termination: bool) -> Se
             (META_VM.to_owned(), VmId::new().to_string()),
             (META_INSTANCE.to_owned(), owner.to_string()),
         ]),
+        home_volume: None,
+        availability_zone: None,
     }
 }
 

@@ -29,6 +29,8 @@ fn foreign_spec() -> ServerSpec {
                 InstallationId::generate().to_string(),
             ),
         ]),
+        home_volume: None,
+        availability_zone: None,
     }
 }
 

@@ -34,6 +34,7 @@ print(
             "run_cmd": r2d.run_cmd,
             "user_id": r2d.user_id,
             "user_name": r2d.user_name,
+            "volumes": r2d.volumes,
             "head": head.decode().strip(),
         }
     )

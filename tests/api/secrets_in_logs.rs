@@ -1,7 +1,8 @@
 //! Secrets never reach the logs: run the real binary (`demo`) with every
 //! log level on, go through the whole journey over HTTP, and look for the
 //! registration secret, the session cookie, the CSRF token, the VM's
-//! callback secret and the Jupyter token in what it logged.
+//! callback secret, the Jupyter token and a personal access token used on
+//! `/api/v1` in what it logged.
 
 use crate::helpers::{REPO, csrf_from};
 use reqwest::cookie::{CookieStore, Jar};
@@ -50,14 +51,7 @@ async fn no_secret_is_ever_logged() {
         .redirect(Policy::none())
         .build()
         .unwrap();
-    let page = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(client.get(format!("{base}/login"))).await;
     let csrf = csrf_from(&page);
     client
         .post(format!("{base}/login/demo"))
@@ -65,14 +59,7 @@ async fn no_secret_is_ever_logged() {
         .send()
         .await
         .unwrap();
-    let page = client
-        .get(&link)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(client.get(&link)).await;
     let csrf = csrf_from(&page);
     client
         .post(&link)
@@ -80,6 +67,31 @@ async fn no_secret_is_ever_logged() {
         .send()
         .await
         .unwrap();
+    // A personal access token, made on the tokens page and used below.
+    let page = text(client.post(format!("{base}/tokens")).form(&[
+        ("csrf", csrf.as_str()),
+        ("label", "script"),
+        ("days", "30"),
+        ("vm_read", "on"),
+    ]))
+    .await;
+    let start = page.find("id=\"new-token\">").expect("the token is shown") + 15;
+    let api_token = page[start..start + page[start..].find('<').unwrap()].to_owned();
+    // The API is used without the cookie: a client of its own.
+    let plain = reqwest::Client::new();
+    let bearer = |method: reqwest::Method, path: &str, token: &str| {
+        plain
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    assert_eq!(
+        bearer(reqwest::Method::GET, "/api/v1/vm", &api_token)
+            .await
+            .unwrap()
+            .status(),
+        reqwest::StatusCode::NOT_FOUND
+    );
     client
         .post(format!("{base}/VM_start"))
         .form(&[("csrf", csrf.as_str()), ("giturl", REPO)])
@@ -106,6 +118,26 @@ async fn no_secret_is_ever_logged() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let token = jupyter_url.split("token=").nth(1).unwrap().to_owned();
+    // The token on a request that works, one it lacks the scope for, and
+    // one with a token that does not exist (a typo of it).
+    for (method, path, token, expected) in [
+        (reqwest::Method::GET, "/api/v1/vm", api_token.clone(), 200),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/vm",
+            api_token.clone(),
+            403,
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/vm",
+            format!("{api_token}x"),
+            401,
+        ),
+    ] {
+        let response = bearer(method, path, &token).await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{path}");
+    }
     let cookies = jar
         .cookies(&base.parse().unwrap())
         .map(|c| c.to_str().unwrap().to_owned())
@@ -118,14 +150,7 @@ async fn no_secret_is_ever_logged() {
         .next()
         .unwrap()
         .to_owned();
-    let page = client
-        .get(format!("{base}/VM_delete"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(client.get(format!("{base}/VM_delete"))).await;
     let csrf = csrf_from(&page);
     client
         .post(format!("{base}/VM_delete"))
@@ -154,10 +179,18 @@ async fn no_secret_is_ever_logged() {
         ("Jupyter token", token.as_str()),
         ("session cookie", session.as_str()),
         ("CSRF token", csrf.as_str()),
+        ("API token", api_token.as_str()),
+        // Its random part, in case a log cut the prefix off.
+        ("API token's secret", api_token.trim_start_matches("sbt_")),
     ] {
         assert!(!value.is_empty());
         assert!(!logs.contains(value), "the {what} appears in the logs");
     }
+}
+
+/// Send `request` and read the page it answers.
+async fn text(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
 }
 
 /// SIGTERM without a libc dependency: the `kill` command.

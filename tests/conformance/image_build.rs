@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use stackbinder::cloud::{
     BuilderSpec, CheckItem, Cloud, CloudResult, FloatingIp, Image, InstallationId,
-    META_IMAGE_BUILD, Owned, Server, ServerSpec, ServerStatus,
+    META_IMAGE_BUILD, Owned, Server, ServerSpec, ServerStatus, Volume, VolumeSpec,
 };
 use stackbinder::image_build::{Plan, Timing, build_image};
 use std::collections::HashSet;
@@ -82,6 +82,19 @@ impl Cloud for BuilderVm {
     }
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()> {
         self.inner.release_floating_ip(id).await
+    }
+    async fn create_volume(&self, spec: &VolumeSpec) -> CloudResult<String> {
+        self.inner.create_volume(spec).await
+    }
+    async fn get_volume(&self, id: &str) -> CloudResult<Option<Volume>> {
+        self.inner.get_volume(id).await
+    }
+    async fn find_home_volume(
+        &self,
+        owner: &InstallationId,
+        github_id: &str,
+    ) -> CloudResult<Option<Volume>> {
+        self.inner.find_home_volume(owner, github_id).await
     }
     async fn list_owned(&self, owner: &InstallationId) -> CloudResult<Owned> {
         self.inner.list_owned(owner).await

@@ -43,6 +43,8 @@ fn spec_of(owner: &InstallationId, login: &str) -> ServerSpec {
             (META_LOGIN.to_owned(), login.to_owned()),
             (META_INSTANCE.to_owned(), owner.to_string()),
         ]),
+        home_volume: None,
+        availability_zone: None,
     }
 }
 

@@ -106,6 +106,11 @@ pub struct FakeVolume {
     /// cannot be deleted while it has any.
     pub snapshots: u32,
     pub metadata: BTreeMap<String, String>,
+    pub name: String,
+    pub availability_zone: String,
+    pub volume_type: String,
+    /// GETs of it while `detaching` before it is available.
+    pub detach_polls: u32,
 }
 
 impl FakeVolume {
@@ -118,6 +123,10 @@ impl FakeVolume {
             server_id: Some(server.to_owned()),
             snapshots: 0,
             metadata,
+            name: String::new(),
+            availability_zone: "nova".into(),
+            volume_type: "__DEFAULT__".into(),
+            detach_polls: 0,
         }
     }
 }
@@ -181,6 +190,11 @@ pub struct World {
     /// The next boot request of a builder (boot from image) creates it,
     /// then answers 504.
     pub lose_builder_answers: u32,
+    /// The next `POST /volumes` creates the volume, then answers 504.
+    pub lose_volume_answers: u32,
+    /// A volume detached by a server's deletion stays `detaching` for
+    /// this many GETs of it (Nova detaches in the background).
+    pub detach_polls: u32,
     next_seq: u64,
     pub networks: Vec<Value>,
     /// Neutron subnets, each with its `network_id` and `cidr`.
@@ -270,6 +284,8 @@ impl FakeOpenStack {
             hide_next_created: 0,
             lose_create_answers: 0,
             lose_builder_answers: 0,
+            lose_volume_answers: 0,
+            detach_polls: 0,
             next_seq: 0,
             networks: vec![private, public],
             subnets: vec![private_subnet, public_subnet],
@@ -899,7 +915,45 @@ fn compute(
                 ));
             }
             let bdm = &s["block_device_mapping_v2"][0];
+            // Existing volumes to attach (boot_index -1, source volume):
+            // Nova refuses one that is not available.
+            let existing: Vec<String> = s["block_device_mapping_v2"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["source_type"] == "volume")
+                .filter_map(|d| d["uuid"].as_str().map(str::to_owned))
+                .collect();
+            for vid in &existing {
+                match w.volumes.get(vid) {
+                    None => {
+                        return err(error(
+                            400,
+                            "badRequest",
+                            &format!(
+                                "Block Device Mapping is Invalid: failed to get volume {vid}."
+                            ),
+                        ));
+                    }
+                    Some(v) if v.status != "available" => {
+                        return err(error(
+                            400,
+                            "badRequest",
+                            &format!(
+                                "Invalid volume: volume {vid} status must be available, but current status is: {}",
+                                v.status
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
             let (server_id, port_id) = (id(), id());
+            for vid in &existing {
+                let v = w.volumes.get_mut(vid).expect("checked above");
+                v.status = "in-use".into();
+                v.server_id = Some(server_id.clone());
+            }
             // Boot from volume makes the boot volume; boot from image does not.
             let volume_id = (!bdm.is_null()).then(id);
             let n = w.servers.len() + w.volumes.len() + 5;
@@ -1109,10 +1163,16 @@ fn create_image(w: &mut World, sid: &str, create: &Value) -> Response {
 /// asked) or detached, its port removed, its floating IP disassociated.
 /// Cinder refuses to delete a volume with snapshots: it stays, available.
 fn finish_delete(w: &mut World, s: &FakeServer) {
+    let detach_polls = w.detach_polls;
     for v in w.volumes.values_mut() {
         if v.server_id.as_deref() == Some(&s.id) && Some(&v.id) != s.volume_id.as_ref() {
-            v.status = "available".into();
             v.server_id = None;
+            v.detach_polls = detach_polls;
+            v.status = if detach_polls > 0 {
+                "detaching".into()
+            } else {
+                "available".into()
+            };
         }
     }
     if let Some(volume) = &s.volume_id {
@@ -1141,12 +1201,7 @@ fn volume(
 ) -> Response {
     match (method.as_str(), seg) {
         ("GET", ["volumes", "detail"]) => {
-            let volumes: Vec<Value> = w.volumes.values().map(|v| json!({
-                "id": v.id, "name": "", "status": v.status, "size": v.size, "bootable": "true",
-                "metadata": v.metadata, "availability_zone": "nova", "volume_type": "__DEFAULT__",
-                "attachments": v.server_id.iter().map(|s| json!({"server_id": s, "attachment_id": id(),
-                    "volume_id": v.id, "device": "/dev/vda", "id": v.id})).collect::<Vec<_>>(),
-            })).collect();
+            let volumes: Vec<Value> = w.volumes.values().map(volume_json).collect();
             let project = w.project_id.clone();
             page(
                 w,
@@ -1170,6 +1225,60 @@ fn volume(
                 .unwrap_or_default();
             v.metadata.extend(add);
             ok(json!({"metadata": v.metadata}))
+        }
+        // Cinder "Create a volume": 202, `creating` until it is looked at.
+        ("POST", ["volumes"]) => {
+            let body = body.unwrap_or(Value::Null);
+            let v = &body["volume"];
+            let size = v["size"].as_u64().unwrap_or(0);
+            let gb: u64 = w.volumes.values().map(|v| v.size).sum();
+            if w.volumes.len() as i64 >= w.limits.volumes || (gb + size) as i64 > w.limits.gigabytes
+            {
+                return err(error(
+                    413,
+                    "overLimit",
+                    "VolumeLimitExceeded: Maximum number of volumes allowed (20) exceeded for quota 'volumes'.",
+                ));
+            }
+            let vid = id();
+            let volume = FakeVolume {
+                id: vid.clone(),
+                size,
+                status: "creating".into(),
+                server_id: None,
+                snapshots: 0,
+                metadata: serde_json::from_value(v["metadata"].clone()).unwrap_or_default(),
+                name: v["name"].as_str().unwrap_or_default().to_owned(),
+                availability_zone: v["availability_zone"].as_str().unwrap_or("nova").to_owned(),
+                volume_type: v["volume_type"]
+                    .as_str()
+                    .unwrap_or("__DEFAULT__")
+                    .to_owned(),
+                detach_polls: 0,
+            };
+            let answer = volume_json(&volume);
+            w.volumes.insert(vid, volume);
+            if w.lose_volume_answers > 0 {
+                w.lose_volume_answers -= 1;
+                return err(error(504, "computeFault", "Gateway Time-out"));
+            }
+            reply(202, json!({"volume": answer}), None, &[])
+        }
+        ("GET", ["volumes", vid]) => {
+            let Some(v) = w.volumes.get_mut(*vid) else {
+                return err(error(
+                    404,
+                    "itemNotFound",
+                    &format!("Volume {vid} could not be found."),
+                ));
+            };
+            match v.status.as_str() {
+                "creating" => v.status = "available".into(),
+                "detaching" if v.detach_polls == 0 => v.status = "available".into(),
+                "detaching" => v.detach_polls -= 1,
+                _ => {}
+            }
+            ok(json!({"volume": volume_json(v)}))
         }
         ("DELETE", ["volumes", vid]) => match w.volumes.get(*vid) {
             None => err(error(
@@ -1203,6 +1312,21 @@ fn volume(
             "The resource could not be found.",
         )),
     }
+}
+
+/// A volume as Cinder v3 shows it (api-ref: "Show a volume's details").
+fn volume_json(v: &FakeVolume) -> Value {
+    json!({
+        "id": v.id, "name": v.name, "status": v.status, "size": v.size,
+        "bootable": if v.name.is_empty() { "true" } else { "false" },
+        "metadata": v.metadata, "availability_zone": v.availability_zone,
+        "volume_type": v.volume_type, "multiattach": false, "encrypted": false,
+        "created_at": "2026-01-01T00:00:00.000000", "links": [],
+        "attachments": v.server_id.iter().map(|s| json!({"server_id": s, "attachment_id": id(),
+            "volume_id": v.id, "device": "/dev/vdb", "id": v.id,
+            "attached_at": "2026-01-01T00:00:00.000000", "host_name": null}))
+            .collect::<Vec<_>>(),
+    })
 }
 
 fn fip_json(w: &World, f: &FakeFip) -> Value {

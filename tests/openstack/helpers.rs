@@ -106,6 +106,7 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
         callback_url: url::Url::parse("http://127.0.0.1:1/api/vm/callback").unwrap(),
         callback_secret: "callback-secret".into(),
         gpu: false,
+        home_volume_id: None,
     };
     ServerSpec {
         name: format!("{}{login}", config.name_prefix),
@@ -124,5 +125,7 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
             (META_VM.into(), vm.to_string()),
             (META_INSTANCE.into(), owner().to_string()),
         ]),
+        home_volume: None,
+        availability_zone: None,
     }
 }

@@ -7,6 +7,7 @@ mod check;
 mod fake_openstack;
 mod faults;
 mod helpers;
+mod home_volume;
 mod image_build;
 mod launch;
 mod ownership;

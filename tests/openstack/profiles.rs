@@ -152,6 +152,10 @@ fn other_volume(size: u64) -> crate::fake_openstack::FakeVolume {
         server_id: None,
         snapshots: 0,
         metadata: Default::default(),
+        name: "theirs".into(),
+        availability_zone: "nova".into(),
+        volume_type: "__DEFAULT__".into(),
+        detach_polls: 0,
     }
 }
 

@@ -23,7 +23,8 @@ pub use session::Credentials;
 
 use super::{
     BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, InstallationId,
-    META_IMAGE_BUILD, META_INSTANCE, META_VM, Owned, Server, ServerSpec, ServerStatus, Shape,
+    META_HOME, META_IMAGE_BUILD, META_INSTANCE, META_VM, Owned, Server, ServerSpec, ServerStatus,
+    Shape, Volume, VolumeSpec,
 };
 use crate::config::CloudConfig;
 use async_trait::async_trait;
@@ -206,28 +207,50 @@ impl Cloud for OpenStackCloud {
         self.remove_volume(id).await
     }
 
+    #[tracing::instrument(name = "openstack create volume", skip_all, fields(name = %spec.name))]
+    async fn create_volume(&self, spec: &VolumeSpec) -> CloudResult<String> {
+        let id = self.post_volume(spec).await?;
+        tracing::info!(volume = %id, "volume requested");
+        Ok(id)
+    }
+
+    #[tracing::instrument(name = "openstack get volume", skip(self))]
+    async fn get_volume(&self, id: &str) -> CloudResult<Option<Volume>> {
+        Ok(self.show_volume(id).await?)
+    }
+
+    #[tracing::instrument(name = "openstack find home volume", skip(self, owner))]
+    async fn find_home_volume(
+        &self,
+        owner: &InstallationId,
+        github_id: &str,
+    ) -> CloudResult<Option<Volume>> {
+        Ok(self.home_volume_of(owner, github_id).await?)
+    }
+
     #[tracing::instrument(name = "openstack release floating IP", skip(self))]
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()> {
         self.release_fip(id).await
     }
 
-    /// Servers and volumes whose metadata names `owner`, floating IPs
-    /// described as `owner`'s; every page of each list. A volume an
-    /// operator attached to one of our servers is not ours.
+    /// Servers and volumes whose metadata names `owner` (home volumes
+    /// apart), floating IPs described as `owner`'s; every page of each
+    /// list. A volume an operator attached to one of our servers is not ours.
     #[tracing::instrument(name = "openstack list owned", skip_all)]
     async fn list_owned(&self, owner: &InstallationId) -> CloudResult<Owned> {
         let (servers, builders) = self.owned_servers(owner).await?;
-        let volume_ids = self
+        let (home_volume_ids, volume_ids) = self
             .list_volumes()
             .await?
             .into_iter()
             .filter(|v| owner.made(&v.metadata))
-            .map(|v| v.id)
-            .collect();
+            .partition::<Vec<_>, _>(|v| v.metadata.contains_key(META_HOME));
+        let ids = |volumes: Vec<volumes::CinderVolume>| volumes.into_iter().map(|v| v.id).collect();
         Ok(Owned {
             servers,
             builders,
-            volume_ids,
+            volume_ids: ids(volume_ids),
+            home_volume_ids: ids(home_volume_ids),
             floating_ips: self.owned_fips(owner).await?,
         })
     }

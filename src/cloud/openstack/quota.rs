@@ -1,7 +1,8 @@
 //! Room for one more VM: Nova (instances, cores, RAM), Cinder (volumes,
 //! gigabytes) and Neutron (floating IPs) limits and usage, read before a
 //! launch so the user reads "this project uses 20 of 20 instances" instead
-//! of a raw 403 from deep inside Nova.
+//! of a raw 403 from deep inside Nova; Cinder's again before a user's home
+//! volume is made.
 
 use super::OpenStackCloud;
 use super::api::Repeat;
@@ -47,6 +48,8 @@ pub struct Usage {
     pub used: i64,
     pub limit: i64,
     pub needed: i64,
+    /// What needs it: "a VM", "your storage".
+    pub needed_by: &'static str,
 }
 
 impl Usage {
@@ -69,7 +72,7 @@ impl Usage {
             )
         };
         if self.needed != 1 {
-            s.push_str(&format!(", and a VM needs {}", self.needed));
+            s.push_str(&format!(", and {} needs {}", self.needed_by, self.needed));
         }
         s
     }
@@ -102,7 +105,6 @@ impl OpenStackCloud {
         volume_size_gb: u32,
         owner: Option<&crate::cloud::InstallationId>,
     ) -> Result<Vec<Usage>, ApiError> {
-        let volume = self.api.ready().await?.volume;
         let nova = async {
             self.api
                 .call("read Nova's limits", Repeat::Idempotent, |r| {
@@ -113,48 +115,33 @@ impl OpenStackCloud {
                 .await?
                 .json::<Limits>()
         };
-        let cinder = async {
-            self.api
-                .call("read Cinder's limits", Repeat::Idempotent, |r| {
-                    r.session.get(volume, ["limits"])
-                })
-                .await?
-                .json::<Limits>()
-        };
-        let (nova, cinder) = tokio::try_join!(nova, cinder)?;
-        let (n, c) = (&nova.limits.absolute, &cinder.limits.absolute);
+        let (nova, cinder) = tokio::try_join!(nova, self.cinder_limits())?;
+        let n = &nova.limits.absolute;
+        let needed_by = "a VM";
         let mut usage = vec![
             Usage {
                 resource: "instances",
                 used: field(n, "totalInstancesUsed"),
                 limit: field(n, "maxTotalInstances"),
                 needed: 1,
+                needed_by,
             },
             Usage {
                 resource: "VCPUs",
                 used: field(n, "totalCoresUsed"),
                 limit: field(n, "maxTotalCores"),
                 needed: flavor.vcpus as i64,
+                needed_by,
             },
             Usage {
                 resource: "MiB of RAM",
                 used: field(n, "totalRAMUsed"),
                 limit: field(n, "maxTotalRAMSize"),
                 needed: flavor.ram as i64,
-            },
-            Usage {
-                resource: "volumes",
-                used: field(c, "totalVolumesUsed"),
-                limit: field(c, "maxTotalVolumes"),
-                needed: 1,
-            },
-            Usage {
-                resource: "GB of volume storage",
-                used: field(c, "totalGigabytesUsed"),
-                limit: field(c, "maxTotalVolumeGigabytes"),
-                needed: i64::from(volume_size_gb),
+                needed_by,
             },
         ];
+        usage.extend(cinder_usage(&cinder, volume_size_gb, needed_by));
         // Behind the Jupyter proxy a launch allocates no floating IP.
         let allocates = self.config.jupyter_access == crate::config::JupyterAccess::FloatingIp;
         if let Some(pool) = &resolved.pool_id
@@ -183,6 +170,7 @@ impl OpenStackCloud {
                 used: q.used + q.reserved,
                 limit: q.limit,
                 needed: 1,
+                needed_by,
             };
             // A free floating IP of ours is reused, not allocated.
             if !fip.has_room()
@@ -201,6 +189,43 @@ impl OpenStackCloud {
         }
         Ok(usage)
     }
+
+    /// Usage against Cinder's limits of a new home volume of `size_gb`.
+    pub(super) async fn volume_usage(&self, size_gb: u32) -> Result<Vec<Usage>, ApiError> {
+        let limits = self.cinder_limits().await?;
+        Ok(cinder_usage(&limits, size_gb, "your storage").into())
+    }
+
+    async fn cinder_limits(&self) -> Result<Limits, ApiError> {
+        let volume = self.api.ready().await?.volume;
+        self.api
+            .call("read Cinder's limits", Repeat::Idempotent, |r| {
+                r.session.get(volume, ["limits"])
+            })
+            .await?
+            .json::<Limits>()
+    }
+}
+
+/// One more volume of `size_gb` against Cinder's volumes and gigabytes.
+fn cinder_usage(limits: &Limits, size_gb: u32, needed_by: &'static str) -> [Usage; 2] {
+    let c = &limits.limits.absolute;
+    [
+        Usage {
+            resource: "volumes",
+            used: field(c, "totalVolumesUsed"),
+            limit: field(c, "maxTotalVolumes"),
+            needed: 1,
+            needed_by,
+        },
+        Usage {
+            resource: "GB of volume storage",
+            used: field(c, "totalGigabytesUsed"),
+            limit: field(c, "maxTotalVolumeGigabytes"),
+            needed: i64::from(size_gb),
+            needed_by,
+        },
+    ]
 }
 
 #[cfg(test)]
@@ -214,6 +239,7 @@ mod tests {
             used: 20,
             limit: 20,
             needed: 1,
+            needed_by: "a VM",
         };
         assert!(!u.has_room());
         assert_eq!(u.describe(), "this project uses 20 of 20 instances");
@@ -226,6 +252,7 @@ mod tests {
             used,
             limit,
             needed,
+            needed_by: "a VM",
         };
         assert_eq!(room(&[u(2, 20, 1), u(40, 80, 8), u(0, -1, 4)]), Some(5));
         assert_eq!(room(&[u(20, 20, 1)]), Some(0));
@@ -241,6 +268,7 @@ mod tests {
             used: 400,
             limit: -1,
             needed: 8,
+            needed_by: "a VM",
         };
         assert!(u.has_room());
     }

@@ -29,7 +29,10 @@ struct Create<'a> {
     /// Empty for boot from volume: the image is in the block device mapping.
     #[serde(rename = "imageRef")]
     image_ref: &'a str,
-    block_device_mapping_v2: [BlockDevice<'a>; 1],
+    /// The boot volume, then the owner's home volume if there is one.
+    block_device_mapping_v2: Vec<BlockDevice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    availability_zone: Option<&'a str>,
     networks: [Nic<'a>; 1],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     security_groups: Vec<Named<'a>>,
@@ -41,12 +44,37 @@ struct Create<'a> {
 
 #[derive(Serialize)]
 struct BlockDevice<'a> {
-    boot_index: u8,
+    /// -1: not a boot device (Nova's "none").
+    boot_index: i8,
     uuid: &'a str,
     source_type: &'static str,
     destination_type: &'static str,
-    volume_size: u32,
+    /// For a new volume only; an existing one has its size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume_size: Option<u32>,
     delete_on_termination: bool,
+}
+
+/// The block devices of a VM: a new boot volume from the image, and the
+/// owner's home volume as it is, which the server's deletion keeps.
+fn block_devices<'a>(image_id: &'a str, spec: &'a ServerSpec) -> Vec<BlockDevice<'a>> {
+    let boot = BlockDevice {
+        boot_index: 0,
+        uuid: image_id,
+        source_type: "image",
+        destination_type: "volume",
+        volume_size: Some(spec.volume_size_gb),
+        delete_on_termination: spec.delete_volume_on_termination,
+    };
+    let home = spec.home_volume.as_deref().map(|id| BlockDevice {
+        boot_index: -1,
+        uuid: id,
+        source_type: "volume",
+        destination_type: "volume",
+        volume_size: None,
+        delete_on_termination: false,
+    });
+    std::iter::once(boot).chain(home).collect()
 }
 
 #[derive(Serialize)]
@@ -208,14 +236,8 @@ impl OpenStackCloud {
                 name: &spec.name,
                 flavor_ref: &flavor.id,
                 image_ref: "",
-                block_device_mapping_v2: [BlockDevice {
-                    boot_index: 0,
-                    uuid: image_id,
-                    source_type: "image",
-                    destination_type: "volume",
-                    volume_size: spec.volume_size_gb,
-                    delete_on_termination: spec.delete_volume_on_termination,
-                }],
+                block_device_mapping_v2: block_devices(image_id, spec),
+                availability_zone: spec.availability_zone.as_deref(),
                 networks: [Nic {
                     uuid: &resolved.network_id,
                 }],

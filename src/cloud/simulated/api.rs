@@ -6,7 +6,8 @@ use super::state::{SimFip, SimImage, SimServer};
 use super::{MAX_USER_DATA_B64, Op, Scenario, SimulatedCloud};
 use crate::cloud::{
     BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, ImageStatus,
-    InstallationId, META_IMAGE_BUILD, META_VM, Owned, Server, ServerSpec, ServerStatus,
+    InstallationId, META_HOME, META_IMAGE_BUILD, META_VM, Owned, Server, ServerSpec, ServerStatus,
+    Volume, VolumeSpec,
 };
 use async_trait::async_trait;
 use std::net::Ipv4Addr;
@@ -37,6 +38,20 @@ impl Cloud for SimulatedCloud {
         let volume = uuid::Uuid::new_v4().to_string();
         let scenario = {
             let mut st = self.lock();
+            // Nova refuses to boot with a volume that is not available.
+            let mut volumes = vec![volume.clone()];
+            if let Some(home) = &spec.home_volume {
+                match st.volumes.get(home) {
+                    Some(None) => volumes.push(home.clone()),
+                    Some(Some(_)) => {
+                        return Err(CloudError::Rejected(format!(
+                            "volume {home} is in-use, not available (400)"
+                        )));
+                    }
+                    None => return Err(CloudError::Rejected(format!("no volume {home}"))),
+                }
+                st.volumes.insert(home.clone(), Some(id.clone()));
+            }
             let scenario = st.scenarios.pop_front();
             let address = match &scenario {
                 Some(Scenario::ExternalJupyter(at)) => *at.ip(),
@@ -46,7 +61,7 @@ impl Cloud for SimulatedCloud {
             st.created.push(spec.clone());
             st.servers.insert(
                 id.clone(),
-                SimServer::new(&id, spec.clone(), address, vec![volume]),
+                SimServer::new(&id, spec.clone(), address, volumes),
             );
             scenario
         };
@@ -183,11 +198,46 @@ impl Cloud for SimulatedCloud {
                 Some(None) => {
                     st.volumes.remove(id);
                     st.volume_owners.remove(id);
+                    st.made_volumes.remove(id);
                 }
                 None => {}
             }
         }
         self.deliver(Op::DeleteVolume, ())
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> CloudResult<String> {
+        self.enter(Op::CreateVolume)?;
+        if spec.name.is_empty() || spec.size_gb == 0 {
+            return Err(CloudError::Rejected("name and size are required".into()));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut st = self.lock();
+        st.volumes.insert(id.clone(), None);
+        st.made_volumes.insert(id.clone(), spec.clone());
+        drop(st);
+        self.deliver(Op::CreateVolume, id)
+    }
+
+    async fn get_volume(&self, id: &str) -> CloudResult<Option<Volume>> {
+        self.enter(Op::GetVolume)?;
+        self.reap();
+        Ok(self.lock().volume(id))
+    }
+
+    async fn find_home_volume(
+        &self,
+        owner: &InstallationId,
+        github_id: &str,
+    ) -> CloudResult<Option<Volume>> {
+        self.enter(Op::FindHomeVolume)?;
+        self.reap();
+        let st = self.lock();
+        let found = st.made_volumes.iter().find(|(_, spec)| {
+            owner.made(&spec.metadata)
+                && spec.metadata.get(META_HOME).map(String::as_str) == Some(github_id)
+        });
+        Ok(found.and_then(|(id, _)| st.volume(id)))
     }
 
     async fn release_floating_ip(&self, id: &str) -> CloudResult<()> {
@@ -214,6 +264,14 @@ impl Cloud for SimulatedCloud {
                 .volume_owners
                 .iter()
                 .filter(|(_, o)| o.as_str() == owner.as_str())
+                .map(|(id, _)| id.clone())
+                .collect(),
+            home_volume_ids: st
+                .made_volumes
+                .iter()
+                .filter(|(_, spec)| {
+                    owner.made(&spec.metadata) && spec.metadata.contains_key(META_HOME)
+                })
                 .map(|(id, _)| id.clone())
                 .collect(),
             floating_ips: st
@@ -258,6 +316,8 @@ impl Cloud for SimulatedCloud {
                 network: None,
                 user_data: spec.user_data.clone(),
                 metadata: spec.metadata.clone(),
+                home_volume: None,
+                availability_zone: None,
             };
             st.builders.push(spec.clone());
             st.servers.insert(

@@ -43,10 +43,15 @@ pub async fn run(
         data,
         console,
     };
-    let cloning = vec![format!(
+    let mut cloning = Vec::new();
+    if reporter.data.home_volume_id.is_some() {
+        // What launch.sh says once it has mounted the home volume.
+        cloning.push("stackbinder: your storage is mounted at /home/jovyan/work".to_owned());
+    }
+    cloning.push(format!(
         "Cloning {} at {}",
         reporter.data.repo, reporter.data.git_ref
-    )];
+    ));
     if reporter
         .report(1, Some(Progress::Cloning), None, cloning)
         .await

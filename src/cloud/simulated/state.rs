@@ -3,7 +3,10 @@
 
 use super::jupyter_stand_in::Jupyter;
 use super::{Op, Scenario};
-use crate::cloud::{BuilderSpec, Image, ImageStatus, Server, ServerSpec, ServerStatus};
+use crate::cloud::{
+    BuilderSpec, Image, ImageStatus, Server, ServerSpec, ServerStatus, Volume, VolumeSpec,
+    VolumeStatus,
+};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -47,6 +50,9 @@ pub(super) struct State {
     pub(super) volumes: BTreeMap<String, Option<String>>,
     /// volume id → the installation its metadata names (Cinder metadata).
     pub(super) volume_owners: HashMap<String, String>,
+    /// Volumes made with `create_volume` (home volumes), as asked for;
+    /// whether one is attached is in `volumes`.
+    pub(super) made_volumes: HashMap<String, VolumeSpec>,
     pub(super) floating_ips: BTreeMap<String, SimFip>,
     pub(super) created: Vec<ServerSpec>,
     pub(super) builders: Vec<BuilderSpec>,
@@ -58,6 +64,30 @@ pub(super) struct State {
     /// Servers asked to be deleted stay in DELETING for ever.
     pub(super) stuck_deletes: bool,
     pub(super) scenarios: VecDeque<Scenario>,
+}
+
+impl State {
+    /// A volume made with `create_volume`, as Cinder would show it.
+    pub(super) fn volume(&self, id: &str) -> Option<Volume> {
+        let spec = self.made_volumes.get(id)?;
+        let attached_to: Vec<String> = self.volumes.get(id)?.iter().cloned().collect();
+        Some(Volume {
+            id: id.to_owned(),
+            status: if attached_to.is_empty() {
+                VolumeStatus::Available
+            } else {
+                VolumeStatus::InUse
+            },
+            size_gb: spec.size_gb,
+            availability_zone: Some(
+                spec.availability_zone
+                    .clone()
+                    .unwrap_or_else(|| "nova".into()),
+            ),
+            attached_to,
+            metadata: spec.metadata.clone(),
+        })
+    }
 }
 
 impl SimServer {

@@ -12,7 +12,7 @@ use chrono::Utc;
 impl Provisioner {
     #[tracing::instrument(skip_all)]
     pub(super) async fn boot(&self, vm: &VmRecord) -> Result<(), StepError> {
-        let store = &self.inner.store;
+        let store = &self.inner.driver_store;
         let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
         let Some(server) = self.inner.cloud.get_server(server_id).await? else {
             self.fail(
@@ -78,12 +78,20 @@ impl Provisioner {
         vm: &VmRecord,
         server: &Server,
     ) -> Result<(), StepError> {
-        if !vm.volume_ids.0.is_empty() {
+        if !vm.volume_ids.0.is_empty() || server.volume_ids.is_empty() {
             return Ok(());
         }
-        // While the server is new, its boot volume is all it has; with
-        // more than one attached we cannot tell, and record none.
-        let [boot] = server.volume_ids.as_slice() else {
+        // While the server is new, its boot volume is all it has besides
+        // the owner's home volume (never ours to delete); with more than
+        // one other attached we cannot tell, and record none.
+        let home = self.inner.driver_store.home_volume(vm.owner_id).await?;
+        let home = home.as_ref().map(|h| h.volume_id.as_str());
+        let others: Vec<&String> = server
+            .volume_ids
+            .iter()
+            .filter(|id| Some(id.as_str()) != home)
+            .collect();
+        let [boot] = others.as_slice() else {
             return Ok(());
         };
         self.inner
@@ -91,7 +99,7 @@ impl Provisioner {
             .tag_volume(boot, &self.inner.installation, &vm.id.to_string())
             .await?;
         self.inner
-            .store
+            .driver_store
             .set_volume_ids(vm.id, std::slice::from_ref(boot))
             .await?;
         Ok(())
@@ -108,6 +116,7 @@ impl Provisioner {
             return Ok(());
         }
         let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
+        self.inner.driver_store.check_lease().await?;
         match self
             .inner
             .cloud
@@ -116,13 +125,13 @@ impl Provisioner {
         {
             Ok(fip) => {
                 self.inner
-                    .store
+                    .driver_store
                     .set_floating_ip(vm.id, Some((&fip.address, &fip.id)))
                     .await?;
             }
             Err(e @ (CloudError::NoFloatingIps(_) | CloudError::QuotaExceeded(_))) => {
                 self.inner
-                    .store
+                    .driver_store
                     .append_event(
                         vm.id,
                         EventKind::Warning,
@@ -147,7 +156,7 @@ impl Provisioner {
                 ("starting", launch.start_timeout_seconds)
             }
             Some(Progress::Failed) => {
-                let tail = self.inner.store.log_tail(vm.id, 1).await?;
+                let tail = self.inner.driver_store.log_tail(vm.id, 1).await?;
                 let last = tail.last().map_or("no log line", |e| e.message.as_str());
                 let phase = vm.script_phase();
                 self.fail(
@@ -166,7 +175,7 @@ impl Provisioner {
                 .unwrap_or_default();
             let moved = self
                 .inner
-                .store
+                .driver_store
                 .transition(
                     vm.id,
                     VmState::Building,
@@ -220,7 +229,7 @@ impl Provisioner {
             .send()
             .await;
         if matches!(answer, Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND) {
-            let store = &self.inner.store;
+            let store = &self.inner.driver_store;
             store.set_ide_missing(vm.id).await?;
             store
                 .append_event(

@@ -1,6 +1,7 @@
 //! Creating a VM's server, or adopting the one an earlier attempt made.
 
 use super::StepError;
+use super::home::HomeVolumeUse;
 use crate::cloud::{CloudError, Server};
 use crate::domain::{VmId, VmState};
 use crate::provision::Provisioner;
@@ -14,7 +15,7 @@ impl Provisioner {
     pub(super) async fn start_creating(&self, vm: &VmRecord) -> Result<(), StepError> {
         if self
             .inner
-            .store
+            .driver_store
             .transition(
                 vm.id,
                 VmState::Requested,
@@ -23,7 +24,12 @@ impl Provisioner {
             )
             .await?
         {
-            let vm = self.inner.store.vm(vm.id).await?.expect("the VM exists");
+            let vm = self
+                .inner
+                .driver_store
+                .vm(vm.id)
+                .await?
+                .expect("the VM exists");
             self.create(&vm).await?;
         }
         Ok(())
@@ -34,7 +40,7 @@ impl Provisioner {
     #[tracing::instrument(skip_all)]
     pub(super) async fn create(&self, vm: &VmRecord) -> Result<(), StepError> {
         let cloud = &self.inner.cloud;
-        let store = &self.inner.store;
+        let store = &self.inner.driver_store;
         if vm.server_id.is_none() {
             // A stored secret hash means an earlier attempt sent `POST
             // /servers` and never recorded the answer (a timeout, a
@@ -62,21 +68,38 @@ impl Provisioner {
                         .await?;
                 }
                 None => {
+                    let home_volume = match self.home_volume_for(vm).await? {
+                        HomeVolumeUse::Off => None,
+                        HomeVolumeUse::Attach(id) => Some(id),
+                        HomeVolumeUse::Wait(why) => return Err(StepError::Waiting(why)),
+                        HomeVolumeUse::Refuse(why) => {
+                            self.fail(vm, &why).await;
+                            return Ok(());
+                        }
+                    };
                     // The hash is stored before the secret leaves, so whatever
                     // server results from this call can authenticate.
                     let callback_secret = secret::generate();
                     store
                         .set_secret_hash(vm.id, &secret::hash(&callback_secret))
                         .await?;
-                    let spec = match self.server_spec(vm, &callback_secret) {
+                    let spec = match self.server_spec(vm, &callback_secret, home_volume) {
                         Ok(spec) => spec,
                         Err(why) => {
                             self.fail(vm, &why).await;
                             return Ok(());
                         }
                     };
+                    store.check_lease().await?;
                     match cloud.create_server(&spec).await {
-                        Ok(id) => store.set_server_id(vm.id, &id).await?,
+                        Ok(id) => {
+                            store.set_server_id(vm.id, &id).await?;
+                            if spec.home_volume.is_some() {
+                                store
+                                    .home_volume_attached(vm.owner_id, chrono::Utc::now())
+                                    .await?;
+                            }
+                        }
                         Err(e) if !e.is_transient() => {
                             self.fail(vm, &format!("the cloud refused to create your server: {e}"))
                                 .await;

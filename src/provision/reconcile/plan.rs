@@ -284,6 +284,24 @@ mod tests {
     }
 
     #[test]
+    fn a_home_volume_is_never_an_orphan_attached_or_not() {
+        let owned = Owned {
+            volume_ids: vec!["boot-left".into()],
+            home_volume_ids: vec!["home-ada".into()],
+            ..Owned::default()
+        };
+        let observed = Observed {
+            owned,
+            found: HashMap::new(),
+        };
+        assert_eq!(
+            at_once_and_after_the_grace(&observed, &[]),
+            (vec![], vec![Action::DeleteVolume("boot-left".into())]),
+            "only the boot volume no VM explains goes"
+        );
+    }
+
+    #[test]
     fn reconciler_deletes_a_second_server_of_a_vm_that_recorded_another() {
         let vm = record(VmState::Booting, Some("s2"));
         let owned = Owned {
@@ -332,6 +350,7 @@ mod tests {
                 servers: vec![server("s1", Some(vm.id)), server("s9", Some(VmId::new()))],
                 builders: vec![],
                 volume_ids: vec!["v1".into(), "v9".into()],
+                home_volume_ids: vec![],
                 floating_ips: vec![fip("f1"), fip("f9")],
             },
             found: HashMap::new(),
@@ -416,6 +435,7 @@ mod tests {
                     servers: vec![server("s2", Some(holder.id))],
                     builders: vec![],
                     volume_ids: vec!["v1".into(), "v9".into()],
+                    home_volume_ids: vec![],
                     floating_ips: vec![fip("f1"), fip("f9")],
                 },
                 vec![

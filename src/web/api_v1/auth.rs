@@ -50,6 +50,10 @@ impl FromRequestParts<AppState> for TokenUser {
         if !token.is_live(now) {
             return Err(ApiError::Unauthenticated);
         }
+        state
+            .api_limit
+            .check(token.id)
+            .map_err(ApiError::RateLimited)?;
         let user = state
             .store
             .user(token.github_id)
@@ -65,5 +69,23 @@ impl FromRequestParts<AppState> for TokenUser {
             user,
             scopes: Scopes::parse(&token.scopes),
         })
+    }
+}
+
+/// A token with `admin:*` whose owner is an admin now (taking someone off
+/// `registration.admins` takes their admin tokens' power at once).
+pub struct AdminUser(pub TokenUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = TokenUser::from_request_parts(parts, state).await?;
+        user.require(Scope::Admin)?;
+        state
+            .access
+            .check(&user.user, Action::Administer { org_access: false })
+            .map_err(|_| ApiError::NotAdmin)?;
+        Ok(Self(user))
     }
 }

@@ -3,7 +3,10 @@
 
 use axum::Json;
 use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -13,6 +16,18 @@ pub enum ApiError {
     MissingScope(&'static str),
     #[error("you may not use this server")]
     Forbidden,
+    #[error("this token's owner is not an admin")]
+    NotAdmin,
+    #[error("this token has made too many requests; try again in {0} s")]
+    RateLimited(u64),
+    #[error("there is no such route under /api/v1 (see /api/v1/openapi.json)")]
+    NoSuchRoute,
+    #[error("there is no VM {0}")]
+    NoSuchVm(String),
+    #[error("there is no user with the GitHub id {0}")]
+    NoSuchUser(i64),
+    #[error("there is no registration link {0}")]
+    NoSuchLink(i64),
     #[error("{0}")]
     NotAllowed(String),
     #[error("you have no VM")]
@@ -33,6 +48,12 @@ impl ApiError {
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::MissingScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotAdmin => (StatusCode::FORBIDDEN, "not_admin"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::NoSuchRoute => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NoSuchVm(_) => (StatusCode::NOT_FOUND, "no_such_vm"),
+            Self::NoSuchUser(_) => (StatusCode::NOT_FOUND, "no_such_user"),
+            Self::NoSuchLink(_) => (StatusCode::NOT_FOUND, "no_such_link"),
             Self::NotAllowed(_) => (StatusCode::FORBIDDEN, "repository_not_allowed"),
             Self::NoVm => (StatusCode::NOT_FOUND, "no_vm"),
             Self::AlreadyHasVm => (StatusCode::CONFLICT, "already_has_vm"),
@@ -61,6 +82,17 @@ impl From<crate::provision::ProvisionError> for ApiError {
     }
 }
 
+impl From<crate::access::AccessError> for ApiError {
+    fn from(e: crate::access::AccessError) -> Self {
+        use crate::access::AccessError;
+        match e {
+            AccessError::Refused { .. } => Self::Forbidden,
+            AccessError::Provision(e) => e.into(),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
 impl From<super::super::WebError> for ApiError {
     fn from(e: super::super::WebError) -> Self {
         Self::Internal(anyhow::anyhow!("{e}"))
@@ -77,10 +109,27 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
-            status,
-            Json(serde_json::json!({ "code": code, "message": message })),
-        )
-            .into_response()
+        let body = Json(ErrorBody {
+            code: code.to_owned(),
+            message,
+        });
+        match self {
+            Self::RateLimited(seconds) => {
+                (status, [(RETRY_AFTER, seconds.to_string())], body).into_response()
+            }
+            _ => (status, body).into_response(),
+        }
     }
+}
+
+/// What every error of `/api/v1` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, for scripts to match on: `unauthenticated`, `insufficient_scope`,
+    /// `forbidden`, `not_admin`, `rate_limited`, `repository_not_allowed`,
+    /// `no_vm`, `already_has_vm`, `no_such_vm`, `no_such_user`,
+    /// `no_such_link`, `not_found`, `bad_request`, `launches_paused`, `internal`.
+    pub code: String,
+    /// For people; its wording may change.
+    pub message: String,
 }

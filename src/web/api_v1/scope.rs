@@ -10,16 +10,21 @@ pub enum Scope {
     VmRead,
     VmLaunch,
     VmDelete,
+    /// `admin:*`: the admin routes (every VM, the users, the links). Only
+    /// an admin may make such a token, and it works only while its owner
+    /// is still an admin. It grants nothing on the owner's own VM.
+    Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Self::VmRead, Self::VmLaunch, Self::VmDelete];
+    pub const ALL: [Scope; 4] = [Self::VmRead, Self::VmLaunch, Self::VmDelete, Self::Admin];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::VmRead => "vm:read",
             Self::VmLaunch => "vm:launch",
             Self::VmDelete => "vm:delete",
+            Self::Admin => "admin:*",
         }
     }
 
@@ -64,9 +69,10 @@ mod tests {
 
     #[test]
     fn scopes_round_trip_and_unknown_names_grant_nothing() {
-        let s = Scopes::parse("vm:read admin:* vm:everything");
-        assert!(s.allows(Scope::VmRead));
+        let s = Scopes::parse("vm:read admin:* vm:everything admin");
+        assert!(s.allows(Scope::VmRead) && s.allows(Scope::Admin));
         assert!(!s.allows(Scope::VmLaunch));
+        assert_eq!(s.stored(), "vm:read admin:*");
         assert_eq!(Scopes::parse(&s.stored()), s);
     }
 }

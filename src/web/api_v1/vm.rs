@@ -2,29 +2,31 @@
 //! as the pages (policy, quotas, one VM per user live in the provisioner).
 
 use super::auth::TokenUser;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::scope::Scope;
 use crate::domain::LaunchParams;
 use crate::provision::DeleteReason;
 use crate::web::AppState;
 use crate::web::status::{VmView, changes};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router, routing::get};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/vm", get(show).post(launch).delete(delete))
-        .route("/vm/events", get(events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, launch, delete))
+        .routes(routes!(events))
 }
 
 /// What to launch; strict: unknown fields are refused.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LaunchBody {
     repo: String,
@@ -38,6 +40,13 @@ pub struct LaunchBody {
     ide: Option<String>,
 }
 
+/// The caller's VM.
+#[utoipa::path(get, path = "/vm", operation_id = "get_vm", tag = "vm", security(("token" = ["vm:read"])),
+    responses(
+        (status = 200, description = "The caller's VM", body = VmView),
+        (status = 404, description = "The caller has no VM (`no_vm`)", body = ErrorBody),
+        (status = "default", description = "An error", body = ErrorBody),
+    ))]
 async fn show(State(state): State<AppState>, user: TokenUser) -> Result<Response, ApiError> {
     user.require(Scope::VmRead)?;
     let vm = state
@@ -49,6 +58,14 @@ async fn show(State(state): State<AppState>, user: TokenUser) -> Result<Response
     Ok(Json(view).into_response())
 }
 
+/// Launch a VM for the caller (one VM per user).
+#[utoipa::path(post, path = "/vm", operation_id = "launch_vm", tag = "vm", security(("token" = ["vm:launch"])),
+    request_body = LaunchBody,
+    responses(
+        (status = 202, description = "The VM, requested", body = VmView),
+        (status = 409, description = "The caller has a VM already (`already_has_vm`)", body = ErrorBody),
+        (status = "default", description = "An error", body = ErrorBody),
+    ))]
 async fn launch(
     State(state): State<AppState>,
     user: TokenUser,
@@ -80,6 +97,13 @@ async fn launch(
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
+/// Delete the caller's VM.
+#[utoipa::path(delete, path = "/vm", operation_id = "delete_vm", tag = "vm", security(("token" = ["vm:delete"])),
+    responses(
+        (status = 202, description = "The VM is being deleted"),
+        (status = 404, description = "The caller has no VM (`no_vm`)", body = ErrorBody),
+        (status = "default", description = "An error", body = ErrorBody),
+    ))]
 async fn delete(State(state): State<AppState>, user: TokenUser) -> Result<Response, ApiError> {
     user.require(Scope::VmDelete)?;
     let vm = state
@@ -95,6 +119,13 @@ async fn delete(State(state): State<AppState>, user: TokenUser) -> Result<Respon
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+/// The caller's VM as it changes: Server-Sent Events, the same as the
+/// status page follows (each event's data is a `VmView`).
+#[utoipa::path(get, path = "/vm/events", operation_id = "follow_vm", tag = "vm", security(("token" = ["vm:read"])),
+    responses(
+        (status = 200, description = "An event stream of VmView", content_type = "text/event-stream", body = String),
+        (status = "default", description = "An error", body = ErrorBody),
+    ))]
 async fn events(State(state): State<AppState>, user: TokenUser) -> Result<Response, ApiError> {
     user.require(Scope::VmRead)?;
     let stream = changes(
