@@ -38,6 +38,15 @@ struct App {
 /// The app on the fake with `profiles`, and alice registered through the
 /// configured registration link (labelled "registration link").
 async fn spawn(profiles: Profiles, gigabytes: i64) -> App {
+    spawn_with(profiles, gigabytes, |_| {}).await
+}
+
+/// `spawn`, with more of the configuration changed by `configure`.
+async fn spawn_with(
+    profiles: Profiles,
+    gigabytes: i64,
+    configure: impl FnOnce(&mut Config),
+) -> App {
     let env = setup().await;
     let gpu_image_id = env.fake.add_image(GPU_IMAGE);
     env.fake.world().limits.gigabytes = gigabytes;
@@ -45,6 +54,7 @@ async fn spawn(profiles: Profiles, gigabytes: i64) -> App {
     config.provision.poll_interval_ms = NonZero::new(50).unwrap();
     config.cloud = env.config.clone();
     config.profiles = profiles;
+    configure(&mut config);
     let cloud: Arc<dyn Cloud> = Arc::new(cloud_for(&config.cloud, &env.clouds_yaml));
     let web = WebApp::start(config, cloud, "alice", Duration::from_secs(10)).await;
     let fake = env.fake.clone();
@@ -231,6 +241,46 @@ async fn a_gpu_profile_boots_its_image_and_its_user_data_asks_for_the_gpus() {
     assert_eq!(bdm["volume_size"], 120);
     let data = parse_launch_data(&app.fake.user_data(0)).unwrap();
     assert!(data.gpu, "the container runs with --gpus all");
+}
+
+/// With home volumes on (`[storage]`), a GPU profile's server is made of
+/// the profile (flavor, image, boot volume size, GPUs) and also gets the
+/// user's home volume, attached as a second disk and named in the launch
+/// data.
+#[tokio::test]
+async fn a_gpu_profile_with_home_volumes_boots_its_shape_with_the_home_volume() {
+    let app = spawn_with(profiles("registration link"), 4000, |config| {
+        config.cloud.availability_zone = Some("nova".into());
+        config.storage.home_volume_gb = 10;
+    })
+    .await;
+
+    assert_eq!(app.launch_with("gpu").await, StatusCode::SEE_OTHER);
+    app.web.wait_for("booting", Duration::from_secs(20)).await;
+
+    let homes: Vec<(String, u64)> = app
+        .fake
+        .world()
+        .volumes
+        .values()
+        .filter(|v| v.metadata.contains_key(stackbinder::cloud::META_HOME))
+        .map(|v| (v.id.clone(), v.size))
+        .collect();
+    let [(home, 10)] = &homes[..] else {
+        panic!("one home volume of 10 GB: {homes:?}")
+    };
+    let server = app.server_request();
+    assert_eq!(server["flavorRef"], "9", "{server:#}");
+    let bdm = server["block_device_mapping_v2"].as_array().unwrap();
+    assert_eq!(bdm.len(), 2, "boot volume and home volume: {server:#}");
+    assert_eq!(bdm[0]["uuid"], app.gpu_image_id.as_str(), "{server:#}");
+    assert_eq!(bdm[0]["volume_size"], 120, "{server:#}");
+    assert_eq!(bdm[1]["uuid"], home.as_str(), "{server:#}");
+    assert_eq!(bdm[1]["source_type"], "volume", "{server:#}");
+    assert_eq!(bdm[1]["delete_on_termination"], false, "{server:#}");
+    let data = parse_launch_data(&app.fake.user_data(0)).unwrap();
+    assert!(data.gpu, "the container runs with --gpus all");
+    assert_eq!(data.home_volume_id.as_deref(), Some(home.as_str()));
 }
 
 #[tokio::test]
