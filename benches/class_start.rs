@@ -688,6 +688,7 @@ async fn simulator_share(n: usize) -> u64 {
             jupyter_token: stackbinder::secret::generate(),
             callback_url: callback_url.parse().expect("a URL"),
             callback_secret: stackbinder::secret::generate(),
+            gpu: false,
             home_volume_id: None,
         };
         let spec = stackbinder::cloud::ServerSpec {

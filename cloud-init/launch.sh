@@ -23,6 +23,9 @@ conf=${1:-/etc/stackbinder/launch.json}
 # nothing sets them: cloud-init's runcmd passes no such variables and the
 # user data cannot add any.
 r2d=${STACKBINDER_R2D:-/opt/repo2docker/bin/jupyter-repo2docker}
+# Where the image keeps repo2docker's configuration, and where a GPU
+# launch writes its own next to it (readable by `ubuntu`, unlike $workdir).
+config_dir=${STACKBINDER_CONFIG_DIR:-/etc/stackbinder}
 workdir=${STACKBINDER_WORKDIR:-/var/lib/stackbinder}
 tick=${STACKBINDER_TICK_SECONDS:-5}
 retry_delay=${STACKBINDER_RETRY_SECONDS:-3}
@@ -57,6 +60,18 @@ BATCH = 200  # stackbinder keeps at most this many lines of one report
 PHASES = {"fetching": "cloning", "building": "building", "pushing": "building",
           "running": "starting", "failed": "failed"}
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# A launch profile with `gpu = true`: the container runs with `--gpus all`,
+# which docker-py (repo2docker's way to Docker) spells as a device request
+# for every GPU. Fixed text, on top of the image's own configuration.
+GPU_CONFIG = """\
+# Written by stackbinder-launch: this launch's profile asks for GPUs.
+# `docker run --gpus all`, in docker-py's words: every GPU, for the container.
+import docker
+load_subconfig("/etc/stackbinder/repo2docker_config.py")
+c.Repo2Docker.extra_run_kwargs = {
+    "device_requests": [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])],
+}
+"""
 
 
 def conf():
@@ -86,6 +101,14 @@ def login(data):
     value = text(data, "login")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}", value):
         raise ValueError("`login` is not a GitHub login")
+    return value
+
+
+def gpu(data):
+    """Whether the container gets the VM's GPUs (`--gpus all`)."""
+    value = data.get("gpu", False)
+    if not isinstance(value, bool):
+        raise ValueError("`gpu` is not true or false")
     return value
 
 
@@ -130,6 +153,7 @@ def prepare():
     if not re.fullmatch(r"[0-9a-f-]{36}", vm):
         raise ValueError("`vm_id` is not a UUID")
     login(data)
+    gpu(data)
     url = text(data, "callback_url")
     if not re.fullmatch(r"https?://[!-~]+", url):
         raise ValueError("`callback_url` is not an http(s) URL")
@@ -160,6 +184,18 @@ def check_user_values():
     append([clean(f"launching {data['repo']} at {data['git_ref']}", data)])
 
 
+def r2d_config(data, config_dir):
+    """The configuration repo2docker reads: the image's, or for a GPU
+    launch ours, which adds `--gpus all` to it."""
+    if not gpu(data):
+        return "/etc/stackbinder/repo2docker_config.py"
+    path = os.path.join(config_dir, "repo2docker_gpus.py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(GPU_CONFIG)
+    os.chmod(path, 0o644)
+    return path
+
+
 def home_serial(data):
     """The serial Nova gives the home volume's disk (`virtio-<serial>` in
     /dev/disk/by-id): the first 20 characters of the volume id. None when
@@ -172,7 +208,7 @@ def home_serial(data):
     return value[:20]
 
 
-def r2d_argv(data, r2d, home_mount):
+def r2d_argv(data, r2d, config, home_mount):
     """repo2docker's command line. The token is not on it: `--env NAME`
     without a value makes repo2docker take the value from its own
     environment. `--` ends the options, so the repository is never one.
@@ -180,7 +216,7 @@ def r2d_argv(data, r2d, home_mount):
     home = ["--volume=" + home_mount + ":/home/jovyan/work"] if home_serial(data) else []
     return [
         r2d,
-        "--config=/etc/stackbinder/repo2docker_config.py",
+        "--config=" + config,
         "--json-logs",
         "--ref=" + text(data, "git_ref"),
         "--user-id=1000",
@@ -200,7 +236,7 @@ def exec_r2d():
     so it outlives cloud-init, with the token in its environment only."""
     data = conf()
     argv = ["sudo", "-u", "ubuntu", "-H", "--preserve-env=JUPYTER_TOKEN", "--"]
-    argv += r2d_argv(data, args[0], args[1])
+    argv += r2d_argv(data, args[0], r2d_config(data, args[1]), args[2])
     env = dict(os.environ, JUPYTER_TOKEN=text(data, "jupyter_token"))
     try:
         os.setsid()
@@ -426,7 +462,7 @@ if [ "$home_serial" != - ]; then
 fi
 report cloning
 
-helper exec-r2d "$r2d" "$home_mount" >"$workdir/repo2docker.log" 2>&1 </dev/null &
+helper exec-r2d "$r2d" "$config_dir" "$home_mount" >"$workdir/repo2docker.log" 2>&1 </dev/null &
 r2d_pid=$!
 
 # relay_phases: report each phase repo2docker has newly entered, once.

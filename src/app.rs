@@ -87,6 +87,7 @@ pub(crate) fn settings(config: &Config) -> provision::Settings {
         callback_url: config.server.callback_base().clone(),
         cloud: config.cloud.clone(),
         launch: config.launch.clone(),
+        profiles: config.profiles.clone(),
         storage: config.storage.clone(),
         poll_interval: config.provision.poll_interval(),
         concurrency: config.provision.concurrency.get(),

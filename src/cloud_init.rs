@@ -32,6 +32,10 @@ pub struct LaunchData {
     pub jupyter_token: String,
     pub callback_url: Url,
     pub callback_secret: String,
+    /// The launch profile asks for GPUs: the container runs with
+    /// `--gpus all`.
+    #[serde(default)]
+    pub gpu: bool,
     /// The owner's home volume, which the script finds by its serial and
     /// mounts at /home/jovyan/work in the container; none without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +119,7 @@ mod tests {
             jupyter_token: "tok".into(),
             callback_url: Url::parse("http://127.0.0.1:8080/api/vm/callback").unwrap(),
             callback_secret: "s3cret".into(),
+            gpu: false,
             home_volume_id: Some("0b5e2d3c-1a4f-4e6b-9c8d-7f6e5d4c3b2a".into()),
         }
     }

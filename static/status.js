@@ -42,6 +42,8 @@
     $("queue").hidden = vm.queue_ahead === null;
     const ahead = $("queue-ahead");
     if (ahead && vm.queue_ahead !== null) ahead.textContent = vm.queue_ahead;
+    $("ide-missing").hidden = !vm.ide_missing;
+    $("ide-missing").textContent = vm.ide_missing || "";
     $("idle-warning").hidden = !vm.idle_warning;
     $("idle-warning").textContent = vm.idle_warning || "";
     $("expiry").dataset.expires = vm.expires_at || "";

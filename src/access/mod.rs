@@ -8,11 +8,13 @@
 
 mod links;
 mod names;
+pub mod profiles;
 pub mod rules;
 #[cfg(test)]
 mod tests;
 
 pub use links::{CreatedLink, LinkLabel, LinkRequest, LinkRevocation, OpenedLink};
+pub use profiles::{ProfileAsker, ProfileRefusal};
 pub use rules::{Action, AllowedBy, Decision, Policy, Refusal, Standing};
 
 use crate::config::Config;

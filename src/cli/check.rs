@@ -36,7 +36,16 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     let cloud = app::cloud_from_config(&config);
     println!("checking the {} cloud", cloud.kind());
     println!("{}", installation_line(&config.database.url).await);
-    let items = cloud.check().await;
+    let mut items = cloud.check().await;
+    let profiles: Vec<_> = config
+        .profiles
+        .iter()
+        .map(|p| {
+            let shape = crate::provision::profile_shape(&config.cloud, Some(p));
+            (p.name.to_string(), shape)
+        })
+        .collect();
+    items.extend(cloud.check_profiles(&profiles).await);
     for item in &items {
         let mark = if item.ok { "OK  " } else { "FAIL" };
         println!("{mark} {}: {}", item.what, item.detail);

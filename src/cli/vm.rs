@@ -31,6 +31,14 @@ pub(super) enum VmCommand {
         /// Path to open in Jupyter.
         #[arg(long)]
         path: Option<String>,
+        /// Interface to open instead of a path: lab, notebook, rstudio,
+        /// vscode or desktop.
+        #[arg(long)]
+        ide: Option<String>,
+        /// Launch profile (`[[profiles]]`; default: the first). The
+        /// operator may give any configured profile.
+        #[arg(long)]
+        profile: Option<String>,
         /// Wait until the VM is ready or has failed.
         #[arg(long)]
         wait: bool,
@@ -89,6 +97,8 @@ pub(super) async fn run(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
             repo,
             git_ref,
             path,
+            ide,
+            profile,
             wait,
         } => {
             let login = Login::parse(&user).map_err(|e| anyhow::anyhow!("{user:?}: {e}"))?;
@@ -103,6 +113,8 @@ pub(super) async fn run(config: Config, cmd: VmCommand) -> anyhow::Result<()> {
                 giturl: repo,
                 git_ref,
                 urlpath: path,
+                ide,
+                profile,
                 ..LaunchParams::default()
             };
             let request = params
@@ -201,6 +213,12 @@ async fn print_vm(store: &Store, vm: &VmRecord) -> anyhow::Result<()> {
     );
     println!("  repository  {} at {}", vm.repo, vm.git_ref);
     println!("  opens       /{}", vm.url_path);
+    if let Some(profile) = &vm.profile {
+        println!("  profile     {profile}");
+    }
+    if let (Some(ide), Some(_)) = (vm.ide, vm.ide_missing_at) {
+        println!("  interface   {} is not in its environment", ide.label());
+    }
     println!(
         "  state       {}{}",
         vm.state,

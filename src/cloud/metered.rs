@@ -2,7 +2,7 @@
 
 use super::{
     BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, InstallationId,
-    Owned, Server, ServerSpec, Volume, VolumeSpec,
+    Owned, Server, ServerSpec, Shape, Volume, VolumeSpec,
 };
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -74,6 +74,11 @@ impl Cloud for Metered {
 
     async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String> {
         self.measure("compute", "create_server", self.inner.create_server(spec))
+            .await
+    }
+
+    async fn room_for(&self, shape: &Shape) -> CloudResult<Option<u64>> {
+        self.measure("compute", "room_for", self.inner.room_for(shape))
             .await
     }
 
@@ -217,5 +222,9 @@ impl Cloud for Metered {
 
     async fn check(&self) -> Vec<CheckItem> {
         self.inner.check().await
+    }
+
+    async fn check_profiles(&self, profiles: &[(String, Shape)]) -> Vec<CheckItem> {
+        self.inner.check_profiles(profiles).await
     }
 }

@@ -85,6 +85,25 @@ pub struct ServerSpec {
     pub availability_zone: Option<String>,
 }
 
+/// What a VM is made of: the image its boot volume is made from, the
+/// flavor and the volume's size (`[cloud]`, or a launch profile).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shape {
+    pub image: String,
+    pub flavor: String,
+    pub volume_size_gb: u32,
+}
+
+impl ServerSpec {
+    pub fn shape(&self) -> Shape {
+        Shape {
+            image: self.image.clone(),
+            flavor: self.flavor.clone(),
+            volume_size_gb: self.volume_size_gb,
+        }
+    }
+}
+
 /// The VM `stackbinder image build` boots: from `image` onto the flavor's
 /// root disk (see `image_build` for why not from a volume), with the
 /// network, key pair and security groups of `[cloud]`.
@@ -233,6 +252,12 @@ pub trait Cloud: Send + Sync {
 
     async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String>;
 
+    /// How many more VMs of `shape` the project's quota holds right now;
+    /// `None` when the cloud sets no limit (or cannot say).
+    async fn room_for(&self, _shape: &Shape) -> CloudResult<Option<u64>> {
+        Ok(None)
+    }
+
     /// `None` once the server is gone.
     async fn get_server(&self, id: &str) -> CloudResult<Option<Server>>;
 
@@ -332,4 +357,10 @@ pub trait Cloud: Send + Sync {
     /// Verify that what the configuration names exists and that there is
     /// room for one more VM (`stackbinder check`).
     async fn check(&self) -> Vec<CheckItem>;
+
+    /// One line per launch profile (its name and shape): its flavor and
+    /// image exist (`stackbinder check`). Nothing to check by default.
+    async fn check_profiles(&self, _profiles: &[(String, Shape)]) -> Vec<CheckItem> {
+        Vec::new()
+    }
 }

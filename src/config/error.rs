@@ -84,6 +84,8 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         "launch" => LaunchConfig::fix(field),
         "provision" => ProvisionConfig::fix(field),
         "image" => ImageConfig::fix(field),
+        // `profiles.<index>.<field>`
+        "profiles" => super::Profiles::fix(field.rsplit('.').next().unwrap_or(field)),
         "api" => ApiConfig::fix(field),
         "storage" => StorageConfig::fix(field),
         _ => None,

@@ -18,6 +18,7 @@ mod error;
 mod github;
 mod image;
 mod launch;
+mod profiles;
 mod provision;
 mod registration;
 mod server;
@@ -32,6 +33,7 @@ use error::{URL_FIX, from_figment_error};
 pub use github::GithubConfig;
 pub use image::ImageConfig;
 pub use launch::LaunchConfig;
+pub use profiles::{Profile, Profiles};
 pub use provision::ProvisionConfig;
 pub use registration::{GithubUser, OrgOrTeam, RegistrationConfig};
 pub use server::ServerConfig;
@@ -66,6 +68,9 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     #[serde(default)]
     pub image: ImageConfig,
+    /// `[[profiles]]`: empty means every VM is made of `[cloud]`.
+    #[serde(default)]
+    pub profiles: Profiles,
     #[serde(default)]
     pub api: ApiConfig,
     #[serde(default)]
@@ -128,6 +133,7 @@ impl Config {
         self.cloud.validate()?;
         self.launch.validate()?;
         self.image.validate()?;
+        self.profiles.validate()?;
         self.storage.validate()?;
         self.secrets().map(|_| ())
     }

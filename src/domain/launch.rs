@@ -1,4 +1,4 @@
-use super::{GitRef, RepoSpec, UrlPath};
+use super::{GitRef, Ide, ProfileName, RepoSpec, UrlPath};
 use serde::Deserialize;
 
 /// What a user asks to launch, checked.
@@ -7,6 +7,11 @@ pub struct LaunchRequest {
     pub repo: RepoSpec,
     pub git_ref: GitRef,
     pub url_path: UrlPath,
+    /// The launch profile asked for; whether the user may have it is
+    /// `access::profiles`' to say. `None`: the default (or no profiles).
+    pub profile: Option<ProfileName>,
+    /// The interface asked for; `url_path` is its path then.
+    pub ide: Option<Ide>,
 }
 
 /// The raw launch parameters as they arrive in a query string or a form:
@@ -19,6 +24,10 @@ pub struct LaunchParams {
     pub urlpath: Option<String>,
     pub labpath: Option<String>,
     pub filepath: Option<String>,
+    /// A launch profile by name (`[[profiles]]`).
+    pub profile: Option<String>,
+    /// An interface by name (`Ide`), instead of a path.
+    pub ide: Option<String>,
 }
 
 impl LaunchParams {
@@ -29,21 +38,35 @@ impl LaunchParams {
             Some(url) => RepoSpec::parse(url)?,
         };
         let git_ref = GitRef::parse(self.git_ref.as_deref().unwrap_or(""))?;
+        let ide = non_empty(&self.ide).map(Ide::parse).transpose()?;
         let url_path = match (
             non_empty(&self.urlpath),
             non_empty(&self.labpath),
             non_empty(&self.filepath),
+            ide,
         ) {
-            (Some(p), None, None) => UrlPath::parse(p)?,
-            (None, Some(p), None) => UrlPath::lab_file(p)?,
-            (None, None, Some(p)) => UrlPath::file(p)?,
-            (None, None, None) => UrlPath::default(),
+            (Some(p), None, None, None) => UrlPath::parse(p)?,
+            (None, Some(p), None, None) => UrlPath::lab_file(p)?,
+            (None, None, Some(p), None) => UrlPath::file(p)?,
+            (None, None, None, Some(ide)) => ide.url_path(),
+            (None, None, None, None) => UrlPath::default(),
+            (_, _, _, Some(_)) => {
+                return Err(
+                    "give either an interface (ide) or a path to open (urlpath, labpath, filepath), not both"
+                        .into(),
+                );
+            }
             _ => return Err("give only one of urlpath, labpath and filepath".into()),
         };
+        let profile = non_empty(&self.profile)
+            .map(ProfileName::parse)
+            .transpose()?;
         Ok(LaunchRequest {
             repo,
             git_ref,
             url_path,
+            profile,
+            ide,
         })
     }
 }
@@ -77,6 +100,31 @@ mod tests {
             params.validate(&default_repo()).unwrap().url_path.as_str(),
             "lab/tree/index.ipynb"
         );
+    }
+
+    #[test]
+    fn an_ide_becomes_its_path_and_goes_with_no_other_path() {
+        let params = LaunchParams {
+            ide: Some("rstudio".into()),
+            ..Default::default()
+        };
+        let request = params.validate(&default_repo()).unwrap();
+        assert_eq!(request.url_path.as_str(), "rstudio");
+        assert_eq!(request.ide, Some(Ide::Rstudio));
+        let both = LaunchParams {
+            urlpath: Some("lab".into()),
+            ..params.clone()
+        };
+        assert!(
+            both.validate(&default_repo())
+                .unwrap_err()
+                .contains("not both")
+        );
+        let unknown = LaunchParams {
+            ide: Some("emacs".into()),
+            ..Default::default()
+        };
+        assert!(unknown.validate(&default_repo()).is_err());
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! so nothing past the web handlers ever sees an unchecked user string.
 
 mod git_ref;
+mod ide;
 mod launch;
 mod log_line;
 mod login;
 mod phase;
+mod profile_name;
 pub mod repo_policy;
 mod repo_spec;
 pub mod report;
@@ -15,10 +17,12 @@ mod vm_id;
 mod vm_state;
 
 pub use git_ref::GitRef;
+pub use ide::Ide;
 pub use launch::{LaunchParams, LaunchRequest};
 pub use log_line::LogLine;
 pub use login::{GithubId, Login};
 pub use phase::Phase;
+pub use profile_name::ProfileName;
 pub use repo_policy::RepoPattern;
 pub use repo_spec::RepoSpec;
 pub use url_path::UrlPath;

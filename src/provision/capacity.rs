@@ -7,11 +7,28 @@ use crate::domain::{RepoSpec, VmId, VmState};
 use crate::store::VmRecord;
 use std::collections::{HashMap, HashSet};
 
+/// Whether a live VM holds cloud resources: a queued one does not yet, and
+/// a failed one whose resources were given back no longer does.
+fn holding(vm: &&VmRecord) -> bool {
+    vm.state != VmState::Requested && vm.released_at.is_none()
+}
+
+/// How many more VMs `cloud.max_vms` lets start now, after those that hold
+/// resources and those queued before (`None`: no cap). Whatever their
+/// launch profile, each VM takes one.
+pub fn free_slots(vms: &[VmRecord], settings: &Settings) -> Option<u64> {
+    settings.cloud.max_vms.map(|max| {
+        let taken = vms
+            .iter()
+            .filter(|vm| vm.state == VmState::Requested || holding(vm))
+            .count();
+        u64::from(max).saturating_sub(taken as u64)
+    })
+}
+
 /// The queued launches (state `requested`) that may go ahead now.
 /// `vms` must be every live VM, oldest first.
 pub fn admit(vms: &[VmRecord], settings: &Settings) -> HashSet<VmId> {
-    // A failed VM whose resources were given back holds nothing.
-    let holding = |vm: &&VmRecord| vm.state != VmState::Requested && vm.released_at.is_none();
     let mut free = settings
         .cloud
         .max_vms
@@ -48,6 +65,20 @@ pub fn admit(vms: &[VmRecord], settings: &Settings) -> HashSet<VmId> {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn free_slots_count_the_queued_too() {
+        let mut config = Config::defaults();
+        let vms = [
+            VmRecord::example(VmState::Ready),
+            VmRecord::example(VmState::Requested),
+        ];
+        assert_eq!(free_slots(&vms, &crate::app::settings(&config)), None);
+        config.cloud.max_vms = Some(3);
+        assert_eq!(free_slots(&vms, &crate::app::settings(&config)), Some(1));
+        config.cloud.max_vms = Some(1);
+        assert_eq!(free_slots(&vms, &crate::app::settings(&config)), Some(0));
+    }
 
     #[test]
     fn a_failed_vm_whose_resources_were_released_takes_no_room() {

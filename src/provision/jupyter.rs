@@ -47,6 +47,8 @@ pub fn upstream(vm: &VmRecord, access: JupyterAccess) -> Option<Url> {
 /// `<public_url>/user/<login>/<urlpath>?token=<token>`, or with floating
 /// IPs the VM's own `http://<floating IP>:<port>/user/<login>/<urlpath>?token=`.
 /// The token lets the browser in once; Jupyter then sets its own cookie.
+/// When the environment lacks the interface the launch asked for, the link
+/// opens Jupyter's default instead of a page that is not there.
 pub fn owner_link(vm: &VmRecord, access: JupyterAccess, public_url: &Url) -> Option<Url> {
     let base = match access {
         JupyterAccess::Proxy => {
@@ -58,7 +60,11 @@ pub fn owner_link(vm: &VmRecord, access: JupyterAccess, public_url: &Url) -> Opt
         }
         JupyterAccess::FloatingIp => upstream(vm, access)?,
     };
-    let mut url = base.join(vm.url_path.as_str()).ok()?;
+    let path = match vm.ide_missing_at {
+        Some(_) => "",
+        None => vm.url_path.as_str(),
+    };
+    let mut url = base.join(path).ok()?;
     url.query_pairs_mut()
         .append_pair("token", &vm.jupyter_token);
     Some(url)
@@ -115,6 +121,23 @@ mod tests {
         assert_eq!(
             upstream(&vm, JupyterAccess::Proxy).unwrap().as_str(),
             "http://10.0.0.7:8888/user/Grace-H/"
+        );
+    }
+
+    #[test]
+    fn a_missing_interface_is_not_linked_to() {
+        let public = Url::parse("https://binder.example.org").unwrap();
+        let vm = VmRecord {
+            url_path: crate::domain::Ide::Rstudio.url_path(),
+            ide: Some(crate::domain::Ide::Rstudio),
+            ide_missing_at: Some(chrono::Utc::now()),
+            ..vm(None)
+        };
+        assert_eq!(
+            owner_link(&vm, JupyterAccess::Proxy, &public)
+                .unwrap()
+                .as_str(),
+            "https://binder.example.org/user/Grace-H/?token=t0k"
         );
     }
 

@@ -10,10 +10,13 @@ pub mod jupyter;
 pub use driver::StepError;
 mod leading;
 mod lifecycle;
+mod profiles;
 pub mod reconcile;
 mod storage;
 
 pub use storage::StorageError;
+
+pub use profiles::{Room, shape as profile_shape};
 
 use crate::cloud::metered::Metered;
 use crate::cloud::{
@@ -21,7 +24,7 @@ use crate::cloud::{
     ServerSpec,
 };
 use crate::cloud_init::{self, CallbackReport, LaunchData};
-use crate::config::{CloudConfig, LaunchConfig, StorageConfig};
+use crate::config::{CloudConfig, LaunchConfig, Profiles, StorageConfig};
 use crate::domain::{GithubId, LaunchRequest, LogLine, VmId, VmState};
 use crate::lease::Leadership;
 use crate::metrics::Metrics;
@@ -96,6 +99,8 @@ pub struct Settings {
     pub callback_url: Url,
     pub cloud: CloudConfig,
     pub launch: LaunchConfig,
+    /// `[[profiles]]`: what a VM may be made of besides `[cloud]`.
+    pub profiles: Profiles,
     pub storage: StorageConfig,
     pub poll_interval: Duration,
     /// The most VMs the driver moves forward at once.
@@ -242,6 +247,21 @@ impl Provisioner {
             .launch
             .permits(&request.repo)
             .map_err(ProvisionError::NotAllowed)?;
+        // A launch without a profile (the command line's) gets the default.
+        let profiles = &self.inner.settings.profiles;
+        let profile = match &request.profile {
+            Some(name) if profiles.get(name).is_none() => {
+                return Err(ProvisionError::NotAllowed(format!(
+                    "there is no launch profile \"{name}\" on this server"
+                )));
+            }
+            Some(name) => Some(name.clone()),
+            None => profiles.default_profile().map(|p| p.name.clone()),
+        };
+        let request = &LaunchRequest {
+            profile,
+            ..request.clone()
+        };
         let name = format!("{}{}", self.inner.settings.cloud.name_prefix, user.login);
         let token = secret::generate();
         let inserted = self
@@ -403,13 +423,23 @@ impl Provisioner {
         self.inner.wake.notify_one();
     }
 
+    /// The server of `vm`, made of its launch profile, with the owner's
+    /// home volume if it has one; an error for a profile taken out of the
+    /// configuration since the launch.
     fn server_spec(
         &self,
         vm: &VmRecord,
         callback_secret: &str,
         home_volume: Option<String>,
-    ) -> ServerSpec {
+    ) -> Result<ServerSpec, String> {
         let s = &self.inner.settings;
+        let profile = match &vm.profile {
+            None => None,
+            Some(name) => Some(s.profiles.get(name).ok_or_else(|| {
+                format!("the launch profile \"{name}\" is no longer configured on this server")
+            })?),
+        };
+        let shape = profiles::shape(&s.cloud, profile);
         let data = LaunchData {
             vm_id: vm.id,
             login: vm.owner_login.to_string(),
@@ -423,6 +453,7 @@ impl Provisioner {
                 .join("api/vm/callback")
                 .expect("a relative path joins"),
             callback_secret: callback_secret.to_owned(),
+            gpu: profile.is_some_and(|p| p.gpu),
             home_volume_id: home_volume.clone(),
         };
         let metadata = BTreeMap::from([
@@ -435,11 +466,11 @@ impl Provisioner {
                 self.inner.installation.as_str().to_owned(),
             ),
         ]);
-        ServerSpec {
+        Ok(ServerSpec {
             name: vm.name.clone(),
-            image: s.cloud.image.clone(),
-            flavor: s.cloud.flavor.clone(),
-            volume_size_gb: s.cloud.volume_size_gb.get(),
+            image: shape.image,
+            flavor: shape.flavor,
+            volume_size_gb: shape.volume_size_gb,
             delete_volume_on_termination: s.cloud.delete_volume_on_termination,
             key_name: s.cloud.key_name.clone(),
             security_groups: s.cloud.security_groups.clone(),
@@ -448,7 +479,7 @@ impl Provisioner {
             metadata,
             home_volume,
             availability_zone: s.cloud.availability_zone.clone(),
-        }
+        })
     }
 }
 

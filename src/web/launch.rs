@@ -3,11 +3,12 @@
 //! confirmation page, so a mybinder badge works by swapping the host.
 
 use super::layout::{Layout, render};
+use super::profile_choice::{self, Offer};
 use super::session::{CsrfForm, CsrfProtected, RegisteredUser};
 use super::status::VmView;
 use super::{AppState, LoginMode, WebError};
 use crate::access::AllowedBy;
-use crate::domain::{LaunchParams, LaunchRequest, RepoSpec};
+use crate::domain::{Ide, LaunchParams, LaunchRequest, RepoSpec};
 use crate::provision::ProvisionError;
 use askama::Template;
 use axum::Router;
@@ -15,6 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
@@ -35,6 +37,38 @@ struct ConfirmPage {
     params: LaunchParams,
     existing: Option<VmView>,
     share_link: Option<String>,
+    /// The launch profiles the user may pick (none: no profiles).
+    offers: Vec<Offer>,
+    /// The interfaces to pick from; none when the link names a path.
+    ides: Vec<IdeOffer>,
+}
+
+/// An interface as the launch page offers it.
+struct IdeOffer {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+/// The interfaces to offer for `request`: every one, the asked-for one
+/// (else JupyterLab) selected, unless the link names a path of its own.
+fn ide_offers(request: &LaunchRequest) -> Vec<IdeOffer> {
+    if request.ide.is_none() && !request.url_path.as_str().is_empty() {
+        return Vec::new();
+    }
+    let chosen = request.ide.unwrap_or(Ide::Lab);
+    Ide::ALL
+        .into_iter()
+        .map(|ide| IdeOffer {
+            value: ide.as_str(),
+            label: if ide == Ide::Lab {
+                "JupyterLab (default)"
+            } else {
+                ide.label()
+            },
+            selected: ide == chosen,
+        })
+        .collect()
 }
 
 /// A link anyone can open to launch the same thing.
@@ -51,11 +85,29 @@ pub fn share_link(state: &AppState, request: &LaunchRequest) -> String {
         if request.git_ref.as_str() != "HEAD" {
             q.append_pair("ref", request.git_ref.as_str());
         }
-        if !request.url_path.as_str().is_empty() {
-            q.append_pair("urlpath", request.url_path.as_str());
+        match request.ide {
+            Some(ide) => {
+                q.append_pair("ide", ide.as_str());
+            }
+            None if !request.url_path.as_str().is_empty() => {
+                q.append_pair("urlpath", request.url_path.as_str());
+            }
+            None => {}
+        }
+        if let Some(profile) = &request.profile {
+            q.append_pair("profile", profile.as_str());
         }
     }
     url.into()
+}
+
+/// The session's GitHub token that may read organization membership.
+async fn github_token(user: &RegisteredUser) -> Result<Option<SecretString>, WebError> {
+    Ok(user
+        .visitor
+        .org_access()
+        .await?
+        .map(|a| SecretString::from(a.github_token)))
 }
 
 async fn confirm(
@@ -74,7 +126,28 @@ async fn confirm(
             Ok(()) => (StatusCode::OK, Some(r), None),
         },
     };
+    let mut offers = Vec::new();
+    let (status, request, error) = match request {
+        Some(r) if existing.is_none() => {
+            let token = github_token(&user).await?;
+            match profile_choice::choose(&state, &user.user, token.as_ref(), r.profile.as_ref())
+                .await
+            {
+                Ok((chosen, allowed)) => {
+                    offers = profile_choice::offers(&state, &allowed, chosen).await?;
+                    (status, Some(r), error)
+                }
+                Err(why) => (
+                    StatusCode::FORBIDDEN,
+                    None,
+                    Some(capitalized(&why.to_string())),
+                ),
+            }
+        }
+        other => (status, other, error),
+    };
     let share_link = request.as_ref().map(|r| share_link(&state, r));
+    let ides = request.as_ref().map(ide_offers).unwrap_or_default();
     let page = ConfirmPage {
         layout: user.visitor.layout(&state, "Launch a VM"),
         request,
@@ -82,6 +155,8 @@ async fn confirm(
         params,
         existing,
         share_link,
+        offers,
+        ides,
     };
     Ok((status, render(page)?).into_response())
 }
@@ -112,14 +187,28 @@ async fn launch(
             params,
             existing: None,
             share_link: None,
+            offers: Vec::new(),
+            ides: Vec::new(),
         };
         Ok((status, render(page)?).into_response())
     };
-    let request = match form.params.validate(&state.config.launch.default_repo) {
+    let mut request = match form.params.validate(&state.config.launch.default_repo) {
         Ok(r) => r,
         Err(message) => return refused(StatusCode::BAD_REQUEST, message, form.params),
     };
     ensure_still_member(&state, &user).await?;
+    let token = github_token(&user).await?;
+    match profile_choice::choose(&state, &user.user, token.as_ref(), request.profile.as_ref()).await
+    {
+        Ok((chosen, _)) => request.profile = chosen.map(|p| p.name.clone()),
+        Err(why) => {
+            return refused(
+                StatusCode::FORBIDDEN,
+                capitalized(&why.to_string()),
+                form.params,
+            );
+        }
+    }
     match state.provisioner.launch(&user.user, &request).await {
         // A double click or a second tab lands on the same VM.
         Ok(_) | Err(ProvisionError::AlreadyHasVm(_)) => {
@@ -141,6 +230,14 @@ async fn launch(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A sentence from a message that starts lower-case.
+fn capitalized(message: &str) -> String {
+    let mut chars = message.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect::<String>() + "."
+    })
 }
 
 /// A user let in by organization membership is checked with GitHub again

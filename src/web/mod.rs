@@ -16,6 +16,7 @@ mod home;
 mod launch;
 mod layout;
 mod metrics;
+pub(crate) mod profile_choice;
 mod register;
 mod session;
 mod session_store;

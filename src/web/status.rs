@@ -5,7 +5,7 @@ use super::layout::{Layout, render};
 use super::session::{ApiUser, RegisteredUser};
 use super::{AppState, WebError};
 use crate::config::LaunchConfig;
-use crate::domain::{GithubId, Phase, Progress, VmState};
+use crate::domain::{GithubId, Ide, Phase, Progress, VmState};
 use crate::provision::Provisioner;
 use crate::store::{EventKind, VmRecord};
 use askama::Template;
@@ -55,6 +55,12 @@ pub struct VmView {
     pub name: String,
     pub address: Option<String>,
     pub jupyter_url: Option<String>,
+    /// The launch profile it is made of, by name.
+    pub profile: Option<String>,
+    /// The interface the launch asked for (`?ide=`), by name.
+    pub ide: Option<&'static str>,
+    /// Said when the environment does not provide that interface.
+    pub ide_missing: Option<String>,
     pub error: Option<String>,
     pub warnings: Vec<String>,
     pub log: Vec<String>,
@@ -108,6 +114,9 @@ impl VmView {
             name: vm.name.clone(),
             address: vm.public_address().map(str::to_owned),
             jupyter_url: provisioner.jupyter_url(vm).map(String::from),
+            profile: vm.profile.as_ref().map(ToString::to_string),
+            ide: vm.ide.map(Ide::as_str),
+            ide_missing: ide_missing(vm),
             error: (vm.state == VmState::Failed)
                 .then(|| vm.last_error.clone())
                 .flatten(),
@@ -138,6 +147,18 @@ impl VmView {
 }
 
 /// Warn once the VM has been idle for three quarters of the limit.
+/// What to say when the VM's Jupyter lacks the interface asked for.
+fn ide_missing(vm: &VmRecord) -> Option<String> {
+    let ide = vm.ide.filter(|_| vm.ide_missing_at.is_some())?;
+    Some(format!(
+        "This environment does not provide {label}: its Jupyter has no /{path}, \
+         so the link opens Jupyter's default interface instead. To use {label}, \
+         add it to the repository's environment (its jupyter-server-proxy entry).",
+        label = ide.label(),
+        path = ide.path(),
+    ))
+}
+
 fn idle_warning(vm: &VmRecord, limit_minutes: u32) -> Option<String> {
     if limit_minutes == 0 || vm.state != VmState::Ready {
         return None;

@@ -160,3 +160,43 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         (StatusCode::NOT_FOUND, &Value::from("not_found"))
     );
 }
+
+/// The names of the properties of the component schema `name`.
+fn properties(raw: &Value, name: &str) -> BTreeSet<String> {
+    raw["components"]["schemas"][name]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("the schema {name} has properties: {raw}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_launch_body_and_the_vm_document_the_profile_and_the_interface() {
+    let (_app, text) = document().await;
+    let raw: Value = serde_json::from_str(&text).unwrap();
+    let body =
+        &raw["paths"]["/api/v1/vm"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["$ref"], "#/components/schemas/LaunchBody", "{body}");
+    let launch = properties(&raw, "LaunchBody");
+    for field in ["repo", "ref", "urlpath", "profile", "ide"] {
+        assert!(launch.contains(field), "LaunchBody has {field}: {launch:?}");
+    }
+    for field in ["profile", "ide"] {
+        let schema = &raw["components"]["schemas"]["LaunchBody"]["properties"][field];
+        assert!(
+            schema.to_string().contains("string"),
+            "LaunchBody.{field} is a string: {schema}"
+        );
+        assert!(
+            schema["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "LaunchBody.{field} says what it is: {schema}"
+        );
+    }
+    let vm = properties(&raw, "VmView");
+    for field in ["profile", "ide", "ide_missing"] {
+        assert!(vm.contains(field), "VmView has {field}: {vm:?}");
+    }
+}

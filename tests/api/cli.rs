@@ -248,3 +248,28 @@ async fn serve_without_github_credentials_says_what_to_set() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn vm_start_takes_a_profile_and_an_ide() {
+    let cli = Cli::new().await;
+    cli.ok(&["users", "add", "alice"]);
+    let config = cli.dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[profiles]]\nname = \"standard\"\ndescription = \"d\"\nflavor = \"m1.large\"\nvolume_size_gb = 100\n\
+         [[profiles]]\nname = \"big\"\ndescription = \"d\"\nflavor = \"m1.xlarge\"\nvolume_size_gb = 300\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let start = ["--config", &config, "vm", "start", "--user", "alice"];
+
+    let refused = cli.fails(&[&start[..], &["--profile", "huge"]].concat());
+    assert!(refused.contains("no launch profile \"huge\""), "{refused}");
+    cli.ok(&[&start[..], &["--profile", "big", "--ide", "vscode"]].concat());
+
+    let vm = cli.store.live_vm_of(GithubId(4242)).await.unwrap().unwrap();
+    assert_eq!(vm.profile.unwrap().as_str(), "big");
+    assert_eq!(vm.url_path, "vscode");
+    assert_eq!(vm.ide, Some(stackbinder::domain::Ide::Vscode));
+    assert!(cli.ok(&["vm", "show", "alice"]).contains("profile     big"));
+}

@@ -50,6 +50,7 @@ fn launch(login: &str, repo: &str, git_ref: &str, url_path: &str) -> LaunchData 
             .parse()
             .unwrap(),
         callback_secret: "secret".into(),
+        gpu: false,
         home_volume_id: None,
     }
 }

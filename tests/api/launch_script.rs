@@ -283,6 +283,7 @@ impl Sandbox {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::write(dir.path().join("mode"), mode).unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
         Self {
             dir,
             jupyter_port: free_port(),
@@ -309,6 +310,7 @@ impl Sandbox {
             jupyter_token: TOKEN.into(),
             callback_url: url::Url::parse("http://127.0.0.1:1/api/vm/callback").unwrap(),
             callback_secret: SECRET.into(),
+            gpu: false,
             home_volume_id: None,
         }
     }
@@ -327,6 +329,7 @@ impl Sandbox {
             jupyter_token: TOKEN.into(),
             callback_url: url::Url::parse("http://127.0.0.1/").unwrap(),
             callback_secret: SECRET.into(),
+            gpu: false,
             home_volume_id: None,
         };
         let script = self.path("stackbinder-launch");
@@ -345,6 +348,7 @@ impl Sandbox {
             .env("SANDBOX", self.dir.path())
             .env("STACKBINDER_R2D", self.r2d_path())
             .env("STACKBINDER_WORKDIR", self.path("work"))
+            .env("STACKBINDER_CONFIG_DIR", self.path("etc"))
             .env("STACKBINDER_TICK_SECONDS", "0.1")
             .env("STACKBINDER_RETRY_SECONDS", "0.2")
             .env("STACKBINDER_RETRIES", "25")
@@ -553,6 +557,64 @@ async fn a_launch_reports_every_phase_and_the_port_and_keeps_the_secrets_to_itse
     let header = sandbox.path("work/callback-header");
     let mode = std::fs::metadata(header).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "the secret's file is for its owner only");
+}
+
+/// A launch profile with `gpu = true`: repo2docker reads a configuration
+/// that asks Docker for every GPU (`--gpus all`) on top of the image's.
+#[tokio::test]
+async fn a_gpu_launch_runs_the_container_with_every_gpu() {
+    // Arrange
+    let sandbox = Sandbox::new("ok");
+    let (cb, addr) = ok_callback().await;
+    let mut data = serde_json::to_value(sandbox.launch_data(REPO, "HEAD")).unwrap();
+    data["gpu"] = json!(true);
+
+    // Act
+    let run = sandbox.run_raw(data, addr).await;
+
+    // Assert: the same command line but for the configuration, which is
+    // readable by `ubuntu` and adds the GPU request to the image's.
+    assert!(run.output.status.success(), "{}", run.console);
+    assert_eq!(cb.phases(), ["cloning", "building", "starting", "ready"]);
+    let config = sandbox.path("etc/repo2docker_gpus.py");
+    let mut expected = expected_r2d_argv(&sandbox, REPO, "HEAD");
+    expected[0] = format!("--config={}", config.display());
+    assert_eq!(sandbox.r2d_argv(), expected);
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("load_subconfig(\"/etc/stackbinder/repo2docker_config.py\")"),
+        "{text}"
+    );
+
+    // The real repo2docker (when there is one) reads it as `--gpus all`:
+    // a request for every GPU (count -1) with the `gpu` capability.
+    let Some(python) = std::env::var_os("TEST_REPO2DOCKER_PYTHON") else {
+        eprintln!("skipped the real repo2docker: TEST_REPO2DOCKER_PYTHON is not set");
+        return;
+    };
+    let out = tokio::process::Command::new(python)
+        .args([
+            "-c",
+            "import json, sys\n\
+             from repo2docker.__main__ import make_r2d\n\
+             print(json.dumps(make_r2d(sys.argv[1:]).extra_run_kwargs))",
+        ])
+        .args(sandbox.r2d_argv())
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let understood: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let request = &understood["device_requests"][0];
+    assert_eq!(request["Count"], -1, "{understood}");
+    assert_eq!(request["Capabilities"], json!([["gpu"]]), "{understood}");
 }
 
 #[tokio::test]
@@ -921,6 +983,33 @@ async fn a_used_home_volume_is_mounted_as_it_is_without_mkfs() {
     assert_home_mounted(&sandbox, &disk);
     let log = cb.log().join("\n");
     assert!(log.contains("has your work from earlier VMs"), "{log}");
+}
+
+/// A GPU profile's launch of a user with a home volume: repo2docker gets
+/// both, the GPU configuration and the mounted volume.
+#[tokio::test]
+async fn a_gpu_launch_with_a_home_volume_gets_both() {
+    // Arrange
+    let sandbox = Sandbox::new("ok");
+    let disk = sandbox.home_disk("");
+    let (cb, addr) = ok_callback().await;
+    let mut data = serde_json::to_value(sandbox.launch_data(REPO, "HEAD")).unwrap();
+    data["gpu"] = json!(true);
+    data["home_volume_id"] = json!(HOME_VOLUME);
+
+    // Act
+    let run = sandbox.run_raw(data, addr).await;
+
+    // Assert
+    assert!(run.output.status.success(), "{}", run.console);
+    assert_home_mounted(&sandbox, &disk);
+    let config = sandbox.path("etc/repo2docker_gpus.py");
+    assert_eq!(
+        sandbox.r2d_argv()[0],
+        format!("--config={}", config.display())
+    );
+    assert!(config.exists());
+    assert_eq!(cb.phases().last().map(String::as_str), Some("ready"));
 }
 
 #[tokio::test]

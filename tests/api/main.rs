@@ -20,6 +20,8 @@ mod helpers;
 mod home_volume;
 mod image_build;
 mod journey;
+mod launch_ide;
+mod launch_profiles;
 mod launch_script;
 mod leadership;
 mod lifecycle;

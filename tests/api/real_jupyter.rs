@@ -42,13 +42,9 @@ fn execute_request(code: &str) -> Message {
     Message::text(message.to_string())
 }
 
-#[tokio::test]
-async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with_the_vm() {
-    let Some(python) = jupyter_python() else {
-        return;
-    };
-    // Arrange
-    let app = spawn_app_with(TestOptions {
+/// The app with simulated VMs that run a real JupyterLab from `python`.
+async fn with_real_jupyter(python: String) -> TestApp {
+    spawn_app_with(TestOptions {
         configure: |c| {
             c.launch.start_timeout_seconds = NonZero::new(JUPYTER_WAIT.as_secs()).unwrap()
         },
@@ -57,21 +53,35 @@ async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with
         })),
         ..TestOptions::default()
     })
-    .await;
-    app.login_registered("Katherine-J").await;
+    .await
+}
 
-    // Act: launch and wait for the real Jupyter to answer.
-    app.launch(REPO, "main", "lab").await;
+/// Poll `browser`'s VM until it is ready (the real Jupyter answers).
+async fn ready(browser: &Browser) -> Value {
     let deadline = Instant::now() + JUPYTER_WAIT;
     loop {
-        let view = app.api_vm_json().await;
+        let view = browser.api_vm_json().await;
         if view["state"] == "ready" {
-            break;
+            return view;
         }
         assert!(view["state"] != "failed", "{view:#}");
         assert!(Instant::now() < deadline, "not ready in time: {view:#}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with_the_vm() {
+    let Some(python) = jupyter_python() else {
+        return;
+    };
+    // Arrange
+    let app = with_real_jupyter(python).await;
+    app.login_registered("Katherine-J").await;
+
+    // Act: launch and wait for the real Jupyter to answer.
+    app.launch(REPO, "main", "lab").await;
+    ready(&app.browser).await;
     let data = app.launch_data(0);
     let vm = app.store().vm(data.vm_id).await.unwrap().unwrap();
     let base = jupyter::upstream(&vm, JupyterAccess::Proxy).unwrap();
@@ -164,4 +174,42 @@ async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The interface probe against a real JupyterLab without the classic
+/// Notebook (the environment of `TEST_JUPYTER_PYTHON`): `/lab` is there,
+/// `/tree` is not, and the status says so for the launch that asked for it.
+#[tokio::test]
+async fn a_real_jupyterlab_provides_lab_and_lacks_the_classic_notebook() {
+    let Some(python) = jupyter_python() else {
+        return;
+    };
+    let app = with_real_jupyter(python).await;
+    let launch = |login: &'static str, ide: &'static str| {
+        let browser = app.new_browser();
+        async move {
+            browser.login_registered(login).await;
+            let csrf = browser.csrf().await;
+            let response = browser
+                .post_form(
+                    "/VM_start",
+                    &[("csrf", csrf.as_str()), ("giturl", REPO), ("ide", ide)],
+                )
+                .await;
+            assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+            browser
+        }
+    };
+    let lab = launch("Katherine-J", "lab").await;
+    let notebook = launch("Dorothy-V", "notebook").await;
+
+    let (lab, notebook) = tokio::join!(ready(&lab), ready(&notebook));
+
+    assert!(lab["ide_missing"].is_null(), "{lab:#}");
+    assert!(
+        lab["jupyter_url"].as_str().unwrap().contains("/lab?token="),
+        "{lab:#}"
+    );
+    let said = notebook["ide_missing"].as_str().expect("said");
+    assert!(said.contains("does not provide Classic Notebook"), "{said}");
 }

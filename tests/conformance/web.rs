@@ -10,7 +10,7 @@ use std::time::Duration;
 #[path = "../support/web_app.rs"]
 mod web_app;
 
-pub use web_app::{REPO, WebApp as App};
+pub use web_app::{REPO, WebApp as App, csrf_from};
 
 impl App {
     /// Start stackbinder (OpenStack backend on the dev cloud, demo login)

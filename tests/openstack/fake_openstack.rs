@@ -27,6 +27,9 @@ pub const IMAGE: &str = "stackbinder-snapshot";
 /// The stock image the image build boots.
 pub const BASE_IMAGE: &str = "ubuntu-24.04";
 pub const FLAVOR: &str = "m1.large";
+/// A GPU flavor, and the snapshot with the NVIDIA driver it boots.
+pub const GPU_FLAVOR: &str = "g1.gpu";
+pub const GPU_IMAGE: &str = "gpu-snapshot";
 pub const KEY: &str = "stackbinder-admin";
 pub const POOL: &str = "public";
 pub const NETWORK: &str = "private";
@@ -481,6 +484,17 @@ impl FakeOpenStack {
         self.world().fips.values().cloned().collect()
     }
 
+    /// Add an active image of the project (a launch profile's); its id.
+    pub fn add_image(&self, name: &str) -> String {
+        let mut w = self.world();
+        let (image_id, project) = (id(), w.project_id.clone());
+        w.images
+            .push(json!({"id": image_id, "name": name, "status": "active",
+            "visibility": "private", "disk_format": "qcow2", "container_format": "bare",
+            "min_disk": 20, "min_ram": 0, "size": 9_221_225_472u64, "owner": project}));
+        image_id
+    }
+
     /// Add another project network (so the cloud cannot choose).
     pub fn add_network(&self, name: &str) {
         let mut w = self.world();
@@ -859,6 +873,7 @@ fn compute(
         ("GET", ["flavors", "detail"]) => ok(json!({"flavors": [
             {"id": "3", "name": "m1.medium", "vcpus": 2, "ram": 4096, "disk": 40, "links": []},
             {"id": "4", "name": FLAVOR, "vcpus": 4, "ram": 16384, "disk": 80, "links": []},
+            {"id": "9", "name": GPU_FLAVOR, "vcpus": 8, "ram": 65536, "disk": 80, "links": []},
         ]})),
         ("GET", ["os-keypairs", name]) => {
             if *name == KEY {

@@ -105,6 +105,7 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
         jupyter_token: "jupyter-token".into(),
         callback_url: url::Url::parse("http://127.0.0.1:1/api/vm/callback").unwrap(),
         callback_secret: "callback-secret".into(),
+        gpu: false,
         home_volume_id: None,
     };
     ServerSpec {

@@ -11,4 +11,5 @@ mod home_volume;
 mod image_build;
 mod launch;
 mod ownership;
+mod profiles;
 mod proxy_mode;

@@ -97,7 +97,15 @@ impl OpenStackCloud {
         }
         if items.iter().all(|i| i.ok) && flavor_ok.is_some() {
             match self.resolved().await {
-                Ok(resolved) => match self.usage(resolved, None).await {
+                Ok(resolved) => match self
+                    .usage(
+                        resolved,
+                        &resolved.flavor,
+                        self.config.volume_size_gb.get(),
+                        None,
+                    )
+                    .await
+                {
                     Ok(usage) => {
                         let full: Vec<String> = usage
                             .iter()
@@ -136,6 +144,37 @@ impl OpenStackCloud {
             ));
         }
         items
+    }
+
+    /// A launch profile's flavor and image exist (and the image is active).
+    pub(super) async fn check_profile(&self, name: &str, shape: &crate::cloud::Shape) -> CheckItem {
+        let what = format!("profile {name}");
+        let found = async {
+            let flavor = self.flavor(&shape.flavor).await?;
+            let image = self.image(&shape.image).await?;
+            Ok((flavor, image))
+        }
+        .await
+        .map_err(|e| match e {
+            // The lookups' fixes name `[cloud]`'s keys.
+            LookupError::Missing { problem, fix } => LookupError::Missing {
+                problem,
+                fix: fix
+                    .replace("cloud.flavor", &format!("the flavor of profile {name:?}"))
+                    .replace("cloud.image", &format!("the image of profile {name:?}")),
+            },
+            other => other,
+        });
+        line(
+            &what,
+            found,
+            |(f, image_id): (super::resolve::Flavor, String)| {
+                format!(
+                    "flavor {} ({} VCPUs, {} MiB RAM), image {:?} is active ({image_id}), {} GB boot volume",
+                    f.name, f.vcpus, f.ram, shape.image, shape.volume_size_gb
+                )
+            },
+        )
     }
 
     /// With the proxy: no configured security group opens Jupyter's port to

@@ -24,16 +24,21 @@ pub use session::Credentials;
 use super::{
     BuilderSpec, CheckItem, Cloud, CloudError, CloudResult, FloatingIp, Image, InstallationId,
     META_HOME, META_IMAGE_BUILD, META_INSTANCE, META_VM, Owned, Server, ServerSpec, ServerStatus,
-    Volume, VolumeSpec,
+    Shape, Volume, VolumeSpec,
 };
 use crate::config::CloudConfig;
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
+type ProfileShapes = std::collections::HashMap<(String, String), (resolve::Flavor, String)>;
+
 pub struct OpenStackCloud {
     api: api::Api,
     config: CloudConfig,
     resolved: OnceCell<resolve::Resolved>,
+    /// Flavors and image ids of the launch profiles' shapes, by (flavor,
+    /// image) as configured.
+    profile_shapes: tokio::sync::Mutex<ProfileShapes>,
     project: OnceCell<String>,
     /// Items asked for per page of a list (`paging::PAGE_SIZE`).
     page_size: usize,
@@ -96,6 +101,7 @@ impl OpenStackCloud {
             ),
             config: config.clone(),
             resolved: OnceCell::new(),
+            profile_shapes: tokio::sync::Mutex::default(),
             project: OnceCell::new(),
             page_size: paging::PAGE_SIZE,
             fip_reuse: tokio::sync::Mutex::new(()),
@@ -128,17 +134,32 @@ impl Cloud for OpenStackCloud {
     async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String> {
         servers::encode_user_data(&spec.user_data).map_err(|e| CloudError::Rejected(e.detail))?;
         let resolved = self.resolved().await?;
+        let (flavor, image_id) = self.shape_ids(resolved, &spec.shape()).await?;
         let owner = spec
             .metadata
             .get(META_INSTANCE)
             .map(|id| InstallationId::from_stored(id.clone()));
-        let usage = self.usage(resolved, owner.as_ref()).await?;
+        let usage = self
+            .usage(resolved, &flavor, spec.volume_size_gb, owner.as_ref())
+            .await?;
         if let Some(full) = usage.iter().find(|u| !u.has_room()) {
             return Err(CloudError::QuotaExceeded(full.describe()));
         }
-        let id = self.post_server(resolved, spec).await?;
+        let id = self.post_server(resolved, &flavor, &image_id, spec).await?;
         tracing::info!(server = %id, "server requested");
         Ok(id)
+    }
+
+    #[tracing::instrument(name = "openstack room", skip(self))]
+    async fn room_for(&self, shape: &Shape) -> CloudResult<Option<u64>> {
+        let resolved = self.resolved().await?;
+        let (flavor, _) = self.shape_ids(resolved, shape).await?;
+        // No owner: a free floating IP of ours is not counted, so the room
+        // errs on the side of fewer.
+        let usage = self
+            .usage(resolved, &flavor, shape.volume_size_gb, None)
+            .await?;
+        Ok(quota::room(&usage))
     }
 
     #[tracing::instrument(name = "openstack get server", skip(self))]
@@ -294,5 +315,14 @@ impl Cloud for OpenStackCloud {
     #[tracing::instrument(name = "openstack check", skip_all)]
     async fn check(&self) -> Vec<CheckItem> {
         self.run_check().await
+    }
+
+    #[tracing::instrument(name = "openstack check profiles", skip_all)]
+    async fn check_profiles(&self, profiles: &[(String, Shape)]) -> Vec<CheckItem> {
+        let mut items = Vec::with_capacity(profiles.len());
+        for (name, shape) in profiles {
+            items.push(self.check_profile(name, shape).await);
+        }
+        items
     }
 }

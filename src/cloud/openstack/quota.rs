@@ -7,7 +7,7 @@
 use super::OpenStackCloud;
 use super::api::Repeat;
 use super::errors::ApiError;
-use super::resolve::Resolved;
+use super::resolve::{Flavor, Resolved};
 use super::session::{COMPUTE, NOVA_MICROVERSION};
 use osauth::services::NETWORK;
 use serde::Deserialize;
@@ -78,6 +78,16 @@ impl Usage {
     }
 }
 
+/// How many more VMs fit in every limit of `usage`; `None` when no
+/// resource is limited.
+pub fn room(usage: &[Usage]) -> Option<u64> {
+    usage
+        .iter()
+        .filter(|u| u.limit >= 0 && u.needed > 0)
+        .map(|u| u64::try_from((u.limit - u.used) / u.needed).unwrap_or(0))
+        .min()
+}
+
 fn field(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> i64 {
     map.get(key).and_then(|v| v.as_i64()).unwrap_or(-1)
 }
@@ -86,9 +96,13 @@ impl OpenStackCloud {
     /// Usage against the limit of every resource one more VM takes.
     /// `owner`: the installation launching, whose free floating IPs would be
     /// reused (none for `check`, which then counts one more allocation).
+    /// `flavor` and `volume_size_gb` are those of the VM to make (of
+    /// `[cloud]` or of its launch profile).
     pub(super) async fn usage(
         &self,
         resolved: &Resolved,
+        flavor: &Flavor,
+        volume_size_gb: u32,
         owner: Option<&crate::cloud::InstallationId>,
     ) -> Result<Vec<Usage>, ApiError> {
         let nova = async {
@@ -103,7 +117,6 @@ impl OpenStackCloud {
         };
         let (nova, cinder) = tokio::try_join!(nova, self.cinder_limits())?;
         let n = &nova.limits.absolute;
-        let flavor = &resolved.flavor;
         let needed_by = "a VM";
         let mut usage = vec![
             Usage {
@@ -128,11 +141,7 @@ impl OpenStackCloud {
                 needed_by,
             },
         ];
-        usage.extend(cinder_usage(
-            &cinder,
-            self.config.volume_size_gb.get(),
-            needed_by,
-        ));
+        usage.extend(cinder_usage(&cinder, volume_size_gb, needed_by));
         // Behind the Jupyter proxy a launch allocates no floating IP.
         let allocates = self.config.jupyter_access == crate::config::JupyterAccess::FloatingIp;
         if let Some(pool) = &resolved.pool_id
@@ -234,6 +243,22 @@ mod tests {
         };
         assert!(!u.has_room());
         assert_eq!(u.describe(), "this project uses 20 of 20 instances");
+    }
+
+    #[test]
+    fn the_room_is_what_the_tightest_limit_leaves() {
+        let u = |used, limit, needed| Usage {
+            resource: "x",
+            used,
+            limit,
+            needed,
+            needed_by: "a VM",
+        };
+        assert_eq!(room(&[u(2, 20, 1), u(40, 80, 8), u(0, -1, 4)]), Some(5));
+        assert_eq!(room(&[u(20, 20, 1)]), Some(0));
+        // Over the limit already (a quota lowered under the usage).
+        assert_eq!(room(&[u(25, 20, 1)]), Some(0));
+        assert_eq!(room(&[u(3, -1, 1), u(0, 10, 0)]), None);
     }
 
     #[test]

@@ -141,6 +141,29 @@ impl OpenStackCloud {
             .await
     }
 
+    /// The flavor and image id of a VM of `shape`: those of `[cloud]` as
+    /// resolved once, or (a launch profile's) looked up once each and kept.
+    pub(super) async fn shape_ids(
+        &self,
+        resolved: &Resolved,
+        shape: &crate::cloud::Shape,
+    ) -> Result<(Flavor, String), LookupError> {
+        if shape.flavor == self.config.flavor && shape.image == self.config.image {
+            return Ok((resolved.flavor.clone(), resolved.image_id.clone()));
+        }
+        let key = (shape.flavor.clone(), shape.image.clone());
+        let mut known = self.profile_shapes.lock().await;
+        if let Some(ids) = known.get(&key) {
+            return Ok(ids.clone());
+        }
+        let ids = (
+            self.flavor(&shape.flavor).await?,
+            self.image(&shape.image).await?,
+        );
+        known.insert(key, ids.clone());
+        Ok(ids)
+    }
+
     /// The id of the project the token is scoped to, from Keystone's token
     /// introspection (`GET /v3/auth/tokens`); osauth does not expose it.
     pub(super) async fn project_id(&self) -> Result<&str, ApiError> {

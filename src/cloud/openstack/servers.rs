@@ -227,14 +227,16 @@ impl OpenStackCloud {
     pub(super) async fn post_server(
         &self,
         resolved: &Resolved,
+        flavor: &super::resolve::Flavor,
+        image_id: &str,
         spec: &ServerSpec,
     ) -> Result<String, ApiError> {
         let body = CreateRoot {
             server: Create {
                 name: &spec.name,
-                flavor_ref: &resolved.flavor.id,
+                flavor_ref: &flavor.id,
                 image_ref: "",
-                block_device_mapping_v2: block_devices(&resolved.image_id, spec),
+                block_device_mapping_v2: block_devices(image_id, spec),
                 availability_zone: spec.availability_zone.as_deref(),
                 networks: [Nic {
                     uuid: &resolved.network_id,

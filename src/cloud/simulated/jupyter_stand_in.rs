@@ -3,6 +3,7 @@
 //! answers WebSockets, so the demo's Jupyter link really opens something.
 
 use crate::cloud_init::LaunchData;
+use crate::domain::Ide;
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -210,6 +211,20 @@ async fn page_script(State(info): State<Arc<JupyterInfo>>) -> Response {
         .into_response()
 }
 
+/// The stand-in is an environment as repo2docker builds one from a plain
+/// `requirements.txt`: JupyterLab and the classic Notebook, and no
+/// jupyter-server-proxy entries (RStudio, VS Code, a desktop), whose paths
+/// are not found, as on a real VM.
+fn lacked_interface(path: &str) -> Option<Ide> {
+    Ide::ALL
+        .into_iter()
+        .filter(|ide| !matches!(ide, Ide::Lab | Ide::Notebook))
+        .find(|ide| {
+            path.strip_prefix(ide.path())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+}
+
 async fn page(
     State(info): State<Arc<JupyterInfo>>,
     Query(query): Query<HashMap<String, String>>,
@@ -221,6 +236,13 @@ async fn page(
         return (
             StatusCode::NOT_FOUND,
             "404: not under this Jupyter's base URL",
+        )
+            .into_response();
+    }
+    if let Some(ide) = lacked_interface(&uri.path()[info.base_path.len()..]) {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("404: this environment has no {}", ide.label()),
         )
             .into_response();
     }

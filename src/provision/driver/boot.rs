@@ -168,6 +168,7 @@ impl Provisioner {
             }
         };
         if vm.progress == Some(Progress::Ready) && self.jupyter_answers(vm).await {
+            self.check_ide(vm).await?;
             let url = self
                 .jupyter_upstream(vm)
                 .map(|u| u.to_string())
@@ -199,6 +200,48 @@ impl Provisioner {
                 &format!("failed while {phase}: timed out after {limit} s: {reason}"),
             )
             .await;
+        }
+        Ok(())
+    }
+
+    /// Whether the VM's Jupyter provides the interface the launch asked
+    /// for: a path that answers 404 is missing (the environment does not
+    /// install its jupyter-server-proxy entry), and the status page then
+    /// says so instead of linking to it. Anything but a 404 (a page, a
+    /// redirect, even an error) counts as there: only a clear answer is
+    /// said to the user.
+    #[tracing::instrument(skip_all, fields(vm = %vm.id))]
+    async fn check_ide(&self, vm: &VmRecord) -> Result<(), StepError> {
+        let Some(ide) = vm.ide.filter(|_| vm.ide_missing_at.is_none()) else {
+            return Ok(());
+        };
+        let Some(url) = self
+            .jupyter_upstream(vm)
+            .and_then(|u| u.join(ide.path()).ok())
+        else {
+            return Ok(());
+        };
+        let answer = self
+            .inner
+            .http
+            .get(url)
+            .header("Authorization", format!("token {}", vm.jupyter_token))
+            .send()
+            .await;
+        if matches!(answer, Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND) {
+            let store = &self.inner.driver_store;
+            store.set_ide_missing(vm.id).await?;
+            store
+                .append_event(
+                    vm.id,
+                    EventKind::State,
+                    &format!(
+                        "this environment does not provide {} (its Jupyter has no /{})",
+                        ide.label(),
+                        ide.path()
+                    ),
+                )
+                .await?;
         }
         Ok(())
     }

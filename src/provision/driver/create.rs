@@ -83,7 +83,13 @@ impl Provisioner {
                     store
                         .set_secret_hash(vm.id, &secret::hash(&callback_secret))
                         .await?;
-                    let spec = self.server_spec(vm, &callback_secret, home_volume);
+                    let spec = match self.server_spec(vm, &callback_secret, home_volume) {
+                        Ok(spec) => spec,
+                        Err(why) => {
+                            self.fail(vm, &why).await;
+                            return Ok(());
+                        }
+                    };
                     store.check_lease().await?;
                     match cloud.create_server(&spec).await {
                         Ok(id) => {

@@ -27,8 +27,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
             "INSERT INTO vms (id, owner_id, name, repo, git_ref, url_path, state, jupyter_token,
-                              created_at, updated_at, phase_started_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $8, $8, $9)",
+                              created_at, updated_at, phase_started_at, expires_at, profile, ide)
+             VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $8, $8, $9, $10, $11)",
         )
         .bind(id)
         .bind(new.owner)
@@ -39,6 +39,8 @@ impl Store {
         .bind(new.jupyter_token)
         .bind(now)
         .bind(new.expires_at)
+        .bind(new.request.profile.as_ref())
+        .bind(new.request.ide)
         .execute(&mut *tx)
         .await;
             match inserted {
@@ -53,8 +55,13 @@ impl Store {
                     String::new()
                 } else {
                     format!(", opening /{}", new.request.url_path)
-                }
-            );
+                },
+            ) + &new
+                .request
+                .profile
+                .as_ref()
+                .map(|p| format!(", profile {p}"))
+                .unwrap_or_default();
             append!(&mut *tx, id, EventKind::State, &message)?;
             notify_wake!(self, tx);
             tx.commit().await?;

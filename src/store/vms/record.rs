@@ -1,4 +1,6 @@
-use crate::domain::{GitRef, GithubId, Login, Phase, Progress, RepoSpec, UrlPath, VmId, VmState};
+use crate::domain::{
+    GitRef, GithubId, Ide, Login, Phase, ProfileName, Progress, RepoSpec, UrlPath, VmId, VmState,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
@@ -44,6 +46,12 @@ pub struct VmRecord {
     pub released_at: Option<DateTime<Utc>>,
     /// When the proxy last saw it used (flushed now and then).
     pub proxied_at: Option<DateTime<Utc>>,
+    /// The launch profile it was made of; `None`: of `[cloud]`.
+    pub profile: Option<ProfileName>,
+    /// The interface the launch asked for (`url_path` is its path).
+    pub ide: Option<Ide>,
+    /// When the VM's Jupyter was found not to provide `ide`.
+    pub ide_missing_at: Option<DateTime<Utc>>,
 }
 
 /// The port column as both stores hold it: an INTEGER (PostgreSQL has no
@@ -97,6 +105,9 @@ impl VmRecord {
             last_activity_at: None,
             released_at: None,
             proxied_at: None,
+            profile: None,
+            ide: None,
+            ide_missing_at: None,
         }
     }
 }

@@ -19,6 +19,17 @@ impl Store {
         .await
     }
 
+    /// The VM's Jupyter does not provide the interface its launch asked for.
+    pub async fn set_ide_missing(&self, id: VmId) -> Result<()> {
+        let now = Utc::now();
+        self.update(
+            id,
+            "UPDATE vms SET ide_missing_at = $1, updated_at = $2 WHERE id = $3",
+            now,
+        )
+        .await
+    }
+
     pub async fn set_server_id(&self, id: VmId, server_id: &str) -> Result<()> {
         self.update(
             id,

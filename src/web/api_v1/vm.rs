@@ -33,6 +33,11 @@ pub struct LaunchBody {
     #[serde(rename = "ref")]
     git_ref: Option<String>,
     urlpath: Option<String>,
+    /// A launch profile by name; unset: the first open to the caller.
+    profile: Option<String>,
+    /// An interface (`lab`, `notebook`, `rstudio`, `vscode`, `desktop`)
+    /// instead of `urlpath`.
+    ide: Option<String>,
 }
 
 /// The caller's VM.
@@ -74,10 +79,19 @@ async fn launch(
         urlpath: body.urlpath,
         labpath: None,
         filepath: None,
+        profile: body.profile,
+        ide: body.ide,
     };
-    let request = params
+    let mut request = params
         .validate(&state.config.launch.default_repo)
         .map_err(ApiError::BadRequest)?;
+    // A token holds no GitHub token: profiles open by organization only
+    // are not open to it.
+    let (chosen, _) =
+        crate::web::profile_choice::choose(&state, &user.user, None, request.profile.as_ref())
+            .await
+            .map_err(|why| ApiError::BadRequest(why.to_string()))?;
+    request.profile = chosen.map(|p| p.name.clone());
     let vm = state.provisioner.launch(&user.user, &request).await?;
     let view = VmView::load(&state.provisioner, &state.config.launch, &vm).await?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
