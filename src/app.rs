@@ -7,6 +7,7 @@ use crate::cloud::openstack::OpenStackCloud;
 use crate::cloud::simulated::{SimulatedCloud, Timings};
 use crate::config::{Backend, Config, ConfigError};
 use crate::github::Github;
+use crate::lease;
 use crate::provision::{self, Provisioner};
 use crate::store::Store;
 use crate::web::{self, AppState, GuessGuard, LoginMode, SessionRows};
@@ -36,7 +37,8 @@ pub struct Options {
     pub demo_login: bool,
     /// Use this cloud instead of the one the configuration names (tests).
     pub cloud: Option<Arc<dyn Cloud>>,
-    /// Run the provisioner's driver in the background (tests may step it).
+    /// Run the provisioner's driver in the background while this replica
+    /// holds the driver lease (tests may step it themselves).
     pub drive_in_background: bool,
     /// Derive `server.public_url` from the address actually bound (demo,
     /// tests: the port may be 0).
@@ -197,14 +199,24 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = self.state.shutdown.clone();
-        let driver = self.drive_in_background.then(|| {
-            tokio::spawn(
-                self.state
-                    .provisioner
-                    .clone()
-                    .run_until_stopped(stop.clone()),
-            )
-        });
+        // The lease outlives the work it gates: it is let go only once the
+        // driver finished its last step.
+        let lease_stop = CancellationToken::new();
+        let provisioner = self.state.provisioner.clone();
+        let leadership = provisioner.leadership().clone();
+        let lease = tokio::spawn(lease::keep_leadership(
+            self.state.store.clone(),
+            leadership.clone(),
+            self.state.config.server.lease(),
+            provisioner.metrics().clone(),
+            lease_stop.clone(),
+        ));
+        let drive = self.drive_in_background;
+        let background = tokio::spawn(lease::while_leader(
+            leadership,
+            stop.clone(),
+            move |_fence, cancel| provisioner.clone().lead(drive, cancel),
+        ));
         let sessions = SessionRows::new(self.state.store.backend());
         let session_cleanup = tokio::spawn(
             sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)),
@@ -226,9 +238,9 @@ impl Application {
         stop.cancel();
         session_cleanup.abort();
         let _ = activity.await;
-        if let Some(driver) = driver {
-            let _ = driver.await;
-        }
+        let _ = background.await;
+        lease_stop.cancel();
+        let _ = lease.await;
         Ok(())
     }
 }
@@ -237,7 +249,8 @@ impl Application {
 const ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Write the proxy's activity to the store now and then, and once more at
-/// shutdown, so culling after a restart (and `vm show`) sees it.
+/// shutdown, so culling after a restart (and `vm show`) sees it. Every
+/// replica does, leader or not: each proxies its own share of the users.
 async fn flush_activity(provisioner: Provisioner, stop: CancellationToken) {
     let mut every = tokio::time::interval(ACTIVITY_FLUSH_INTERVAL);
     loop {

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod github;
 pub mod host_network;
 pub mod image_build;
+pub mod lease;
 pub mod metrics;
 pub mod provision;
 pub mod proxy;

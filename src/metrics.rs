@@ -47,6 +47,7 @@ struct Inner {
     vms: Family<StateLabel, Gauge>,
     cloud_latency: Family<CloudCallLabel, Histogram>,
     cloud_errors: Family<CloudErrorLabel, Counter>,
+    driver_leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -119,6 +120,12 @@ impl Metrics {
             "Cloud API calls that failed",
             cloud_errors.clone(),
         );
+        let driver_leader = Gauge::default();
+        registry.register(
+            "driver_leader",
+            "1 while this replica holds the driver lease and runs the background work, else 0",
+            driver_leader.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -129,6 +136,7 @@ impl Metrics {
                 vms,
                 cloud_latency,
                 cloud_errors,
+                driver_leader,
             }),
         }
     }
@@ -178,6 +186,10 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    pub fn set_driver_leader(&self, leader: bool) {
+        self.inner.driver_leader.set(i64::from(leader));
     }
 
     /// Render the text format, with the VM counts given as of now.

@@ -34,6 +34,10 @@ pub struct ServerConfig {
     /// the Jupyter proxy the VMs are on a private network, so this can be
     /// the server's address there.
     pub callback_url: Option<Url>,
+    /// How long the driver lease lasts: the replica that holds it renews it
+    /// every third of this, and a standby takes over at most this long
+    /// after the leader stopped renewing.
+    pub lease_seconds: NonZeroU32,
 }
 
 impl ServerConfig {
@@ -45,6 +49,11 @@ impl ServerConfig {
     /// A session ends after this long without a request.
     pub fn session_idle(&self) -> Duration {
         Duration::from_secs(u64::from(self.session_idle_minutes.get()) * 60)
+    }
+
+    /// How long the driver lease lasts (`lease_seconds`).
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(u64::from(self.lease_seconds.get()))
     }
 
     /// A session ends this long after login.
@@ -90,6 +99,7 @@ impl ServerConfig {
             "public_url" | "callback_url" => Some(URL_FIX),
             "session_idle_minutes" => Some("use a positive number of minutes, e.g. 480"),
             "session_max_hours" => Some("use a positive number of hours, e.g. 24"),
+            "lease_seconds" => Some("use a positive number of seconds, e.g. 15"),
             _ => None,
         }
     }
@@ -120,6 +130,7 @@ impl Default for ServerConfig {
             metrics_token: None,
             user_domain: None,
             callback_url: None,
+            lease_seconds: const { NonZeroU32::new(15).unwrap() },
         }
     }
 }
@@ -168,6 +179,17 @@ mod tests {
         assert_eq!(c.server.callback_base().as_str(), "http://10.0.0.5:8080/");
         let e = load_str("[server]\ncallback_url = \"ftp://10.0.0.5\"").unwrap_err();
         assert_eq!(e.key, "server.callback_url");
+    }
+
+    #[test]
+    fn the_lease_is_positive_seconds_fifteen_by_default() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.server.lease().as_secs(), 15);
+        let c = load_str("[server]\nlease_seconds = 30").unwrap();
+        assert_eq!(c.server.lease().as_secs(), 30);
+        let e = load_str("[server]\nlease_seconds = 0").unwrap_err();
+        assert_eq!(e.key, "server.lease_seconds");
+        assert!(e.fix.contains("positive number of seconds"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub enum StepError {
     Cloud(#[from] CloudError),
 }
 
+impl StepError {
+    /// The store refused a write: this replica does not lead.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_fenced())
+    }
+}
+
 impl Provisioner {
     /// Run the driver until `cancel` fires. A step in progress finishes first.
     pub async fn run_until_stopped(self, cancel: CancellationToken) {
@@ -48,7 +55,7 @@ impl Provisioner {
     /// Returns how many VMs were looked at.
     #[tracing::instrument(name = "step", skip_all)]
     pub async fn step(&self) -> Result<usize, StoreError> {
-        let vms = self.inner.store.live_vms().await?;
+        let vms = self.inner.driver_store.live_vms().await?;
         self.forget_finished_searches(&vms);
         let count = vms.len();
         let admitted = super::capacity::admit(&vms, &self.inner.settings);
@@ -87,6 +94,11 @@ impl Provisioner {
             Ok(()) => {
                 self.inner.last_errors.lock().expect("lock").remove(&vm.id);
             }
+            // Not ours to move any more: the lease went to another replica
+            // (and this step is about to be cancelled); nothing to tell.
+            Err(e) if e.is_fenced() => {
+                tracing::info!(error = %e, "left the VM to the replica that drives");
+            }
             Err(e) => self.note_error(&vm, &e).await,
         }
     }
@@ -122,7 +134,7 @@ impl Provisioner {
         if !repeated {
             let _ = self
                 .inner
-                .store
+                .driver_store
                 .append_event(vm.id, EventKind::Warning, &format!("{message} (retrying)"))
                 .await;
         }
@@ -149,7 +161,7 @@ impl Provisioner {
         self.inner.metrics.launch_failed(phase);
         if let Err(e) = self
             .inner
-            .store
+            .driver_store
             .transition(vm.id, vm.state, VmState::Failed, message)
             .await
         {

@@ -32,7 +32,7 @@ impl Provisioner {
             vm.extensions
         );
         match self
-            .request_delete(vm.id, DeleteReason::Expired, &why)
+            .request_delete(&self.inner.driver_store, vm.id, DeleteReason::Expired, &why)
             .await
         {
             Ok(moved) => moved,
@@ -64,7 +64,10 @@ impl Provisioner {
             // Jupyter did not answer: the VM may be busy; expiry still applies.
             return Ok(());
         };
-        self.inner.store.set_last_activity(vm.id, reported).await?;
+        self.inner
+            .driver_store
+            .set_last_activity(vm.id, reported)
+            .await?;
         let last_activity = proxied.map_or(reported, |p| p.max(reported));
         let idle = Utc::now() - last_activity;
         if idle >= limit_span {
@@ -72,7 +75,8 @@ impl Provisioner {
                 "idle for {} min (the limit is {limit} min)",
                 idle.num_minutes()
             );
-            self.request_delete(vm.id, DeleteReason::Idle, &why).await?;
+            self.request_delete(&self.inner.driver_store, vm.id, DeleteReason::Idle, &why)
+                .await?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ mod driver;
 pub mod jupyter;
 
 pub use driver::StepError;
+mod leading;
 mod lifecycle;
 pub mod reconcile;
 
@@ -19,6 +20,7 @@ use crate::cloud::{
 use crate::cloud_init::{self, CallbackReport, LaunchData};
 use crate::config::{CloudConfig, LaunchConfig};
 use crate::domain::{GithubId, LaunchRequest, LogLine, VmId, VmState};
+use crate::lease::Leadership;
 use crate::metrics::Metrics;
 use crate::secret;
 use crate::store::{CallbackOutcome, NewVm, Store, StoreError, User, VmRecord};
@@ -120,6 +122,11 @@ pub struct Provisioner {
 
 struct Inner {
     store: Store,
+    /// The same store, fenced by the driver lease: every write of the
+    /// driver goes through it, so a replica that lost the lease moves no VM.
+    driver_store: Store,
+    /// Whether this replica leads the background work (`crate::lease`).
+    leadership: Leadership,
     cloud: Arc<dyn Cloud>,
     settings: Settings,
     /// This installation's id: everything it creates carries it, and it
@@ -164,8 +171,11 @@ impl Provisioner {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
+        let leadership = Leadership::new();
         Self {
             inner: Arc::new(Inner {
+                driver_store: store.fenced_by(&leadership),
+                leadership,
                 store,
                 cloud,
                 settings,
@@ -186,6 +196,11 @@ impl Provisioner {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Whether this replica leads the background work.
+    pub fn leadership(&self) -> &Leadership {
+        &self.inner.leadership
     }
 
     pub fn cloud(&self) -> &Arc<dyn Cloud> {
@@ -264,16 +279,22 @@ impl Provisioner {
         reason: DeleteReason,
         why: &str,
     ) -> Result<bool, ProvisionError> {
-        Ok(self.request_delete(vm.id, reason, why).await?)
+        Ok(self
+            .request_delete(&self.inner.store, vm.id, reason, why)
+            .await?)
     }
 
+    /// Record a deletion through `store`: the plain one for what people
+    /// ask for, the driver's fenced one for expiry, culling and the
+    /// reconciler.
     async fn request_delete(
         &self,
+        store: &Store,
         id: VmId,
         reason: DeleteReason,
         why: &str,
     ) -> Result<bool, StoreError> {
-        let moved = self.inner.store.request_delete(id, why).await?;
+        let moved = store.request_delete(id, why).await?;
         if moved {
             tracing::info!(vm = %id, why, "deletion recorded");
             self.inner.metrics.deletion_requested(reason.label());

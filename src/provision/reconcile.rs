@@ -73,7 +73,7 @@ impl Provisioner {
     async fn observe(&self) -> Result<(Observed, Vec<VmRecord>), StepError> {
         let cloud = &self.inner.cloud;
         let owned = cloud.list_owned(&self.inner.installation).await?;
-        let records = self.inner.store.live_vms().await?;
+        let records = self.inner.driver_store.live_vms().await?;
         let mut found = HashMap::new();
         for (vm, server) in to_look_up(&owned, &records) {
             let there = cloud.get_server(&server).await?.is_some();
@@ -98,10 +98,13 @@ impl Provisioner {
     #[tracing::instrument(skip(self))]
     async fn carry_out(&self, action: Action) -> Result<(), StepError> {
         let cloud = &self.inner.cloud;
+        // Deleting is for the leader only, as of now, not as of the plan.
+        self.inner.driver_store.check_lease().await?;
         let done = match &action {
             Action::MarkGone(vm) => {
                 tracing::warn!(%vm, "the server was deleted outside stackbinder");
                 self.request_delete(
+                    &self.inner.driver_store,
                     *vm,
                     DeleteReason::Vanished,
                     "the server was deleted outside stackbinder",

@@ -1,3 +1,4 @@
+use super::leases::begin_write;
 use super::{Result, Store, on_pool};
 use crate::domain::VmId;
 use chrono::{DateTime, Utc};
@@ -62,7 +63,12 @@ pub(super) fn truncate(s: &str, max: usize) -> &str {
 
 impl Store {
     pub async fn append_event(&self, vm: VmId, kind: EventKind, message: &str) -> Result<()> {
-        Ok(on_pool!(self, |pool| append!(pool, vm, kind, message))?)
+        on_pool!(self, |pool| {
+            let mut tx = begin_write!(self, pool);
+            append!(&mut *tx, vm, kind, message)?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// The last `limit` events of a VM, oldest first.

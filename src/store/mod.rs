@@ -11,6 +11,7 @@ mod access_names;
 mod activity;
 mod events;
 mod installation;
+mod leases;
 mod links;
 mod sqlite_busy;
 mod tokens;
@@ -40,6 +41,22 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write of the driver found the lease held by another replica, or at
+    /// a later epoch: this replica no longer drives and must not move a VM.
+    #[error(
+        "the driver lease was taken over from this replica (it held epoch {epoch}): another replica drives"
+    )]
+    Fenced { epoch: crate::lease::Epoch },
+    /// A write of the driver while this replica does not lead.
+    #[error("this replica does not hold the driver lease: another replica drives")]
+    NotLeader,
+}
+
+impl StoreError {
+    /// A write refused because this replica does not (or no longer) lead.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::Fenced { .. } | Self::NotLeader)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -75,6 +92,10 @@ pub enum Backend {
 pub struct Store {
     backend: Backend,
     busy: BusyCounts,
+    /// Set on the driver's store (`Store::fenced_by`): its writes hold only
+    /// while the role says this replica leads, at the epoch it names, and
+    /// the database still agrees.
+    fence: Option<tokio::sync::watch::Receiver<crate::lease::Role>>,
 }
 
 /// How many connections a replica opens to PostgreSQL at most.
@@ -107,6 +128,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Postgres(pool),
             busy: BusyCounts::default(),
+            fence: None,
         })
     }
 
@@ -139,6 +161,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Sqlite(pool),
             busy,
+            fence: None,
         })
     }
 

@@ -1,4 +1,6 @@
-//! `/healthz`: 200 while the store answers, 503 otherwise.
+//! `/healthz`: 200 while the store answers, 503 otherwise; either way which
+//! database this is and whether this replica drives (the holder of the
+//! driver lease) or stands by.
 
 use super::AppState;
 use axum::extract::State;
@@ -6,23 +8,34 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Serialize;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz))
 }
 
+#[derive(Serialize)]
+struct Health {
+    /// "ok", or "unavailable" when the database does not answer.
+    status: &'static str,
+    /// "sqlite" or "postgres".
+    database: &'static str,
+    /// "leader" or "standby".
+    driver: &'static str,
+}
+
 async fn healthz(State(state): State<AppState>) -> Response {
-    let cloud = state.provisioner.cloud().kind();
-    match state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ok", "database": "ok", "cloud": cloud }))
-            .into_response(),
+    let reachable = state.store.ping().await;
+    let health = |status| Health {
+        status,
+        database: state.store.kind(),
+        driver: state.provisioner.leadership().role().label(),
+    };
+    match reachable {
+        Ok(()) => Json(health("ok")).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: the database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unavailable", "database": "unreachable", "cloud": cloud })),
-            )
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(health("unavailable"))).into_response()
         }
     }
 }

@@ -18,6 +18,7 @@ mod helpers;
 mod image_build;
 mod journey;
 mod launch_script;
+mod leadership;
 mod lifecycle;
 mod migrations;
 mod ownership;

@@ -211,6 +211,12 @@ async fn start(
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
+    // Alone on its database, the application takes the driver lease at
+    // once (a stopped predecessor let it go): tests that step the driver
+    // themselves start stepping only then.
+    tokio::time::timeout(WAIT, provisioner.leadership().until_leader())
+        .await
+        .expect("the application takes the driver lease");
     (address, provisioner, Running { stop, task })
 }
 

@@ -12,7 +12,7 @@ use chrono::Utc;
 impl Provisioner {
     #[tracing::instrument(skip_all)]
     pub(super) async fn boot(&self, vm: &VmRecord) -> Result<(), StepError> {
-        let store = &self.inner.store;
+        let store = &self.inner.driver_store;
         let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
         let Some(server) = self.inner.cloud.get_server(server_id).await? else {
             self.fail(
@@ -91,7 +91,7 @@ impl Provisioner {
             .tag_volume(boot, &self.inner.installation, &vm.id.to_string())
             .await?;
         self.inner
-            .store
+            .driver_store
             .set_volume_ids(vm.id, std::slice::from_ref(boot))
             .await?;
         Ok(())
@@ -108,6 +108,7 @@ impl Provisioner {
             return Ok(());
         }
         let server_id = vm.server_id.as_deref().expect("a booting VM has a server");
+        self.inner.driver_store.check_lease().await?;
         match self
             .inner
             .cloud
@@ -116,13 +117,13 @@ impl Provisioner {
         {
             Ok(fip) => {
                 self.inner
-                    .store
+                    .driver_store
                     .set_floating_ip(vm.id, Some((&fip.address, &fip.id)))
                     .await?;
             }
             Err(e @ (CloudError::NoFloatingIps(_) | CloudError::QuotaExceeded(_))) => {
                 self.inner
-                    .store
+                    .driver_store
                     .append_event(
                         vm.id,
                         EventKind::Warning,
@@ -147,7 +148,7 @@ impl Provisioner {
                 ("starting", launch.start_timeout_seconds)
             }
             Some(Progress::Failed) => {
-                let tail = self.inner.store.log_tail(vm.id, 1).await?;
+                let tail = self.inner.driver_store.log_tail(vm.id, 1).await?;
                 let last = tail.last().map_or("no log line", |e| e.message.as_str());
                 let phase = vm.script_phase();
                 self.fail(
@@ -165,7 +166,7 @@ impl Provisioner {
                 .unwrap_or_default();
             let moved = self
                 .inner
-                .store
+                .driver_store
                 .transition(
                     vm.id,
                     VmState::Building,

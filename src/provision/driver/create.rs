@@ -14,7 +14,7 @@ impl Provisioner {
     pub(super) async fn start_creating(&self, vm: &VmRecord) -> Result<(), StepError> {
         if self
             .inner
-            .store
+            .driver_store
             .transition(
                 vm.id,
                 VmState::Requested,
@@ -23,7 +23,12 @@ impl Provisioner {
             )
             .await?
         {
-            let vm = self.inner.store.vm(vm.id).await?.expect("the VM exists");
+            let vm = self
+                .inner
+                .driver_store
+                .vm(vm.id)
+                .await?
+                .expect("the VM exists");
             self.create(&vm).await?;
         }
         Ok(())
@@ -34,7 +39,7 @@ impl Provisioner {
     #[tracing::instrument(skip_all)]
     pub(super) async fn create(&self, vm: &VmRecord) -> Result<(), StepError> {
         let cloud = &self.inner.cloud;
-        let store = &self.inner.store;
+        let store = &self.inner.driver_store;
         if vm.server_id.is_none() {
             // A stored secret hash means an earlier attempt sent `POST
             // /servers` and never recorded the answer (a timeout, a
@@ -69,6 +74,7 @@ impl Provisioner {
                         .set_secret_hash(vm.id, &secret::hash(&callback_secret))
                         .await?;
                     let spec = self.server_spec(vm, &callback_secret);
+                    store.check_lease().await?;
                     match cloud.create_server(&spec).await {
                         Ok(id) => store.set_server_id(vm.id, &id).await?,
                         Err(e) if !e.is_transient() => {

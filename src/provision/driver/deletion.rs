@@ -26,7 +26,7 @@ impl Provisioner {
             return Ok(());
         }
         self.inner
-            .store
+            .driver_store
             .transition(
                 vm.id,
                 VmState::Deleting,
@@ -46,7 +46,7 @@ impl Provisioner {
         if self.tear_down(vm).await? == Teardown::Waiting {
             return Ok(());
         }
-        let store = &self.inner.store;
+        let store = &self.inner.driver_store;
         store.set_released(vm.id).await?;
         store
             .append_event(
@@ -64,7 +64,7 @@ impl Provisioner {
     #[tracing::instrument(skip_all)]
     async fn tear_down(&self, vm: &VmRecord) -> Result<Teardown, StepError> {
         let cloud = &self.inner.cloud;
-        let store = &self.inner.store;
+        let store = &self.inner.driver_store;
         let server_id = match &vm.server_id {
             Some(id) => Some(id.clone()),
             // A launch interrupted before its server id was recorded.
@@ -80,6 +80,7 @@ impl Provisioner {
                 store.set_server_id(vm.id, &server_id).await?;
             }
             if server.status != ServerStatus::Deleting || self.delete_retry_due(vm) {
+                store.check_lease().await?;
                 cloud.delete_server(&server_id).await?;
             }
             if vm.state == VmState::Deleting
@@ -95,9 +96,11 @@ impl Provisioner {
         if let Some(fip) = &vm.floating_ip_id
             && self.inner.settings.cloud.release_floating_ip
         {
+            store.check_lease().await?;
             cloud.release_floating_ip(fip).await?;
         }
         for volume in &vm.volume_ids.0 {
+            store.check_lease().await?;
             cloud.delete_volume(volume).await?;
         }
         Ok(Teardown::Done)
@@ -128,7 +131,7 @@ impl Provisioner {
              the deletion is tried again in 30 min",
             server.status
         );
-        let store = &self.inner.store;
+        let store = &self.inner.driver_store;
         if store
             .transition(vm.id, VmState::Deleting, VmState::Failed, &message)
             .await?

@@ -2,6 +2,7 @@
 //! deletion and its expiry.
 
 use super::super::events::{EventKind, append};
+use super::super::leases::begin_write;
 use super::super::{Result, Store, StoreError, is_unique_violation, on_pool};
 use super::VmRecord;
 use crate::domain::{GithubId, LaunchRequest, VmId, VmState};
@@ -71,7 +72,7 @@ impl Store {
         let now = Utc::now();
         let error = (to == VmState::Failed).then_some(message);
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(self, pool);
             let moved = sqlx::query(
                 "UPDATE vms SET state = $1, updated_at = $2, phase_started_at = $2,
                     last_error = COALESCE($3, last_error),
@@ -104,7 +105,7 @@ impl Store {
     /// Ask for deletion from any state but deleting/deleted.
     pub async fn request_delete(&self, id: VmId, why: &str) -> Result<bool> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(self, pool);
             let moved = sqlx::query(
                 "UPDATE vms SET state = 'deleting', updated_at = $1, phase_started_at = $1
              WHERE id = $2 AND state NOT IN ('deleting', 'deleted')",

@@ -1,6 +1,7 @@
 //! What the cloud made for a VM, recorded as it appears: the callback
 //! secret's hash, the server, its addresses and its boot volume.
 
+use super::super::leases::begin_write;
 use super::super::{Result, Store, on_pool};
 use crate::domain::VmId;
 use chrono::Utc;
@@ -57,16 +58,19 @@ impl Store {
     }
 
     pub async fn set_floating_ip(&self, id: VmId, fip: Option<(&str, &str)>) -> Result<()> {
-        on_pool!(self, |pool| sqlx::query(
-            "UPDATE vms SET floating_ip = $1, floating_ip_id = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(fip.map(|f| f.0))
-        .bind(fip.map(|f| f.1))
-        .bind(Utc::now())
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(drop))?;
+        on_pool!(self, |pool| {
+            let mut tx = begin_write!(self, pool);
+            sqlx::query(
+                "UPDATE vms SET floating_ip = $1, floating_ip_id = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(fip.map(|f| f.0))
+            .bind(fip.map(|f| f.1))
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -79,13 +83,16 @@ impl Store {
             + sqlx::Encode<'q, sqlx::Postgres>
             + sqlx::Type<sqlx::Postgres>,
     {
-        on_pool!(self, |pool| sqlx::query(sql)
-            .bind(value)
-            .bind(Utc::now())
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(drop))?;
+        on_pool!(self, |pool| {
+            let mut tx = begin_write!(self, pool);
+            sqlx::query(sql)
+                .bind(value)
+                .bind(Utc::now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 }
