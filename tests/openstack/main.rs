@@ -11,3 +11,4 @@ mod image_build;
 mod launch;
 mod ownership;
 mod proxy_mode;
+mod replicas;
