@@ -130,3 +130,54 @@ async fn round(
         (Decision::Renew | Decision::Standby | Decision::Lost, _) => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bound on every wait: the rounds take milliseconds.
+    const WAIT: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn a_standby_takes_over_a_lease_its_holder_stopped_renewing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("lease.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let lease = Duration::from_millis(600);
+        let run = |leadership: &Leadership, stop: &CancellationToken| {
+            tokio::spawn(keep_leadership(
+                store.clone(),
+                leadership.clone(),
+                lease,
+                Metrics::new(),
+                stop.clone(),
+            ))
+        };
+        let (a, b) = (Leadership::new(), Leadership::new());
+        let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+        let task_a = run(&a, &stop_a);
+        tokio::time::timeout(WAIT, a.until_leader()).await.unwrap();
+        let first = a.fence().unwrap();
+        let task_b = run(&b, &stop_b);
+
+        // A crash: no renewal, and no letting go either.
+        task_a.abort();
+        tokio::time::timeout(WAIT, b.until_leader()).await.unwrap();
+        let second = b.fence().unwrap();
+        assert!(second.epoch > first.epoch, "{second:?} after {first:?}");
+        assert_ne!(second.holder, first.holder);
+        assert!(matches!(
+            store.fenced(first).check_lease().await,
+            Err(StoreError::Fenced { .. })
+        ));
+
+        // A clean stop lets the lease go at once.
+        stop_b.cancel();
+        task_b.await.unwrap();
+        assert_eq!(b.role(), Role::Standby);
+        let (row, now) = store.observe_lease(DRIVER).await.unwrap();
+        let row = row.unwrap();
+        assert_eq!(row.epoch, second.epoch);
+        assert!(row.expires_at <= now, "{row:?} at {now}");
+    }
+}

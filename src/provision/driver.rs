@@ -52,7 +52,8 @@ impl Provisioner {
     /// Look at every VM that is not deleted once: move launches and
     /// deletions forward, admit queued launches as room frees, enforce
     /// expiry and idle culling; now and then reconcile with the cloud.
-    /// Returns how many VMs were looked at.
+    /// Returns how many VMs were looked at. Its writes hold only while
+    /// this replica holds the driver lease (`Provisioner::leadership`).
     #[tracing::instrument(name = "step", skip_all)]
     pub async fn step(&self) -> Result<usize, StoreError> {
         let vms = self.inner.driver_store.live_vms().await?;

@@ -6,10 +6,17 @@ use tokio_util::sync::CancellationToken;
 
 impl Provisioner {
     /// Lead until `cancel`: the driver, with the reconciler, expiry and
-    /// idle culling it runs (unless `drive` is false: tests step it).
+    /// idle culling it runs, woken by what any replica records (unless
+    /// `drive` is false: tests step it).
     pub async fn lead(self, drive: bool, cancel: CancellationToken) {
-        if drive {
-            self.run_until_stopped(cancel).await;
+        if !drive {
+            return;
         }
+        let store = self.inner.store.clone();
+        let woken = self.clone();
+        tokio::join!(
+            self.run_until_stopped(cancel.clone()),
+            store.listen_for_wakes(|| woken.wake(), &cancel),
+        );
     }
 }

@@ -17,6 +17,7 @@ mod sqlite_busy;
 mod tokens;
 mod users;
 mod vms;
+mod wake;
 
 pub use access_names::AccessList;
 pub use events::{EventKind, VmEvent};
@@ -25,6 +26,7 @@ pub use sqlite_busy::BusyCounts;
 pub use tokens::{ApiToken, NewToken};
 pub use users::{AllowOutcome, Imported, Invite, Registration, User};
 pub use vms::{CallbackOutcome, NewVm, VmRecord};
+pub use wake::WAKE_CHANNEL;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

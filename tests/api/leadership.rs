@@ -9,6 +9,7 @@ use stackbinder::cloud::simulated::Op;
 use stackbinder::domain::VmState;
 use stackbinder::lease::{DRIVER, Fence, ReplicaId};
 use stackbinder::store::{EventKind, StoreError};
+use std::num::NonZero;
 use std::time::Duration;
 
 fn manual() -> TestOptions {
@@ -211,4 +212,38 @@ async fn a_clean_stop_lets_the_lease_go_and_the_restart_takes_it_at_a_new_epoch(
     let second = app.provisioner().leadership().fence().unwrap();
     assert_ne!(second.holder, first.holder, "a new process, a new replica");
     assert_eq!(second.epoch, first.epoch.next());
+}
+
+#[tokio::test]
+async fn a_launch_recorded_by_another_process_wakes_the_leader_on_postgres() {
+    if !postgres::on_postgres() {
+        eprintln!("skipped: another process's launch wakes the leader only on PostgreSQL (NOTIFY)");
+        return;
+    }
+    // A poll a minute: only the wake-up can move the launch within the wait.
+    let app = spawn_app_with(TestOptions {
+        configure: |c| c.provision.poll_interval_ms = NonZero::new(60_000).unwrap(),
+        ..TestOptions::default()
+    })
+    .await;
+    app.login_registered("cy").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stackbinder"))
+        .args(["vm", "start", "--user", "cy", "--repo", REPO])
+        .env("STACKBINDER_DATABASE__URL", &app.config.database.url)
+        .env("STACKBINDER_SERVER__BIND", "127.0.0.1:0")
+        .env_remove("STACKBINDER_CONFIG")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view = app
+        .wait_for_view(&app.browser, "the launch to be picked up", |v| {
+            v["state"].as_str().is_some_and(|s| s != "requested")
+        })
+        .await;
+    assert_ne!(view["state"], "failed", "{view:#}");
+    assert_eq!(app.cloud.calls(Op::CreateServer), 1);
 }

@@ -3,6 +3,7 @@
 
 use super::super::events::{EventKind, append};
 use super::super::leases::begin_write;
+use super::super::wake::notify_wake;
 use super::super::{Result, Store, StoreError, is_unique_violation, on_pool};
 use super::VmRecord;
 use crate::domain::{GithubId, LaunchRequest, VmId, VmState};
@@ -55,6 +56,7 @@ impl Store {
                 }
             );
             append!(&mut *tx, id, EventKind::State, &message)?;
+            notify_wake!(self, tx);
             tx.commit().await?;
         });
         Ok(self.vm(id).await?.expect("the VM was just inserted"))
@@ -118,6 +120,7 @@ impl Store {
                 == 1;
             if moved {
                 append!(&mut *tx, id, EventKind::State, &format!("deleting: {why}"))?;
+                notify_wake!(self, tx);
             }
             tx.commit().await?;
             Ok(moved)

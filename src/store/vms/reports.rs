@@ -2,6 +2,7 @@
 //! `domain::report` in one transaction.
 
 use super::super::events::{EventKind, append};
+use super::super::wake::notify_wake;
 use super::super::{Result, Store, on_pool};
 use crate::domain::report::{self, Kept, Report, Standing, Verdict};
 use crate::domain::{LogLine, Progress, VmId, VmState};
@@ -100,6 +101,7 @@ impl Store {
                 &format!("the VM reports: {}", advance.to),
             )?;
         }
+                notify_wake!(self, $tx);
                 $tx.commit().await?;
             }};
         }
