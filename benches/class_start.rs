@@ -73,16 +73,16 @@ const STREAM_FOR: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() {
     let sizes = class_sizes();
-    if std::env::args().any(|a| a == "replicas") {
-        replicas::run(&sizes).await;
-        return;
-    }
     let largest = *sizes.iter().max().expect("at least one class size");
     println!(
         "class start benchmark: {} cores, load average {}, release build\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
+    if std::env::args().any(|a| a == "replicas") {
+        replicas::run(&sizes).await;
+        return;
+    }
     let simulator_kib = simulator_share(largest).await;
     println!(
         "the simulator alone: {largest} VMs take {} MiB of RSS (measured in this process)\n",
