@@ -24,7 +24,7 @@ use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::domain::{GithubId, Login, VmId, VmState};
 use stackbinder::store::{NewToken, Store};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -218,21 +218,7 @@ impl Replica {
     /// Start it and wait (without blocking the test's runtime, which may
     /// serve the relay to its database) until it serves.
     async fn start(name: &'static str, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stackbinder"));
-        command
-            .arg("serve")
-            .env_remove("STACKBINDER_CONFIG")
-            .env_remove("OS_CLOUD")
-            .env_remove("OS_AUTH_URL")
-            .env("RUST_LOG", "stackbinder=info")
-            .env("STACKBINDER_SERVER__BIND", "127.0.0.1:0")
-            .env("STACKBINDER_GITHUB__CLIENT_ID", "replica-test")
-            .env("STACKBINDER_GITHUB__CLIENT_SECRET", "replica-test-secret")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
+        let mut command = crate::app::web_app::serve_command(env);
         let mut child = command.spawn().expect("the binary starts");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
