@@ -6,6 +6,7 @@
 //!     cargo bench --bench class_start -- 300        # only these class sizes
 //!     CLASS_SIZES=30,300 cargo bench --bench class_start
 //!     CLASS_START_BIN=/path/to/other/stackbinder cargo bench --bench class_start   # another build
+//!     cargo bench --bench class_start -- replicas 30   # SQLite, PostgreSQL, two replicas (see replicas.rs)
 //!
 //! Each class gets a fresh server: the release `stackbinder` binary that
 //! cargo builds for benches, run as `stackbinder demo --bind 127.0.0.1:0`
@@ -52,6 +53,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+#[path = "../tests/support/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+#[path = "class_start/replicas.rs"]
+mod replicas;
+
 const REPO: &str = "https://github.com/binder-examples/requirements";
 /// Everybody presses Launch within this window.
 const LAUNCH_WINDOW: Duration = Duration::from_secs(2);
@@ -72,6 +79,10 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
+    if std::env::args().any(|a| a == "replicas") {
+        replicas::run(&sizes).await;
+        return;
+    }
     let simulator_kib = simulator_share(largest).await;
     println!(
         "the simulator alone: {largest} VMs take {} MiB of RSS (measured in this process)\n",
@@ -134,11 +145,69 @@ async fn run_class(n: usize, attacked: bool) -> ClassResult {
     }
 
     let attack = attacked.then(|| Attack::start(&server.base));
+    let launched = launch_and_watch(&students, tokens.into_iter().map(Some).collect()).await;
+    let attack = match attack {
+        Some(attack) => Some(attack.stop().await),
+        None => None,
+    };
+    let deletes =
+        futures_util::future::join_all(students.iter().map(|s| s.delete_and_wait())).await;
+    let peak_rss_kib = server.peak_rss_kib();
+    let sqlite = server.sqlite_counts().await;
+    server.stop().await;
+    let mut result = ClassResult::of(launched, &deletes, peak_rss_kib, sqlite);
+    result.attacked = attacked;
+    result.attack = attack;
+    report(&result);
+    result
+}
+
+impl ClassResult {
+    /// A class's figures from its launches, its deletes (answer latency,
+    /// deleted) and the server's; not attacked.
+    fn of(
+        launched: Launched,
+        deletes: &[(Option<Duration>, bool)],
+        peak_rss_kib: u64,
+        sqlite: BTreeMap<String, f64>,
+    ) -> Self {
+        let samples = Arc::try_unwrap(launched.samples).unwrap_or_default();
+        Self {
+            students: launched.launch.len(),
+            attacked: false,
+            ready: launched.time_to_ready.len(),
+            launch: launched.launch,
+            answered: launched.answered,
+            time_to_ready: launched.time_to_ready,
+            api_vm: samples.api_vm.into_inner().expect("samples"),
+            sse: samples.sse.into_inner().expect("samples"),
+            delete: deletes.iter().filter_map(|d| d.0).collect(),
+            deleted: deletes.iter().filter(|d| d.1).count(),
+            peak_rss_kib,
+            sqlite,
+            attack: None,
+        }
+    }
+}
+
+/// What the launches of a class gave.
+struct Launched {
+    launch: Vec<Duration>,
+    answered: usize,
+    time_to_ready: Vec<Duration>,
+    samples: Arc<Samples>,
+}
+
+/// Everybody presses Launch within `LAUNCH_WINDOW` (the launch form with
+/// the student's CSRF token, or the REST API for `None`) and watches the
+/// VM until it settles.
+async fn launch_and_watch(students: &[Arc<Student>], csrfs: Vec<Option<String>>) -> Launched {
+    let n = students.len();
     let start = Instant::now();
     let samples = Arc::new(Samples::default());
     let tasks: Vec<_> = students
         .iter()
-        .zip(tokens)
+        .zip(csrfs)
         .enumerate()
         .map(|(i, (student, csrf))| {
             let student = student.clone();
@@ -147,7 +216,10 @@ async fn run_class(n: usize, attacked: bool) -> ClassResult {
             tokio::spawn(async move {
                 tokio::time::sleep_until(at.into()).await;
                 let sent = Instant::now();
-                let answered = student.launch(&csrf).await;
+                let answered = match &csrf {
+                    Some(csrf) => student.launch(csrf).await,
+                    None => student.launch_api().await,
+                };
                 let took = sent.elapsed();
                 let ready_after = if answered {
                     student.watch(sent, &samples).await
@@ -158,45 +230,19 @@ async fn run_class(n: usize, attacked: bool) -> ClassResult {
             })
         })
         .collect();
-    let mut launch = Vec::new();
-    let (mut answered, mut time_to_ready) = (0, Vec::new());
+    let mut launched = Launched {
+        launch: Vec::new(),
+        answered: 0,
+        time_to_ready: Vec::new(),
+        samples,
+    };
     for task in tasks {
         let (took, ok, ready_after) = task.await.expect("a student's task");
-        launch.push(took);
-        answered += usize::from(ok);
-        time_to_ready.extend(ready_after);
+        launched.launch.push(took);
+        launched.answered += usize::from(ok);
+        launched.time_to_ready.extend(ready_after);
     }
-    let attack = match attack {
-        Some(attack) => Some(attack.stop().await),
-        None => None,
-    };
-    let ready = time_to_ready.len();
-
-    let deletes =
-        futures_util::future::join_all(students.iter().map(|s| s.delete_and_wait())).await;
-    let delete: Vec<Duration> = deletes.iter().filter_map(|d| d.0).collect();
-    let deleted = deletes.iter().filter(|d| d.1).count();
-    let peak_rss_kib = server.peak_rss_kib();
-    let sqlite = server.sqlite_counts().await;
-    server.stop().await;
-    let samples = Arc::try_unwrap(samples).unwrap_or_default();
-    let result = ClassResult {
-        students: n,
-        attacked,
-        launch,
-        answered,
-        ready,
-        time_to_ready,
-        api_vm: samples.api_vm.into_inner().expect("samples"),
-        sse: samples.sse.into_inner().expect("samples"),
-        delete,
-        deleted,
-        peak_rss_kib,
-        sqlite,
-        attack,
-    };
-    report(&result);
-    result
+    launched
 }
 
 fn report(r: &ClassResult) {
@@ -254,27 +300,33 @@ fn summary(results: &[ClassResult], simulator_kib: u64, largest: usize) {
     for r in results {
         let counter = |name: &str| r.sqlite.get(name).copied().unwrap_or(0.0);
         println!(
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} MiB | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} |",
             r.students,
             if r.attacked { " + attack" } else { "" },
-            ms(pct(&r.launch, 0.5)),
-            ms(pct(&r.launch, 0.99)),
-            ms(pct(&r.launch, 1.0)),
-            r.answered,
-            r.ready,
-            r.students - r.ready,
-            secs(pct(&r.time_to_ready, 0.5)),
-            secs(pct(&r.time_to_ready, 0.99)),
-            ms(pct(&r.api_vm, 0.99)),
-            ms(pct(&r.sse, 0.99)),
-            r.deleted,
-            r.students,
-            mib(r.peak_rss_kib),
+            summary_cells(r).join(" | "),
             counter("stackbinder_sqlite_busy_total"),
             counter("stackbinder_sqlite_busy_retries_total"),
             counter("stackbinder_sqlite_busy_timeouts_total"),
         );
     }
+}
+
+/// A class's cells of a summary row, from "launch p50" to "peak RSS".
+fn summary_cells(r: &ClassResult) -> [String; 12] {
+    [
+        ms(pct(&r.launch, 0.5)),
+        ms(pct(&r.launch, 0.99)),
+        ms(pct(&r.launch, 1.0)),
+        r.answered.to_string(),
+        r.ready.to_string(),
+        (r.students - r.ready).to_string(),
+        secs(pct(&r.time_to_ready, 0.5)),
+        secs(pct(&r.time_to_ready, 0.99)),
+        ms(pct(&r.api_vm, 0.99)),
+        ms(pct(&r.sse, 0.99)),
+        format!("{}/{}", r.deleted, r.students),
+        format!("{} MiB", mib(r.peak_rss_kib)),
+    ]
 }
 
 /// The latency samples of one class, from every student.
@@ -284,18 +336,41 @@ struct Samples {
     sse: Mutex<Vec<Duration>>,
 }
 
-/// One student's browser: its own cookie jar and connections.
+/// One student's browser: its own cookie jar and connections (or, in the
+/// replica runs, a script with an API token).
 struct Student {
     base: String,
     login: String,
     client: Client,
+    /// Where the VM is looked at: `/api/vm` (the session's), or
+    /// `/api/v1/vm` (the token's); its event stream is under it.
+    vm_path: &'static str,
 }
 
 impl Student {
     fn new(base: &str, login: String) -> Self {
         let client = Client::builder()
             .cookie_provider(Arc::new(Jar::default()))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        Self::with_client(base, login, client, "/api/vm")
+    }
+
+    /// A student of the REST API: every request carries `token`.
+    fn with_token(base: &str, login: String, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {token}").parse().expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        let client = Client::builder().default_headers(headers);
+        Self::with_client(base, login, client, "/api/v1/vm")
+    }
+
+    fn with_client(
+        base: &str,
+        login: String,
+        client: reqwest::ClientBuilder,
+        vm_path: &'static str,
+    ) -> Self {
+        let client = client
             .timeout(Duration::from_secs(60))
             .build()
             .expect("a client");
@@ -303,6 +378,7 @@ impl Student {
             base: base.to_owned(),
             login,
             client,
+            vm_path,
         }
     }
 
@@ -363,6 +439,32 @@ impl Student {
         }
     }
 
+    /// Launch through the REST API: answered when accepted.
+    async fn launch_api(&self) -> bool {
+        self.client
+            .post(format!("{}/api/v1/vm", self.base))
+            .json(&serde_json::json!({ "repo": REPO }))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::ACCEPTED)
+    }
+
+    /// Delete through the REST API and wait until the VM is gone: the
+    /// DELETE's latency if it was accepted, and whether the VM ended
+    /// `deleted`.
+    async fn delete_api_and_wait(&self) -> (Option<Duration>, bool) {
+        let sent = Instant::now();
+        let response = self
+            .client
+            .delete(format!("{}/api/v1/vm", self.base))
+            .send()
+            .await;
+        let answered = response
+            .is_ok_and(|r| r.status() == StatusCode::ACCEPTED)
+            .then(|| sent.elapsed());
+        (answered, self.wait_until_deleted(sent).await)
+    }
+
     /// Watch as the status page does, until the VM settles: the event
     /// stream, re-opened every `STREAM_FOR`, and `/api/vm` in between. Returns the time from
     /// `sent` to the first sight of `ready`.
@@ -373,7 +475,7 @@ impl Student {
                 return Some(seen_at - sent);
             }
             let asked = Instant::now();
-            let response = self.get("/api/vm").await;
+            let response = self.get(self.vm_path).await;
             let ok = response.status() == StatusCode::OK;
             let view: Value = response.json().await.unwrap_or(Value::Null);
             if ok {
@@ -399,7 +501,7 @@ impl Student {
         let mut seen_at = opened;
         let Ok(mut response) = self
             .client
-            .get(format!("{}/api/vm/events", self.base))
+            .get(format!("{}{}/events", self.base, self.vm_path))
             .send()
             .await
         else {
@@ -444,19 +546,24 @@ impl Student {
             Ok(r) if r.status() == StatusCode::SEE_OTHER => Some(sent.elapsed()),
             _ => None,
         };
+        (answered, self.wait_until_deleted(sent).await)
+    }
+
+    /// Whether the VM is `deleted` within `SETTLE_WITHIN` of `sent`.
+    async fn wait_until_deleted(&self, sent: Instant) -> bool {
         while sent.elapsed() < SETTLE_WITHIN {
             let view: Value = self
-                .get("/api/vm")
+                .get(self.vm_path)
                 .await
                 .json()
                 .await
                 .unwrap_or(Value::Null);
             if view["state"] == "deleted" {
-                return (answered, true);
+                return true;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        (answered, false)
+        false
     }
 }
 
@@ -465,7 +572,6 @@ struct Server {
     child: tokio::process::Child,
     base: String,
     registration_path: String,
-    client: Client,
     _dir: tempfile::TempDir,
 }
 
@@ -515,7 +621,6 @@ impl Server {
             child,
             base,
             registration_path,
-            client: Client::new(),
             _dir: dir,
         }
     }
@@ -525,27 +630,30 @@ impl Server {
         proc_status_kib(&format!("/proc/{pid}/status"), "VmHWM:")
     }
 
-    /// The `stackbinder_sqlite_*` counters of `/metrics`.
     async fn sqlite_counts(&self) -> BTreeMap<String, f64> {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .expect("/metrics")
-            .text()
-            .await
-            .expect("the metrics");
-        text.lines()
-            .filter(|l| l.starts_with("stackbinder_sqlite_"))
-            .filter_map(|l| l.rsplit_once(' '))
-            .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
-            .collect()
+        sqlite_counts(&self.base).await
     }
 
     async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// The `stackbinder_sqlite_*` counters of the server at `base`'s `/metrics`.
+async fn sqlite_counts(base: &str) -> BTreeMap<String, f64> {
+    let text = Client::new()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("/metrics")
+        .text()
+        .await
+        .expect("the metrics");
+    text.lines()
+        .filter(|l| l.starts_with("stackbinder_sqlite_"))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
+        .collect()
 }
 
 /// Two hostile clients during the launch, each from a loopback address of

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use stackbinder::domain::{GithubId, Login as GithubLogin};
 use std::num::NonZero;
 use std::time::{Duration, Instant};
+use tower_sessions::cookie::time::OffsetDateTime;
 use url::Url;
 
 const LAUNCH_LINK: &str = "/VM_start?giturl=https%3A%2F%2Fgithub.com%2Fbinder-examples%2Fconda&ref=main&urlpath=lab%2Ftree%2Findex.ipynb";
@@ -361,23 +362,15 @@ async fn logging_out_ends_the_session() {
     github_login(&app, &fake, "leaver").await;
     let cookie = app.session_cookie().unwrap();
     let id = session_id(&app);
-    let rows = |id: String| {
-        let pool = sqlite_pool(app.store()).clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM tower_sessions WHERE id = ?")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(rows(id.clone()).await, 1, "the session is in the database");
+    let stored = session_row(app.store(), &id).await;
+    assert!(stored.is_some(), "the session is in the database");
 
     let csrf = app.csrf().await;
     let response = app.post_form("/logout", &[("csrf", &csrf)]).await;
     assert_is_redirect_to(&response, "/");
     assert_eq!(app.api_vm().await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(rows(id).await, 0, "the session is gone from the database");
+    let stored = session_row(app.store(), &id).await;
+    assert!(stored.is_none(), "the session is gone from the database");
     let copied = plain_client()
         .get(app.url("/api/vm"))
         .header("cookie", &cookie)
@@ -764,15 +757,10 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     server.await.unwrap().unwrap();
 }
 
-/// The `expiry_date` of a session row (tower-sessions writes RFC 3339).
-async fn session_expiry(app: &TestApp, id: &str) -> chrono::DateTime<chrono::FixedOffset> {
-    let text =
-        sqlx::query_scalar::<_, String>("SELECT expiry_date FROM tower_sessions WHERE id = ?")
-            .bind(id)
-            .fetch_one(sqlite_pool(app.store()))
-            .await
-            .expect("the session row");
-    chrono::DateTime::parse_from_rfc3339(&text).expect("an RFC 3339 time")
+/// The `expiry_date` of a session row.
+async fn session_expiry(app: &TestApp, id: &str) -> OffsetDateTime {
+    let (_, expiry) = session_row(app.store(), id).await.expect("the session row");
+    expiry
 }
 
 #[tokio::test]
@@ -790,20 +778,18 @@ async fn an_idle_session_expires() {
     assert!(is_logged_in(&app).await);
 
     // Five minutes later (moved in the database, not waited for).
-    sqlx::query("UPDATE tower_sessions SET expiry_date = ? WHERE id = ?")
-        .bind(time_in_the_past())
-        .bind(session_id(&app))
-        .execute(sqlite_pool(app.store()))
+    let id = session_id(&app);
+    let (data, _) = session_row(app.store(), &id)
         .await
-        .unwrap();
+        .expect("the session row");
+    set_session_row(app.store(), &id, &data, time_in_the_past()).await;
     assert!(!is_logged_in(&app).await, "an idle session is over");
     let response = app.get("/VM_status").await;
     assert!(location(&response).starts_with("/login?next="));
 }
 
-fn time_in_the_past() -> String {
-    // The format tower-sessions' SQLite store writes (RFC 3339).
-    "2000-01-01T00:00:00Z".to_owned()
+fn time_in_the_past() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(946_684_800).unwrap() // 2000-01-01
 }
 
 #[tokio::test]
@@ -854,18 +840,11 @@ async fn a_session_ends_session_max_hours_after_login_however_busy() {
 
     // The login happened two hours ago.
     let id = session_id(&app);
-    let data: Vec<u8> = sqlx::query_scalar("SELECT data FROM tower_sessions WHERE id = ?")
-        .bind(&id)
-        .fetch_one(sqlite_pool(app.store()))
+    let (data, expiry) = session_row(app.store(), &id)
         .await
-        .unwrap();
+        .expect("the session row");
     let data = move_login_time(&data, chrono::Duration::hours(2));
-    sqlx::query("UPDATE tower_sessions SET data = ? WHERE id = ?")
-        .bind(data)
-        .bind(&id)
-        .execute(sqlite_pool(app.store()))
-        .await
-        .unwrap();
+    set_session_row(app.store(), &id, &data, expiry).await;
 
     assert_eq!(
         app.api_vm().await.status(),

@@ -2,7 +2,7 @@
 //! request targets and headers, VMs that are not ready, logins that do not
 //! exist, activity for idle culling, and per-user origins.
 
-use crate::helpers::{REPO, TestApp, TestOptions, spawn_app, spawn_app_with, sqlite_pool};
+use crate::helpers::{REPO, TestApp, TestOptions, on_test_pool, spawn_app, spawn_app_with};
 use axum::extract::Request;
 use chrono::{Duration as ChronoDuration, Utc};
 use reqwest::StatusCode;
@@ -302,12 +302,16 @@ async fn proxied_requests_keep_a_vm_from_idle_culling_across_a_restart() {
 
     // Long unused through the proxy as well: Jupyter's answer decides. (A
     // restart, as the driver asks each VM at most once a second.)
-    sqlx::query("UPDATE vms SET proxied_at = ?1 WHERE id = ?2")
-        .bind(Utc::now() - ChronoDuration::minutes(40))
-        .bind(vm.id)
-        .execute(sqlite_pool(app.store()))
-        .await
-        .unwrap();
+    let long_ago = Utc::now() - ChronoDuration::minutes(40);
+    on_test_pool!(app.store(), |pool| sqlx::query(
+        "UPDATE vms SET proxied_at = $1 WHERE id = $2"
+    )
+    .bind(long_ago)
+    .bind(vm.id)
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected()))
+    .unwrap();
     app.restart().await;
     app.step().await;
     let vm = app.store().vm(vm.id).await.unwrap().unwrap();

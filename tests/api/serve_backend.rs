@@ -3,7 +3,7 @@
 //! binary, over HTTP.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -23,28 +23,10 @@ struct Serve {
 impl Serve {
     fn start(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stackbinder"));
-        command
-            .arg("serve")
-            .env_remove("STACKBINDER_CONFIG")
-            .env_remove("STACKBINDER_CLOUD__BACKEND")
-            .env("RUST_LOG", "stackbinder=info")
-            .env(
-                "STACKBINDER_DATABASE__URL",
-                format!("sqlite://{}", dir.path().join("serve.db").display()),
-            )
-            .env("STACKBINDER_SERVER__BIND", "127.0.0.1:0")
-            .env("STACKBINDER_GITHUB__CLIENT_ID", "serve-test")
-            .env("STACKBINDER_GITHUB__CLIENT_SECRET", "serve-test-secret")
-            // Whatever OpenStack the environment names is not this test's.
-            .env_remove("OS_CLOUD")
-            .env_remove("OS_AUTH_URL")
-            .env_remove("OS_CLIENT_CONFIG_FILE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
+        let database = format!("sqlite://{}", dir.path().join("serve.db").display());
+        let mut command =
+            crate::helpers::serve_command(&[("STACKBINDER_DATABASE__URL", &database)]);
+        command.envs(env.iter().copied());
         let mut child = command.spawn().expect("the binary starts");
         let stderr = child.stderr.take().unwrap();
         let (send, log) = mpsc::channel();

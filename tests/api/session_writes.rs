@@ -10,13 +10,11 @@ use stackbinder::config::OrgOrTeam;
 use std::num::NonZero;
 use std::sync::Arc;
 use std::time::Duration;
+use tower_sessions::cookie::time::OffsetDateTime;
 use tower_sessions::session::Record;
 
 async fn session_rows(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(sqlite_pool(app.store()))
-        .await
-        .unwrap()
+    session_count(app.store()).await
 }
 
 fn session_id(browser: &Browser) -> String {
@@ -24,34 +22,24 @@ fn session_id(browser: &Browser) -> String {
     cookie.split_once('=').unwrap().1.to_owned()
 }
 
-/// The stored row of session `id`: its record, and the raw `expiry_date`.
-async fn session_row(app: &TestApp, id: &str) -> Option<(Record, String)> {
-    let row: Option<(Vec<u8>, String)> =
-        sqlx::query_as("SELECT data, expiry_date FROM tower_sessions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(sqlite_pool(app.store()))
-            .await
-            .unwrap();
+/// The stored row of session `id`: its record, and its `expiry_date`.
+async fn stored_session(app: &TestApp, id: &str) -> Option<(Record, OffsetDateTime)> {
+    let row = session_row(app.store(), id).await;
     row.map(|(data, expiry)| (rmp_serde::from_slice(&data).unwrap(), expiry))
 }
 
 /// Move session `id` `by` into the past: its last renewal and its expiry
 /// (what waiting `by` would do, without waiting).
 pub async fn age_session(app: &TestApp, id: &str, by: Duration) {
-    let (mut record, _) = session_row(app, id).await.expect("the session row");
+    let (mut record, _) = stored_session(app, id).await.expect("the session row");
     let renewed = record.data["session.renewed_at"].as_i64().unwrap();
     record.data.insert(
         "session.renewed_at".into(),
         serde_json::json!(renewed - by.as_secs() as i64),
     );
     record.expiry_date -= by;
-    sqlx::query("UPDATE tower_sessions SET data = ?, expiry_date = ? WHERE id = ?")
-        .bind(rmp_serde::to_vec(&record).unwrap())
-        .bind(record.expiry_date)
-        .bind(id)
-        .execute(sqlite_pool(app.store()))
-        .await
-        .unwrap();
+    let data = rmp_serde::to_vec(&record).unwrap();
+    set_session_row(app.store(), id, &data, record.expiry_date).await;
 }
 
 fn sets_session_cookie(response: &reqwest::Response) -> bool {
@@ -87,27 +75,26 @@ async fn a_session_is_written_only_when_it_changed_or_its_expiry_is_due() {
     github_login(&app, &fake, "steady").await;
     register(&app).await;
     let id = session_id(&app);
-    let (_, expiry) = session_row(&app, &id).await.unwrap();
+    let (_, expiry) = stored_session(&app, &id).await.unwrap();
 
     for _ in 0..5 {
         let response = app.get("/VM_start").await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(!sets_session_cookie(&response), "nothing changed");
     }
-    let (_, unchanged) = session_row(&app, &id).await.unwrap();
+    let (_, unchanged) = stored_session(&app, &id).await.unwrap();
     assert_eq!(unchanged, expiry, "five reads wrote nothing");
 
     // A minute on, the next request pushes the idle expiry back.
     age_session(&app, &id, Duration::from_secs(61)).await;
-    let (_, aged) = session_row(&app, &id).await.unwrap();
+    let (_, aged) = stored_session(&app, &id).await.unwrap();
     let response = app.get("/VM_start").await;
     assert!(
         sets_session_cookie(&response),
         "the cookie's Max-Age is renewed"
     );
-    let (_, renewed) = session_row(&app, &id).await.unwrap();
-    let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
-    assert!(at(&renewed) > at(&aged), "{aged} → {renewed}");
+    let (_, renewed) = stored_session(&app, &id).await.unwrap();
+    assert!(renewed > aged, "{aged} → {renewed}");
 }
 
 #[tokio::test]
@@ -158,7 +145,7 @@ async fn logout_is_not_undone_by_slow_concurrent_requests() {
     }
 
     assert!(
-        session_row(&app, &id).await.is_none(),
+        stored_session(&app, &id).await.is_none(),
         "the logged-out session was written back"
     );
     let with_old_cookie = plain_client()

@@ -46,6 +46,12 @@ pub struct Call {
     pub query: HashMap<String, String>,
     pub body: Option<Value>,
     pub headers: HeaderMap,
+    /// When it arrived.
+    pub at: Instant,
+    /// How the token it carries was got (`password` or
+    /// `application_credential`): which client sent it, when clients
+    /// authenticate differently (the replica tests).
+    pub credential: Option<String>,
 }
 
 /// A canned answer for the next `times` calls that match.
@@ -170,6 +176,10 @@ pub struct World {
     pub snapshot_fails: bool,
     /// The answer to `createImage` comes this long after the image exists.
     pub snapshot_reply_delay: Duration,
+    /// Late answers: a call of this method whose path ends with this
+    /// takes effect at once and is answered that much later (a client that
+    /// dies or is cut off meanwhile never reads the answer).
+    pub late_answers: Vec<(Method, String, Duration)>,
     /// GETs left per image still being made.
     image_polls: HashMap<String, u32>,
     /// The most items a list answers with per page (Nova's and Cinder's
@@ -210,6 +220,8 @@ pub struct World {
     pub rejected_tokens: u32,
     faults: Vec<Fault>,
     tokens: HashMap<String, Instant>,
+    /// The authentication method each token was issued for.
+    token_credentials: HashMap<String, String>,
     sgs: Vec<Value>,
     base: String,
 }
@@ -277,6 +289,7 @@ impl FakeOpenStack {
             snapshot_polls: 2,
             snapshot_fails: false,
             snapshot_reply_delay: Duration::ZERO,
+            late_answers: Vec::new(),
             image_polls: HashMap::new(),
             page_size: 1000,
             omit_from_lists: HashMap::new(),
@@ -305,6 +318,7 @@ impl FakeOpenStack {
             rejected_tokens: 0,
             faults: Vec::new(),
             tokens: HashMap::new(),
+            token_credentials: HashMap::new(),
             sgs: vec![
                 sg("default", &project_id),
                 sg("ssh-whitelist", &project_id),
@@ -564,9 +578,19 @@ async fn handle(
     let snapshot = body
         .as_ref()
         .is_some_and(|b| b.get("createImage").is_some());
+    let late = fake
+        .world()
+        .late_answers
+        .iter()
+        .find(|(m, suffix, _)| *m == method && uri.path().ends_with(suffix.as_str()))
+        .map(|(_, _, delay)| *delay);
     let response = answer(&fake, method, uri, headers, body);
-    let delay = fake.world().snapshot_reply_delay;
-    if snapshot && !delay.is_zero() {
+    let delay = match late {
+        Some(delay) => delay,
+        None if snapshot => fake.world().snapshot_reply_delay,
+        None => Duration::ZERO,
+    };
+    if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     response
@@ -604,6 +628,10 @@ fn answer(
     } else {
         return (StatusCode::NOT_FOUND, "no such service").into_response();
     };
+    let credential = headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|token| w.token_credentials.get(token).cloned());
     w.calls.push(Call {
         service,
         method: method.clone(),
@@ -611,6 +639,8 @@ fn answer(
         query: query.clone(),
         body: body.clone(),
         headers: headers.clone(),
+        at: Instant::now(),
+        credential,
     });
     if !(service == "identity" && method == Method::POST) {
         let token = headers
@@ -736,6 +766,8 @@ fn identity(
     w.auths.push(method_name.clone());
     let token = format!("gAAAAAB{}", uuid::Uuid::new_v4().simple());
     w.tokens.insert(token.clone(), Instant::now() + w.token_ttl);
+    w.token_credentials
+        .insert(token.clone(), method_name.clone());
     reply(
         201,
         token_body(w, &method_name),

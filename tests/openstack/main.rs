@@ -13,3 +13,4 @@ mod launch;
 mod ownership;
 mod profiles;
 mod proxy_mode;
+mod replicas;

@@ -798,3 +798,27 @@ impl WebApp {
         }
     }
 }
+
+/// `stackbinder serve` (the real binary) as the black-box tests start it:
+/// on a free port of 127.0.0.1, with GitHub settings (it needs them to
+/// start), no configuration file and no OpenStack from the environment,
+/// its log on a pipe (stderr); the test adds the database and the rest.
+pub fn serve_command(env: &[(&str, &str)]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stackbinder"));
+    command
+        .arg("serve")
+        .env_remove("STACKBINDER_CONFIG")
+        .env_remove("STACKBINDER_CLOUD__BACKEND")
+        .env("RUST_LOG", "stackbinder=info")
+        .env("STACKBINDER_SERVER__BIND", "127.0.0.1:0")
+        .env("STACKBINDER_GITHUB__CLIENT_ID", "serve-test")
+        .env("STACKBINDER_GITHUB__CLIENT_SECRET", "serve-test-secret")
+        // Whatever OpenStack the environment names is not this test's.
+        .env_remove("OS_CLOUD")
+        .env_remove("OS_AUTH_URL")
+        .env_remove("OS_CLIENT_CONFIG_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command.envs(env.iter().copied());
+    command
+}
