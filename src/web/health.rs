@@ -9,6 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use std::time::Duration;
+
+/// How long the database has to answer. Cut off from it (a partition),
+/// a query on an open connection waits for ever; a load balancer must be
+/// told, not left hanging.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz))
@@ -25,7 +31,10 @@ struct Health {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    let reachable = state.store.ping().await;
+    let reachable = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
+    };
     let health = |status| Health {
         status,
         database: state.store.kind(),

@@ -277,6 +277,18 @@ impl Replica {
         health["driver"].as_str().map(str::to_owned)
     }
 
+    /// `/healthz`'s status, if it answers within 10 s.
+    async fn health_status(&self) -> Option<StatusCode> {
+        let response = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .ok()?;
+        Some(response.status())
+    }
+
     /// Wait until `/healthz` says `role`; how long that took.
     async fn wait_for_role(&self, role: &str) -> Duration {
         let started = Instant::now();
@@ -476,6 +488,12 @@ async fn a_leader_cut_off_from_the_database_stops_driving_before_the_standby_sta
     let cut_at = Instant::now();
     shared.fake.world().late_answers.clear();
     assert_within_lease(b.wait_for_role("leader").await);
+    // The cut-off replica's health check says so rather than hanging with
+    // its database connections (/healthz_answers_503_during_a_partition).
+    assert_eq!(
+        a.health_status().await,
+        Some(StatusCode::SERVICE_UNAVAILABLE)
+    );
     shared.wait_for_state(vm, VmState::Building).await;
 
     // Still cut off, the old leader gets its quota check answered: it
