@@ -262,13 +262,7 @@ impl Replica {
 
     /// `/healthz`'s `driver`, if it answers 200.
     async fn driver_role(&self) -> Option<String> {
-        let response = self
-            .http
-            .get(format!("{}/healthz", self.base))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
+        let response = self.healthz(Duration::from_secs(2)).await?;
         if response.status() != StatusCode::OK {
             return None;
         }
@@ -279,14 +273,18 @@ impl Replica {
 
     /// `/healthz`'s status, if it answers within 10 s.
     async fn health_status(&self) -> Option<StatusCode> {
-        let response = self
-            .http
+        let response = self.healthz(Duration::from_secs(10)).await?;
+        Some(response.status())
+    }
+
+    /// `/healthz`'s answer, if it comes within `limit`.
+    async fn healthz(&self, limit: Duration) -> Option<reqwest::Response> {
+        self.http
             .get(format!("{}/healthz", self.base))
-            .timeout(Duration::from_secs(10))
+            .timeout(limit)
             .send()
             .await
-            .ok()?;
-        Some(response.status())
+            .ok()
     }
 
     /// Wait until `/healthz` says `role`; how long that took.
