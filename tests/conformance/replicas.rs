@@ -144,14 +144,12 @@ async fn failover(kill_at: KillAt, user: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the dev cloud: scripts/openstack-dev.sh up (see README, Development)"]
-async fn conformance_the_standby_finishes_and_deletes_a_launch_whose_leader_was_killed_once_nova_listed_the_server()
- {
+async fn conformance_the_standby_finishes_a_launch_whose_leader_died_once_nova_listed_its_server() {
     failover(KillAt::ServerListed, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the dev cloud: scripts/openstack-dev.sh up (see README, Development)"]
-async fn conformance_the_standby_launches_and_deletes_a_vm_whose_leader_was_killed_once_it_was_accepted()
- {
+async fn conformance_the_standby_launches_a_vm_whose_leader_died_right_after_accepting_it() {
     failover(KillAt::Accepted, 2).await;
 }
