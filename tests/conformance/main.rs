@@ -22,4 +22,5 @@ mod ownership;
 mod profiles;
 mod proxy_mode;
 mod reauth;
+mod replicas;
 mod web;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[path = "../support/web_app.rs"]
-mod web_app;
+pub(crate) mod web_app;
 
 pub use web_app::{REPO, WebApp as App, csrf_from};
 

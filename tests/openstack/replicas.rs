@@ -15,17 +15,13 @@
 //! where they fail.
 
 use crate::app::web_app::postgres;
+use crate::app::web_app::replica::{self, Replica};
 use crate::fake_openstack::{Call, FakeOpenStack, IMAGE, KEY, POOL};
 use axum::http::Method;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 use stackbinder::cloud::META_VM;
-use stackbinder::cloud_init::parse_launch_data;
-use stackbinder::domain::{GithubId, Login, VmId, VmState};
-use stackbinder::store::{NewToken, Store};
-use std::io::{BufRead, BufReader};
-use std::process::Child;
-use std::sync::{Arc, Mutex};
+use stackbinder::domain::{VmId, VmState};
+use stackbinder::store::Store;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,7 +31,6 @@ use tokio::sync::watch;
 const LEASE_SECONDS: u64 = 2;
 /// The longest anything here may take before the test gives up.
 const WAIT: Duration = Duration::from_secs(30);
-const REPO: &str = "https://github.com/binder-examples/requirements";
 /// How each replica authenticates to the fake (what its calls carry).
 const BY_PASSWORD: &str = "password";
 const BY_APP_CREDENTIAL: &str = "application_credential";
@@ -53,19 +48,12 @@ fn postgres_available() -> bool {
     false
 }
 
-/// Poll `check` every 20 ms until it gives a value, at most `WAIT`.
+/// Poll `check` until it gives a value, at most `WAIT`.
 async fn poll<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
-    mut check: impl FnMut() -> F,
+    check: impl FnMut() -> F,
 ) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    replica::poll(what, WAIT, check).await
 }
 
 /// One database, one fake cloud, and the clouds.yaml files the replicas
@@ -109,23 +97,7 @@ impl Shared {
 
     /// A registered user with an API token for their VM: the token.
     async fn user(&self, n: i64) -> String {
-        let id = GithubId(7_000_000 + n);
-        let login = Login::parse(&format!("student{n}")).unwrap();
-        self.store.record_login(id, &login).await.unwrap();
-        self.store.register(id, "the replica test").await.unwrap();
-        let secret = format!("replica-test-token-{n}-{}", uuid::Uuid::new_v4().simple());
-        let hash = stackbinder::secret::hash(&secret);
-        self.store
-            .create_token(NewToken {
-                github_id: id,
-                label: "replica test",
-                secret_hash: &hash,
-                scopes: "vm:read vm:launch vm:delete",
-                expires_at: chrono::Utc::now() + chrono::Duration::days(1),
-            })
-            .await
-            .unwrap();
-        secret
+        replica::user_with_token(&self.store, n).await
     }
 
     /// `serve` with the database at `database_url`, authenticating to the
@@ -146,7 +118,7 @@ impl Shared {
             ("STACKBINDER_CLOUD__REQUEST_TIMEOUT_SECONDS", "5"),
             ("OS_CLIENT_CONFIG_FILE", clouds_yaml.to_str().unwrap()),
         ];
-        Replica::start(name, &env).await
+        Replica::start(name, &env, WAIT).await
     }
 
     /// Calls of `method` to a path ending in `suffix` are answered `after`
@@ -202,159 +174,6 @@ impl Shared {
             "floating IPs left: {:?}",
             self.fake.fips()
         );
-    }
-}
-
-/// `stackbinder serve` as a child process, its log collected as it comes.
-struct Replica {
-    name: &'static str,
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-    http: reqwest::Client,
-}
-
-impl Replica {
-    /// Start it and wait (without blocking the test's runtime, which may
-    /// serve the relay to its database) until it serves.
-    async fn start(name: &'static str, env: &[(&str, &str)]) -> Self {
-        let mut command = crate::app::web_app::serve_command(env);
-        let mut child = command.spawn().expect("the binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            let mut address_tx = Some(address_tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("stackbinder serving")
-                    && let Some(address) = line
-                        .split_whitespace()
-                        .find_map(|word| word.strip_prefix("address="))
-                    && let Some(tx) = address_tx.take()
-                {
-                    let _ = tx.send(address.to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let address = match tokio::time::timeout(WAIT, address_rx).await {
-            Ok(Ok(address)) => address,
-            _ => panic!("replica {name} did not serve: {:#?}", log.lock().unwrap()),
-        };
-        Self {
-            name,
-            child,
-            base: format!("http://{address}"),
-            log,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    /// `kill -9`: no shutdown, no last write.
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().unwrap();
-    }
-
-    /// `/healthz`'s `driver`, if it answers 200.
-    async fn driver_role(&self) -> Option<String> {
-        let response = self.healthz(Duration::from_secs(2)).await?;
-        if response.status() != StatusCode::OK {
-            return None;
-        }
-        let health: Value = response.json().await.ok()?;
-        assert_eq!(health["database"], "postgres", "{health}");
-        health["driver"].as_str().map(str::to_owned)
-    }
-
-    /// `/healthz`'s status, if it answers within 10 s.
-    async fn health_status(&self) -> Option<StatusCode> {
-        let response = self.healthz(Duration::from_secs(10)).await?;
-        Some(response.status())
-    }
-
-    /// `/healthz`'s answer, if it comes within `limit`.
-    async fn healthz(&self, limit: Duration) -> Option<reqwest::Response> {
-        self.http
-            .get(format!("{}/healthz", self.base))
-            .timeout(limit)
-            .send()
-            .await
-            .ok()
-    }
-
-    /// Wait until `/healthz` says `role`; how long that took.
-    async fn wait_for_role(&self, role: &str) -> Duration {
-        let started = Instant::now();
-        poll(&format!("replica {} to be {role}", self.name), || async {
-            (self.driver_role().await.as_deref() == Some(role)).then_some(())
-        })
-        .await;
-        started.elapsed()
-    }
-
-    async fn launch(&self, token: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/v1/vm", self.base))
-            .bearer_auth(token)
-            .json(&json!({"repo": REPO}))
-            .send()
-            .await
-            .expect("the launch is answered")
-    }
-
-    /// Launch, expecting it accepted: the VM's id.
-    async fn launch_vm(&self, token: &str) -> VmId {
-        let response = self.launch(token).await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        let view: Value = response.json().await.unwrap();
-        view["id"].as_str().unwrap().parse().unwrap()
-    }
-
-    async fn delete(&self, token: &str) {
-        let response = self
-            .http
-            .delete(format!("{}/api/v1/vm", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-    }
-
-    /// What the VM's launch script would report once Jupyter runs.
-    async fn report_ready(&self, user_data: &str, jupyter_port: u16) {
-        let data = parse_launch_data(user_data).expect("launch data in the user data");
-        let report = json!({"vm": data.vm_id, "seq": 1, "phase": "ready", "port": jupyter_port,
-            "log": ["Jupyter Server 2.14.0 is running"]});
-        let url = format!("{}/api/vm/callback", self.base);
-        let response = self
-            .http
-            .post(url)
-            .bearer_auth(&data.callback_secret)
-            .json(&report)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("replica {} log:\n{}", self.name, self.log().join("\n"));
-        }
     }
 }
 

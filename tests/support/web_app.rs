@@ -12,6 +12,8 @@
 
 #[path = "postgres.rs"]
 pub mod postgres;
+#[path = "replica.rs"]
+pub mod replica;
 
 use reqwest::cookie::Jar;
 use reqwest::redirect::Policy;
