@@ -23,6 +23,15 @@ struct App {
 }
 
 impl App {
+    /// A launch (which makes the storage, if it is the first) and the
+    /// deletion of its VM.
+    async fn launch_and_delete(&self) {
+        self.web.launch().await;
+        self.wait_for("building").await;
+        self.web.delete().await;
+        self.wait_for("deleted").await;
+    }
+
     async fn wait_for(&self, state: &str) -> Value {
         self.web.wait_for(state, Duration::from_secs(20)).await
     }
@@ -196,10 +205,7 @@ async fn a_relaunch_while_the_volume_is_still_detaching_waits_and_then_boots() {
 async fn a_home_volume_in_another_zone_fails_the_launch_with_both_zones_named() {
     // Arrange: the volume was moved to another zone meanwhile.
     let app = spawn(|_| {}).await;
-    app.web.launch().await;
-    app.wait_for("building").await;
-    app.web.delete().await;
-    app.wait_for("deleted").await;
+    app.launch_and_delete().await;
     let volume = app.home_volumes()[0].clone();
     app.fake
         .world()
@@ -272,10 +278,7 @@ async fn a_volume_whose_create_answer_was_lost_is_adopted_by_its_metadata_not_ma
 async fn delete_my_storage_deletes_only_a_volume_marked_as_the_users() {
     // Arrange: a launch made the storage; the VM is gone.
     let app = spawn(|_| {}).await;
-    app.web.launch().await;
-    app.wait_for("building").await;
-    app.web.delete().await;
-    app.wait_for("deleted").await;
+    app.launch_and_delete().await;
     let volume = app.home_volumes()[0].clone();
     let provisioner = app.web.provisioner();
 
