@@ -42,6 +42,51 @@ pub struct LaunchData {
     pub home_volume_id: Option<String>,
 }
 
+/// What every VM is booted with, pool VM or not: enough to ask stackbinder
+/// for its job (`GET /api/vm/assignment`) and nothing about its owner, so
+/// a pool VM can be booted before anyone asks for it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BootData {
+    pub vm_id: VmId,
+    /// Where the VM reports its progress (`POST`).
+    pub callback_url: Url,
+    /// Where the VM long-polls for its assignment (`GET`).
+    pub assignment_url: Url,
+    /// The VM's boot secret. A claimed pool VM gets a new one with its
+    /// assignment, so whoever read the user data cannot act for the owner.
+    pub callback_secret: String,
+    pub jupyter_port: u16,
+    /// Repositories a pool VM builds ahead, before it asks for its job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prebuild: Vec<PinnedRepo>,
+}
+
+/// A course repository pinned in `[pool] repos`, built ahead on pool VMs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PinnedRepo {
+    pub repo: String,
+    pub git_ref: String,
+}
+
+/// The answer of `GET /api/vm/assignment`: whose VM this is and what to run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Assignment {
+    /// The owner's GitHub login: Jupyter serves under `/user/<login>/`.
+    pub login: String,
+    pub repo: String,
+    pub git_ref: String,
+    pub url_path: String,
+    pub jupyter_token: String,
+    #[serde(default)]
+    pub gpu: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_volume_id: Option<String>,
+    /// The secret that replaces the boot secret from now on (a claimed
+    /// pool VM); none when the boot secret stays the VM's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_secret: Option<String>,
+}
+
 /// One progress report from the VM to `POST /api/vm/callback`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallbackReport {

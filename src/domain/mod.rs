@@ -4,6 +4,7 @@
 mod git_ref;
 mod ide;
 mod launch;
+mod launch_path;
 mod log_line;
 mod login;
 mod phase;
@@ -19,6 +20,7 @@ mod vm_state;
 pub use git_ref::GitRef;
 pub use ide::Ide;
 pub use launch::{LaunchParams, LaunchRequest};
+pub use launch_path::LaunchPath;
 pub use log_line::LogLine;
 pub use login::{GithubId, Login};
 pub use phase::Phase;

@@ -1,5 +1,6 @@
 use crate::domain::{
-    GitRef, GithubId, Ide, Login, Phase, ProfileName, Progress, RepoSpec, UrlPath, VmId, VmState,
+    GitRef, GithubId, Ide, LaunchPath, Login, Phase, ProfileName, Progress, RepoSpec, UrlPath,
+    VmId, VmState,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -52,6 +53,8 @@ pub struct VmRecord {
     pub ide: Option<Ide>,
     /// When the VM's Jupyter was found not to provide `ide`.
     pub ide_missing_at: Option<DateTime<Utc>>,
+    /// Booted for this launch, or claimed from the warm pool.
+    pub launch_path: LaunchPath,
 }
 
 /// The port column as both stores hold it: an INTEGER (PostgreSQL has no
@@ -108,6 +111,7 @@ impl VmRecord {
             profile: None,
             ide: None,
             ide_missing_at: None,
+            launch_path: LaunchPath::Cold,
         }
     }
 }
