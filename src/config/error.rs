@@ -88,6 +88,7 @@ fn fix_for(key: &str, kind: &figment::error::Kind) -> String {
         "profiles" => super::Profiles::fix(field.rsplit('.').next().unwrap_or(field)),
         "api" => ApiConfig::fix(field),
         "storage" => StorageConfig::fix(field),
+        "pool" => super::PoolConfig::fix(field),
         _ => None,
     };
     fix.unwrap_or("see the comment for this key in config.toml")

@@ -18,6 +18,7 @@ mod error;
 mod github;
 mod image;
 mod launch;
+mod pool;
 mod profiles;
 mod provision;
 mod registration;
@@ -33,6 +34,7 @@ use error::{URL_FIX, from_figment_error};
 pub use github::GithubConfig;
 pub use image::ImageConfig;
 pub use launch::LaunchConfig;
+pub use pool::{PinnedRepoConfig, PoolConfig};
 pub use profiles::{Profile, Profiles};
 pub use provision::ProvisionConfig;
 pub use registration::{GithubUser, OrgOrTeam, RegistrationConfig};
@@ -75,6 +77,8 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub pool: PoolConfig,
 }
 
 /// Secrets resolved from their value or file, kept apart from `Config` so
@@ -135,6 +139,7 @@ impl Config {
         self.image.validate()?;
         self.profiles.validate()?;
         self.storage.validate()?;
+        self.pool.validate()?;
         self.secrets().map(|_| ())
     }
 
