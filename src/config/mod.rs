@@ -140,6 +140,7 @@ impl Config {
         self.profiles.validate()?;
         self.storage.validate()?;
         self.pool.validate()?;
+        self.simulator.validate()?;
         self.secrets().map(|_| ())
     }
 

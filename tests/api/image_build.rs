@@ -179,6 +179,8 @@ fn binary(dir: &tempfile::TempDir) -> tokio::process::Command {
         )
         .env("STACKBINDER_CLOUD__BACKEND", "simulated")
         .env("STACKBINDER_PROVISION__POLL_INTERVAL_MS", "50")
+        // The timings below as they are played, not scaled.
+        .env("STACKBINDER_SIMULATOR__TIME_SCALE", "1")
         .env("STACKBINDER_SIMULATOR__BOOT_SECONDS", "0.2")
         .env("STACKBINDER_SIMULATOR__DELETE_SECONDS", "0.2");
     command
