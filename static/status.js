@@ -33,6 +33,13 @@
     if (vm.jupyter_url) $("jupyter-link").href = vm.jupyter_url;
     $("address").textContent = vm.address ? "(" + vm.address + ")" : "";
     $("state").textContent = vm.state + (vm.progress ? " / " + vm.progress : "");
+    $("launch-path").textContent = vm.path;
+    $("launch-path").dataset.path = vm.launch_path;
+    $("environment").textContent =
+      vm.environment || (vm.prebuilt ? "prebuilt" : "built at launch");
+    $("eta-label").hidden = !vm.eta;
+    $("eta").hidden = !vm.eta;
+    $("eta").textContent = vm.eta ? vm.eta.text : "";
     const log = $("log");
     const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     log.textContent = vm.log.join("\n");

@@ -22,7 +22,7 @@ pub use profiles::{Room, shape as profile_shape};
 use crate::cloud::metered::Metered;
 use crate::cloud::{Cloud, CloudError, InstallationId};
 use crate::cloud_init::CallbackReport;
-use crate::config::{CloudConfig, LaunchConfig, Profiles, StorageConfig};
+use crate::config::{CloudConfig, LaunchConfig, PoolConfig, Profiles, StorageConfig};
 use crate::domain::{GithubId, LaunchRequest, LogLine, VmId, VmState};
 use crate::lease::Leadership;
 use crate::metrics::Metrics;
@@ -100,6 +100,8 @@ pub struct Settings {
     /// `[[profiles]]`: what a VM may be made of besides `[cloud]`.
     pub profiles: Profiles,
     pub storage: StorageConfig,
+    /// `[pool]`: the warm pool.
+    pub pool: PoolConfig,
     pub poll_interval: Duration,
     /// The most VMs the driver moves forward at once.
     pub concurrency: usize,

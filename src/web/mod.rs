@@ -14,6 +14,7 @@ mod guard;
 mod health;
 mod home;
 mod launch;
+mod launch_outlook;
 mod layout;
 mod metrics;
 pub(crate) mod profile_choice;

@@ -1,11 +1,12 @@
 //! `/VM_status` (the page), `/api/vm` (its data as JSON) and
 //! `/api/vm/events` (the same data, pushed, with heartbeats).
 
+use super::launch_outlook::{Eta, Outlook};
 use super::layout::{Layout, render};
 use super::session::{ApiUser, RegisteredUser};
 use super::{AppState, WebError};
 use crate::config::LaunchConfig;
-use crate::domain::{GithubId, Ide, Phase, Progress, VmState};
+use crate::domain::{GithubId, Ide, LaunchPath, Phase, Progress, VmState};
 use crate::provision::Provisioner;
 use crate::store::{EventKind, VmRecord};
 use askama::Template;
@@ -77,6 +78,21 @@ pub struct VmView {
     pub can_delete: bool,
     /// Nothing will change without the user doing something.
     pub settled: bool,
+    /// `cold`: a server booted for this launch; `pool`: a booted VM of the
+    /// warm pool, claimed for it.
+    pub launch_path: LaunchPath,
+    /// The path in words: "from the warm pool" or "booting a new VM".
+    #[schema(value_type = String)]
+    pub path: &'static str,
+    /// The environment is built already: a repository and ref of `[pool]
+    /// repos`, on a pool VM, which built it ahead.
+    pub prebuilt: bool,
+    /// While the launch goes on: "prebuilt: starting Jupyter", or "not
+    /// prebuilt: building" (with the estimate: "..., ~3 min").
+    pub environment: Option<String>,
+    /// While the launch goes on, from the last launches of the repository
+    /// on the same path; none without any.
+    pub eta: Option<Eta>,
 }
 
 impl VmView {
@@ -101,6 +117,13 @@ impl VmView {
             _ => None,
         };
         let extensions_left = (i64::from(launch.max_extensions) - vm.extensions).max(0);
+        let Outlook {
+            launch_path,
+            path,
+            prebuilt,
+            environment,
+            eta,
+        } = Outlook::load(store, &provisioner.settings().pool.repos, vm).await?;
         Ok(Self {
             id: vm.id.to_string(),
             state: vm.state,
@@ -134,6 +157,11 @@ impl VmView {
                 vm.state,
                 VmState::Ready | VmState::Failed | VmState::Deleted
             ),
+            launch_path,
+            path,
+            prebuilt,
+            environment,
+            eta,
         })
     }
 

@@ -21,6 +21,7 @@ mod home_volume;
 mod image_build;
 mod journey;
 mod launch_ide;
+mod launch_outlook;
 mod launch_profiles;
 mod launch_script;
 mod leadership;

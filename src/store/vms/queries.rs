@@ -3,7 +3,8 @@
 
 use super::super::{Result, Store, on_pool};
 use super::{SELECT_VM, VmRecord};
-use crate::domain::{GithubId, VmId};
+use crate::domain::{GithubId, LaunchPath, RepoSpec, VmId};
+use chrono::{DateTime, Utc};
 
 impl Store {
     pub async fn vm(&self, id: VmId) -> Result<Option<VmRecord>> {
@@ -85,6 +86,27 @@ impl Store {
             "{SELECT_VM} WHERE $1 OR vms.state <> 'deleted' ORDER BY vms.created_at DESC"
         ))
         .bind(include_deleted)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// When the last `limit` launches of `repo` on `path` that got ready
+    /// were asked for and got ready, newest first: what the status page's
+    /// estimate is made of.
+    pub async fn recent_launch_times(
+        &self,
+        repo: &RepoSpec,
+        path: LaunchPath,
+        limit: u32,
+    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT created_at, ready_at FROM vms \
+             WHERE repo = $1 AND launch_path = $2 AND ready_at IS NOT NULL \
+             ORDER BY ready_at DESC LIMIT $3"
+        )
+        .bind(repo.as_str())
+        .bind(path)
+        .bind(i64::from(limit))
         .fetch_all(pool)
         .await?))
     }
