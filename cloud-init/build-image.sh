@@ -8,12 +8,15 @@
 #   STACKBINDER-IMAGE-BUILD: FAILED: <reason>
 # No OK line means the build failed, even if the VM died before saying so.
 #
-# The settings (repo2docker version, Docker MTU, repositories to pre-build)
-# are JSON data, read by python3 and passed as separate arguments: nothing
-# from the configuration is evaluated as shell.
+# The settings (repo2docker version, Docker MTU, repositories to pre-build,
+# the pinned repositories of `image build --prebuild`) are JSON data, read
+# by python3 and passed as separate arguments: nothing from the
+# configuration is evaluated as shell. build-pinned.sh and image_name.py
+# land in /usr/local/lib/stackbinder beside it.
 set -Eeuo pipefail
 
 conf=${1:-/etc/stackbinder/image.json}
+lib=/usr/local/lib/stackbinder
 venv=/opt/repo2docker
 r2d=$venv/bin/jupyter-repo2docker
 marker=STACKBINDER-IMAGE-BUILD
@@ -69,17 +72,28 @@ installed=$("$r2d" --version)
 say "putting ubuntu in the docker group"
 usermod -aG docker ubuntu
 
-# Build each repository once, as the launch script will (same user, same
-# user id), so its layers are in Docker's cache when a user launches it.
+# as_ubuntu CMD: as the launch script builds (same user, same user id).
+as_ubuntu() {
+    (cd / && sudo -u ubuntu -H "$@")
+}
+
+# Build each repository once, so its layers are in Docker's cache when a
+# user launches it.
 say "pre-building repositories"
 while IFS= read -r -d '' repo; do
     say "pre-building $repo"
-    (cd / && sudo -u ubuntu -H "$r2d" --no-run --user-id=1000 --user-name=jovyan -- "$repo")
+    as_ubuntu "$r2d" --no-run --user-id=1000 --user-name=jovyan -- "$repo"
 done < <(python3 -c '
 import json, sys
 for repo in json.load(open(sys.argv[1]))["prebuild"]:
     sys.stdout.write(repo + "\0")
 ' "$conf")
+
+# `image build --prebuild`: the pinned repositories' images, named as
+# BinderHub names them, so a launch of one of them skips the build.
+# shellcheck source=build-pinned.sh
+. "$lib/build-pinned.sh"
+build_pinned "$conf" "$r2d" "$lib/image_name.py"
 
 say "recording what the image holds"
 mkdir -p /etc/stackbinder
@@ -92,6 +106,7 @@ json.dump({
     "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     "repo2docker_version": version,
     "prebuild": json.load(open(conf))["prebuild"],
+    "pinned": json.load(open(conf)).get("pinned", []),
     "docker_images": images,
 }, open(out, "w"), indent=2)
 PY

@@ -5,8 +5,8 @@
 mod base_image;
 
 pub use base_image::{
-    IMAGE_BUILD_MARKER, IMAGE_DATA_PATH, IMAGE_SCRIPT_PATH, ImageBuildVerdict, image_build_verdict,
-    render_base_image,
+    IMAGE_BUILD_MARKER, IMAGE_DATA_PATH, IMAGE_NAME_PATH, IMAGE_PINNED_PATH, IMAGE_SCRIPT_PATH,
+    ImageBuildVerdict, image_build_verdict, render_base_image,
 };
 
 use crate::domain::{Progress, VmId};

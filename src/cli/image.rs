@@ -20,6 +20,11 @@ pub(super) enum ImageCommand {
         /// Flavor of the builder, name or id (default: image.builder_flavor).
         #[arg(long)]
         flavor: Option<String>,
+        /// Also bake the images of `[pool] repos` into the snapshot, under
+        /// the names BinderHub gives them, so that even a VM booted cold
+        /// starts those repositories without a build.
+        #[arg(long)]
+        prebuild: bool,
     },
 }
 
@@ -29,7 +34,8 @@ pub(super) async fn run(config: Config, cmd: ImageCommand) -> anyhow::Result<()>
             name,
             base_image,
             flavor,
-        } => build(config, name, base_image, flavor).await,
+            prebuild,
+        } => build(config, name, base_image, flavor, prebuild).await,
     }
 }
 
@@ -41,10 +47,20 @@ async fn build(
     name: Option<String>,
     base_image: Option<String>,
     flavor: Option<String>,
+    prebuild: bool,
 ) -> anyhow::Result<()> {
     use crate::image_build::{self, BuildEvent, Plan, Timing};
-    let plan = Plan::from_config(&config.image, name, base_image, flavor)
+    let mut plan = Plan::from_config(&config.image, name, base_image, flavor)
         .map_err(|e| anyhow::anyhow!(e))?;
+    if prebuild {
+        if config.pool.repos.is_empty() {
+            bail!(
+                "--prebuild bakes the repositories of `[pool] repos` into the image, and there are none: \
+                 add them, e.g. repos = [{{ repo = \"https://github.com/org/course\", ref = \"main\" }}]"
+            );
+        }
+        plan = plan.prebuilding(&config.image, &config.pool.repos);
+    }
     let cloud = app::cloud_from_config(&config);
     // The builder carries this installation's id, so the reconciler of a
     // `serve` on the same database cleans it up if this build dies.
@@ -57,6 +73,11 @@ async fn build(
         plan.name,
         cloud.kind()
     );
+    if prebuild {
+        for pin in &config.pool.repos {
+            println!("prebuilding {} at {} into the image", pin.repo, pin.git_ref);
+        }
+    }
     let mut show = |p: BuildEvent| match p {
         BuildEvent::Step(step) => println!("==> {step}"),
         BuildEvent::Console(line) => println!("    | {line}"),

@@ -1,17 +1,24 @@
 //! User data for the image builder VM: `cloud-init/base-image.yaml` plus
-//! the settings of `[image]` as a JSON file and the build script that
+//! the settings of `[image]` (and, for `image build --prebuild`, the pinned
+//! repositories of `[pool] repos`) as a JSON file and the build script that
 //! reads them. The settings travel as data, never as shell code.
 
-use crate::config::ImageConfig;
+use crate::config::{ImageConfig, PinnedRepoConfig};
 use serde_yaml_ng::{Mapping, Value};
 
 const BASE_IMAGE: &str = include_str!("../../cloud-init/base-image.yaml");
 const BUILD_SCRIPT: &str = include_str!("../../cloud-init/build-image.sh");
+const BUILD_PINNED: &str = include_str!("../../cloud-init/build-pinned.sh");
+const IMAGE_NAME: &str = include_str!("../../cloud-init/image_name.py");
 
 /// Where the settings land on the builder VM.
 pub const IMAGE_DATA_PATH: &str = "/etc/stackbinder/image.json";
 /// Where the build script lands (base-image.yaml's runcmd runs it).
 pub const IMAGE_SCRIPT_PATH: &str = "/usr/local/sbin/stackbinder-build-image";
+/// Where the build script finds the pinned repositories' build, which it
+/// sources, and the image namer (`build-image.sh`'s `$lib`).
+pub const IMAGE_PINNED_PATH: &str = "/usr/local/lib/stackbinder/build-pinned.sh";
+pub const IMAGE_NAME_PATH: &str = "/usr/local/lib/stackbinder/image_name.py";
 /// The console line that starts the build's verdict:
 /// `STACKBINDER-IMAGE-BUILD: OK` or `STACKBINDER-IMAGE-BUILD: FAILED: <reason>`.
 pub const IMAGE_BUILD_MARKER: &str = "STACKBINDER-IMAGE-BUILD:";
@@ -42,14 +49,20 @@ pub fn image_build_verdict(console: &str) -> ImageBuildVerdict {
         .unwrap_or(ImageBuildVerdict::Unknown)
 }
 
-/// Render the builder VM's user data for these settings.
-pub fn render_base_image(image: &ImageConfig) -> String {
+/// Render the builder VM's user data for these settings; `pinned` are the
+/// repositories whose images go into the snapshot under the names BinderHub
+/// would give them (`image build --prebuild`; empty without).
+pub fn render_base_image(image: &ImageConfig, pinned: &[PinnedRepoConfig]) -> String {
     let mut config: Mapping =
         serde_yaml_ng::from_str(BASE_IMAGE).expect("cloud-init/base-image.yaml is a YAML mapping");
     let settings = serde_json::json!({
         "prebuild": image.prebuild.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         "docker_mtu": image.docker_mtu,
         "repo2docker_version": image.repo2docker_version,
+        "pinned": pinned
+            .iter()
+            .map(|p| serde_json::json!({ "repo": p.repo.as_str(), "ref": p.git_ref.as_str() }))
+            .collect::<Vec<_>>(),
     });
     let files = [
         (
@@ -58,6 +71,8 @@ pub fn render_base_image(image: &ImageConfig) -> String {
             serde_json::to_string_pretty(&settings).expect("settings serialize"),
         ),
         (IMAGE_SCRIPT_PATH, "0755", BUILD_SCRIPT.to_owned()),
+        (IMAGE_PINNED_PATH, "0644", BUILD_PINNED.to_owned()),
+        (IMAGE_NAME_PATH, "0644", IMAGE_NAME.to_owned()),
     ];
     let write_files = config
         .entry("write_files".into())
@@ -94,7 +109,7 @@ mod tests {
 
     #[test]
     fn the_rendered_image_config_installs_builds_and_powers_off() {
-        let rendered = render_base_image(&ImageConfig::default());
+        let rendered = render_base_image(&ImageConfig::default(), &[]);
         assert!(rendered.starts_with("#cloud-config\n"));
         let config: Value = serde_yaml_ng::from_str(&rendered).unwrap();
         let packages: Vec<&str> = config["packages"]
@@ -136,16 +151,22 @@ mod tests {
             repo2docker_version: "1.0\nruncmd: [[reboot]]\n'\"".into(),
             ..ImageConfig::default()
         };
-        let rendered = render_base_image(&image);
+        let pinned = [PinnedRepoConfig {
+            repo: RepoSpec::parse("https://example.org/c%27%24%28id%29").unwrap(),
+            git_ref: crate::domain::GitRef::parse("release/v1+build-2").unwrap(),
+        }];
+        let rendered = render_base_image(&image, &pinned);
         let config: Value = serde_yaml_ng::from_str(&rendered).unwrap();
         assert_eq!(config["runcmd"].as_sequence().unwrap().len(), 1);
-        assert_eq!(config["write_files"].as_sequence().unwrap().len(), 2);
+        assert_eq!(config["write_files"].as_sequence().unwrap().len(), 4);
         let settings: serde_json::Value =
             serde_json::from_str(file(&config, IMAGE_DATA_PATH)).unwrap();
         assert_eq!(settings["repo2docker_version"], image.repo2docker_version);
         assert_eq!(settings["prebuild"][0], image.prebuild[0].as_str());
         assert_eq!(settings["prebuild"][1], image.prebuild[1].as_str());
         assert_eq!(settings["docker_mtu"], 1450);
+        assert_eq!(settings["pinned"][0]["repo"], pinned[0].repo.as_str());
+        assert_eq!(settings["pinned"][0]["ref"], pinned[0].git_ref.as_str());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What `image build` makes, and how long each stage may take.
 
 use crate::cloud_init::render_base_image;
-use crate::config::{Config, ImageConfig};
+use crate::config::{Config, ImageConfig, PinnedRepoConfig};
 use std::time::Duration;
 
 /// What to build.
@@ -52,8 +52,15 @@ impl Plan {
             name,
             base_image: pick(base_image, "--base-image", &image.base_image)?,
             flavor: pick(flavor, "--flavor", &image.builder_flavor)?,
-            user_data: render_base_image(image),
+            user_data: render_base_image(image, &[]),
         })
+    }
+
+    /// The same build, which also bakes the images of `pinned` into the
+    /// snapshot under the names BinderHub gives them (`--prebuild`).
+    pub fn prebuilding(mut self, image: &ImageConfig, pinned: &[PinnedRepoConfig]) -> Self {
+        self.user_data = render_base_image(image, pinned);
+        self
     }
 
     /// The builder VM's name.
@@ -112,7 +119,7 @@ mod tests {
         );
         assert_eq!(plan.base_image, image.base_image);
         assert_eq!(plan.flavor, image.builder_flavor);
-        assert_eq!(plan.user_data, render_base_image(&image));
+        assert_eq!(plan.user_data, render_base_image(&image, &[]));
         let plan = Plan::from_config(
             &image,
             Some("snap".into()),

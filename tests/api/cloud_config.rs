@@ -4,8 +4,8 @@
 //! skipped, except under CI=true, where that is a failure.
 
 use stackbinder::cloud_init::{LaunchData, render_base_image, render_user_data};
-use stackbinder::config::ImageConfig;
-use stackbinder::domain::{RepoSpec, VmId};
+use stackbinder::config::{ImageConfig, PinnedRepoConfig};
+use stackbinder::domain::{GitRef, RepoSpec, VmId};
 use std::path::Path;
 use std::process::Command;
 
@@ -82,20 +82,27 @@ fn every_rendered_cloud_config_passes_cloud_init_schema() {
         ),
         (
             "base-image.yaml",
-            render_base_image(&ImageConfig::default()),
+            render_base_image(&ImageConfig::default(), &[]),
         ),
         (
             "base-image-hostile.yaml",
-            render_base_image(&ImageConfig {
-                prebuild: vec![
-                    RepoSpec::parse("https://example.org/a%27%3B%24%28reboot%29%3B%60id%60")
+            render_base_image(
+                &ImageConfig {
+                    prebuild: vec![
+                        RepoSpec::parse("https://example.org/a%27%3B%24%28reboot%29%3B%60id%60")
+                            .unwrap(),
+                        RepoSpec::parse("https://example.org/b%22x%3A%5By%5D%7Cz%3Ew").unwrap(),
+                    ],
+                    docker_mtu: 1450,
+                    repo2docker_version: "1.0\nruncmd: [[reboot]]\n'\"".into(),
+                    ..ImageConfig::default()
+                },
+                &[PinnedRepoConfig {
+                    repo: RepoSpec::parse("https://example.org/c%22x%3A%5B%5Breboot%5D%5D")
                         .unwrap(),
-                    RepoSpec::parse("https://example.org/b%22x%3A%5By%5D%7Cz%3Ew").unwrap(),
-                ],
-                docker_mtu: 1450,
-                repo2docker_version: "1.0\nruncmd: [[reboot]]\n'\"".into(),
-                ..ImageConfig::default()
-            }),
+                    git_ref: GitRef::parse("release/v1+build").unwrap(),
+                }],
+            ),
         ),
         (
             "base-image-template.yaml",

@@ -62,7 +62,7 @@ async fn a_simulated_build_leaves_one_active_image_and_no_builder() {
     assert_eq!(builders.len(), 1);
     assert_eq!(
         builders[0].user_data,
-        render_base_image(&ImageConfig::default())
+        render_base_image(&ImageConfig::default(), &[])
     );
     assert_eq!(builders[0].image, ImageConfig::default().base_image);
     assert!(
@@ -276,5 +276,55 @@ async fn ctrl_c_stops_the_image_build_command_which_cleans_up_and_fails() {
     assert!(
         stderr.contains("error: interrupted; everything the build created was deleted"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn image_build_prebuild_bakes_the_pinned_repositories_and_needs_some() {
+    // Arrange: one course repository pinned at a branch.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[pool]\nrepos = [{ repo = \"https://github.com/my-org/course\", ref = \"week-3\" }]\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+
+    // Act
+    let out = binary(&dir)
+        .env("STACKBINDER_SIMULATOR__BUILD_SECONDS", "0.5")
+        .arg("--config")
+        .arg(&config)
+        .args(["image", "build", "--prebuild", "--name", "course"])
+        .output()
+        .await
+        .expect("the binary runs");
+    let refused = binary(&dir)
+        .arg("--config")
+        .arg(&empty)
+        .args(["image", "build", "--prebuild"])
+        .output()
+        .await
+        .expect("the binary runs");
+
+    // Assert: the builder was given the pinned repository, and said so.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for line in [
+        "prebuilding https://github.com/my-org/course at week-3 into the image",
+        "    | stackbinder-build-image: resolving week-3 of https://github.com/my-org/course",
+        "    | stackbinder-build-image: pre-building https://github.com/my-org/course at week-3",
+        "    | STACKBINDER-IMAGE-BUILD: OK",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in {stdout}");
+    }
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("`[pool] repos`"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).is_empty(),
+        "no builder is booted"
     );
 }

@@ -19,6 +19,7 @@ mod github_login;
 mod helpers;
 mod home_volume;
 mod image_build;
+mod image_build_pinned;
 mod journey;
 mod launch_ide;
 mod launch_outlook;

@@ -150,7 +150,7 @@ async fn a_build_boots_the_base_image_with_the_rendered_cloud_config_and_keeps_o
         "not a VM for the reconciler"
     );
     let user_data = env.fake.user_data(0);
-    assert_eq!(user_data, render_base_image(&ImageConfig::default()));
+    assert_eq!(user_data, render_base_image(&ImageConfig::default(), &[]));
     assert_eq!(user_data, plan.user_data);
 
     // The snapshot Nova was asked for, and the image it made.

@@ -50,6 +50,16 @@ pub fn console_lines(user_data: &str, script: &BuilderScript) -> (Vec<String>, b
             repo.as_str().unwrap_or("?")
         )));
     }
+    // What build-pinned.sh says; the simulator resolves no ref and names
+    // no image, so it says which repository and ref it would build.
+    for pin in settings["pinned"].as_array().into_iter().flatten() {
+        let (repo, git_ref) = (
+            pin["repo"].as_str().unwrap_or("?"),
+            pin["ref"].as_str().unwrap_or("?"),
+        );
+        lines.push(say(&format!("resolving {git_ref} of {repo}")));
+        lines.push(say(&format!("pre-building {repo} at {git_ref}")));
+    }
     lines.push(say("cleaning up"));
     if *script == BuilderScript::NeverPowersOff {
         return (lines, false);
@@ -78,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_simulated_build_prebuilds_the_configured_repositories_and_says_ok() {
-        let user_data = render_base_image(&ImageConfig::default());
+        let user_data = render_base_image(&ImageConfig::default(), &[]);
         let (lines, powers_off) = console_lines(&user_data, &BuilderScript::Succeeds);
         assert!(powers_off);
         assert!(
@@ -94,7 +104,7 @@ mod tests {
 
     #[test]
     fn a_failing_build_gives_its_step_and_user_data_without_settings_fails() {
-        let user_data = render_base_image(&ImageConfig::default());
+        let user_data = render_base_image(&ImageConfig::default(), &[]);
         let (lines, _) = console_lines(&user_data, &BuilderScript::Fails("apt".into()));
         assert_eq!(
             image_build_verdict(&lines.join("\n")),
