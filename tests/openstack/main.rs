@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod home_volume;
 mod image_build;
+mod image_build_prebuild;
 mod launch;
 mod ownership;
 mod profiles;
