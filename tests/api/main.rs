@@ -4,6 +4,7 @@ mod admin;
 mod api_v1_admin;
 mod api_v1_openapi;
 mod api_v1_tokens;
+mod assignment;
 mod callback;
 mod class_queue;
 mod class_start;
