@@ -26,11 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
-const TOKEN: &str = "jupyter-token-6f1e0c2b9a";
+pub(crate) const TOKEN: &str = "jupyter-token-6f1e0c2b9a";
 /// The owner: Jupyter serves under `/user/<login>/`.
-const LOGIN: &str = "Grace-Hopper";
-const SECRET: &str = "callback-secret-3d7a91f4c8";
-const REPO: &str = "https://github.com/binder-examples/requirements";
+pub(crate) const LOGIN: &str = "Grace-Hopper";
+pub(crate) const SECRET: &str = "callback-secret-3d7a91f4c8";
+pub(crate) const REPO: &str = "https://github.com/binder-examples/requirements";
 
 /// Stand-in for sudo: records its arguments, then runs what follows `--`
 /// as the current user (the test cannot switch users).
@@ -228,9 +228,9 @@ async fn record(
 
 /// A listener that hangs up on every connection until `until`, like a
 /// stackbinder that is restarting.
-struct HangsUpAtFirst {
-    inner: tokio::net::TcpListener,
-    until: tokio::time::Instant,
+pub(crate) struct HangsUpAtFirst {
+    pub(crate) inner: tokio::net::TcpListener,
+    pub(crate) until: tokio::time::Instant,
 }
 
 impl axum::serve::Listener for HangsUpAtFirst {
@@ -297,19 +297,19 @@ async fn ok_callback() -> (Callback, SocketAddr) {
     serve_callback(Duration::ZERO, Arc::new(|_| 200)).await
 }
 
-struct Sandbox {
+pub(crate) struct Sandbox {
     dir: TempDir,
-    jupyter_port: u16,
-    vm: VmId,
+    pub(crate) jupyter_port: u16,
+    pub(crate) vm: VmId,
 }
 
-struct Run {
-    output: Output,
-    console: String,
+pub(crate) struct Run {
+    pub(crate) output: Output,
+    pub(crate) console: String,
 }
 
 impl Sandbox {
-    fn new(mode: &str) -> Self {
+    pub(crate) fn new(mode: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -336,7 +336,7 @@ impl Sandbox {
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -434,12 +434,12 @@ impl Sandbox {
     }
 
     /// How the stub repo2docker was called, if it was.
-    fn r2d_call(&self) -> Option<Value> {
+    pub(crate) fn r2d_call(&self) -> Option<Value> {
         let text = std::fs::read_to_string(self.path("r2d-call.json")).ok()?;
         Some(serde_json::from_str(&text).unwrap())
     }
 
-    fn r2d_argv(&self) -> Vec<String> {
+    pub(crate) fn r2d_argv(&self) -> Vec<String> {
         let call = self.r2d_call().expect("repo2docker was called");
         crate::helpers::strings(&call["argv"])
     }
@@ -523,7 +523,7 @@ fn a_finished_sandbox_signals_no_process_named_by_its_stale_pid_file() {
     );
 }
 
-fn assert_no_secret(what: &str, text: &str) {
+pub(crate) fn assert_no_secret(what: &str, text: &str) {
     assert!(!text.contains(TOKEN), "the Jupyter token shows in {what}");
     assert!(
         !text.contains(SECRET),

@@ -21,6 +21,7 @@ mod helpers;
 mod home_volume;
 mod image_build;
 mod journey;
+mod launch_agent;
 mod launch_ide;
 mod launch_profiles;
 mod launch_script;
