@@ -25,12 +25,15 @@ const COMMIT: &str = "4b1c0e8f2a3d5c6b7a8e9f0d1c2b3a4e5f6d7c8b";
 /// How the fake stackbinder answers the `n`th request for the job.
 type Answers = Arc<dyn Fn(usize) -> Response + Send + Sync>;
 
+/// A report as received: its Authorization header and its body.
+type Report = (Option<String>, Value);
+
 #[derive(Clone, Default)]
 struct Seen {
     /// The Authorization header of each request for the job.
     asked: Arc<Mutex<Vec<Option<String>>>>,
     /// The Authorization header and body of each report.
-    reports: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    reports: Arc<Mutex<Vec<Report>>>,
 }
 
 #[derive(Clone)]
