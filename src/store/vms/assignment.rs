@@ -158,8 +158,8 @@ impl Store {
     }
 
     /// Give `id` its job and, with `new_secret`, rotate its secret (see
-    /// `rotate_vm_secret_on!`), in one transaction. False for a VM without
-    /// a boot secret. Wake the VM's held request afterwards
+    /// `rotate_vm_secret_on!`), in one transaction; false for an unknown
+    /// VM. Wake the VM's held request afterwards
     /// (`Provisioner::assignment_ready`).
     pub async fn assign_vm(
         &self,
