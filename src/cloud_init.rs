@@ -25,6 +25,9 @@ const LAUNCH_SCRIPT: &str = include_str!("../cloud-init/launch.sh");
 /// environment, which the script builds ahead under and looks for.
 pub const IMAGE_NAMER_PATH: &str = "/usr/local/lib/stackbinder/image_name.py";
 const IMAGE_NAMER: &str = include_str!("../cloud-init/image_name.py");
+/// Where the script's Python helper lands on the VM.
+pub const LAUNCH_HELPER_PATH: &str = "/usr/local/lib/stackbinder/launch_helper.py";
+const LAUNCH_HELPER: &str = include_str!("../cloud-init/launch_helper.py");
 
 /// What every VM is booted with, pool VM or not: enough to ask stackbinder
 /// for its job (`GET /api/vm/assignment`) and nothing about its owner, so
@@ -160,6 +163,12 @@ pub fn render_boot_data(data: &BootData) -> String {
                 content: LAUNCH_SCRIPT.into(),
             },
             WriteFile {
+                path: LAUNCH_HELPER_PATH.into(),
+                owner: "root:root".into(),
+                permissions: "0644".into(),
+                content: LAUNCH_HELPER.into(),
+            },
+            WriteFile {
                 path: IMAGE_NAMER_PATH.into(),
                 owner: "root:root".into(),
                 permissions: "0644".into(),
@@ -219,7 +228,7 @@ mod tests {
                 BOOT_DATA_PATH.to_string()
             ]]
         );
-        assert_eq!(config.write_files.len(), 3);
+        assert_eq!(config.write_files.len(), 4);
     }
 
     #[test]

@@ -16,7 +16,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use stackbinder::cloud_init::{BootData, LAUNCH_SCRIPT_PATH, LaunchData, render_boot_data};
+use stackbinder::cloud_init::{
+    BootData, IMAGE_NAMER_PATH, LAUNCH_HELPER_PATH, LAUNCH_SCRIPT_PATH, LaunchData,
+    render_boot_data,
+};
 use stackbinder::domain::VmId;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -139,8 +142,9 @@ const DOCKER_STUB: &str = r#"#!/bin/bash
 /// The home volume of the disk tests; Nova's serial is its first 20 characters.
 const HOME_VOLUME: &str = "3f6c2a1e-8b4d-4c7e-9a2f-1d0e5b6c7a8d";
 
-/// The script exactly as a VM receives it: out of the rendered user data.
-pub(crate) fn rendered_script(data: &BootData) -> String {
+/// The file at `path` exactly as a VM receives it: out of the rendered
+/// user data (the launch script, its helper, the image namer).
+pub(crate) fn rendered_file(data: &BootData, path: &str) -> String {
     let user_data = render_boot_data(data);
     let config: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&user_data).expect("the user data is YAML");
@@ -148,9 +152,9 @@ pub(crate) fn rendered_script(data: &BootData) -> String {
         .as_sequence()
         .expect("write_files")
         .iter()
-        .find(|f| f["path"].as_str() == Some(LAUNCH_SCRIPT_PATH))
+        .find(|f| f["path"].as_str() == Some(path))
         .and_then(|f| f["content"].as_str())
-        .expect("the user data carries the launch script")
+        .expect("the user data carries the file")
         .to_owned()
 }
 
@@ -386,7 +390,11 @@ impl Sandbox {
             prebuild: Vec::new(),
         };
         let script = self.path("stackbinder-launch");
-        std::fs::write(&script, rendered_script(&typed)).unwrap();
+        std::fs::write(&script, rendered_file(&typed, LAUNCH_SCRIPT_PATH)).unwrap();
+        let helper = self.path("launch_helper.py");
+        std::fs::write(&helper, rendered_file(&typed, LAUNCH_HELPER_PATH)).unwrap();
+        let namer = self.path("image_name.py");
+        std::fs::write(&namer, rendered_file(&typed, IMAGE_NAMER_PATH)).unwrap();
         let conf = self.path("boot.json");
         std::fs::write(&conf, boot.to_string()).unwrap();
         let path = format!(
@@ -409,10 +417,8 @@ impl Sandbox {
             .env("STACKBINDER_DISK_DIR", self.path("disks"))
             .env("STACKBINDER_HOME_MOUNT", self.path("home"))
             .env("STACKBINDER_DISK_WAIT_SECONDS", "2")
-            .env(
-                "STACKBINDER_IMAGE_NAMER",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/cloud-init/image_name.py"),
-            )
+            .env("STACKBINDER_HELPER", &helper)
+            .env("STACKBINDER_IMAGE_NAMER", &namer)
             .envs(env.iter().copied())
             .kill_on_drop(true)
             .output();
