@@ -8,7 +8,8 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stackbinder::cloud::simulated::Timings;
-use stackbinder::cloud_init::Assignment;
+use stackbinder::cloud::{Cloud, ServerSpec};
+use stackbinder::cloud_init::{Assignment, BootData, PinnedRepo, render_boot_data};
 use stackbinder::domain::VmId;
 use stackbinder::provision::DeleteReason;
 use std::num::NonZeroU64;
@@ -21,10 +22,14 @@ const NEW_SECRET: &str = "rotated-secret-8e4b6a2c1d3f";
 /// driver stepped by hand, a request without a job held for 1 s
 /// (`short_hold`) or for 300 s (a claim or a deletion ends it).
 async fn app_holding(short_hold: bool) -> TestApp {
+    app_with_boot(short_hold, Duration::from_secs(3600)).await
+}
+
+async fn app_with_boot(short_hold: bool, boot: Duration) -> TestApp {
     let app = spawn_app_with(TestOptions {
         drive_in_background: false,
         timings: Timings {
-            boot: Duration::from_secs(3600),
+            boot,
             ..Timings::quick()
         },
         configure: if short_hold {
@@ -291,4 +296,96 @@ async fn a_wrong_secret_or_an_unknown_vm_gets_401_and_nothing_else() {
         .unwrap();
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(ask(&app, vm, BOOT_SECRET).await.0, StatusCode::OK);
+}
+
+/// A simulated VM booted like a pool VM for the launch `vm`: its boot data
+/// only, with `REPO` at main pinned; the server's id.
+async fn a_simulated_pool_vm(app: &TestApp, vm: VmId) -> String {
+    let boot = BootData {
+        vm_id: vm,
+        callback_url: app.url("/api/vm/callback").parse().unwrap(),
+        assignment_url: app.url("/api/vm/assignment").parse().unwrap(),
+        callback_secret: BOOT_SECRET.into(),
+        jupyter_port: 8888,
+        prebuild: vec![PinnedRepo {
+            repo: REPO.into(),
+            git_ref: "main".into(),
+        }],
+    };
+    let spec = ServerSpec {
+        name: "binder-pool-1".into(),
+        image: "snapshot".into(),
+        flavor: "m1.small".into(),
+        volume_size_gb: 40,
+        delete_volume_on_termination: true,
+        key_name: None,
+        security_groups: Vec::new(),
+        network: None,
+        user_data: render_boot_data(&boot),
+        metadata: Default::default(),
+        home_volume: None,
+        availability_zone: None,
+    };
+    app.cloud.create_server(&spec).await.unwrap()
+}
+
+/// The simulated VM's console once it shows `line` (a condition, polled).
+async fn console_once_it_says(app: &TestApp, server: &str, line: &str) -> String {
+    for _ in 0..1000 {
+        let console = app.cloud.console_output(server, 1000).await.unwrap();
+        if console.contains(line) {
+            return console;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the VM never said {line:?}");
+}
+
+#[tokio::test]
+async fn a_simulated_pool_vm_prebuilds_waits_for_its_claim_and_then_uses_the_rotated_secret() {
+    let app = app_with_boot(false, Duration::from_millis(10)).await;
+    let vm = a_vm_without_a_job(&app).await;
+    let server = a_simulated_pool_vm(&app, vm).await;
+    until_held(&app, vm).await;
+
+    assert!(
+        app.store()
+            .assign_vm(vm, &job_for_sam("tok"), Some(NEW_SECRET))
+            .await
+            .unwrap()
+    );
+    app.provisioner().assignment_ready(vm);
+
+    // Its first report, with the new secret, is authenticated and then
+    // refused (409: this launch is not booting), which stops the VM; with
+    // the boot secret it would have been refused as unauthorized (401).
+    let console = console_once_it_says(&app, &server, "(HTTP 409)").await;
+    assert!(
+        console.contains(&format!("prebuilding {REPO} at main")),
+        "{console}"
+    );
+    assert!(!console.contains("HTTP 401"), "{console}");
+    let delivered: Option<String> = sqlx_scalar(&app, vm, "delivered_secret").await;
+    assert_eq!(delivered, None, "the VM used its new secret");
+}
+
+#[tokio::test]
+async fn a_simulated_vm_deleted_while_it_waits_stops() {
+    let app = app_with_boot(false, Duration::from_millis(10)).await;
+    let vm = a_vm_without_a_job(&app).await;
+    let server = a_simulated_pool_vm(&app, vm).await;
+    until_held(&app, vm).await;
+
+    let record = app.store().vm(vm).await.unwrap().unwrap();
+    let deleted = app
+        .provisioner()
+        .delete(&record, DeleteReason::Owner, "the test");
+    assert!(deleted.await.unwrap());
+
+    let console = console_once_it_says(&app, &server, "HTTP 409").await;
+    assert!(
+        console.contains("stackbinder no longer expects this VM (HTTP 409); stopping"),
+        "{console}"
+    );
+    assert!(!console.contains("Cloning"), "it never launched: {console}");
 }
