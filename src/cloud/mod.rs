@@ -252,9 +252,11 @@ pub trait Cloud: Send + Sync {
 
     async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String>;
 
-    /// How many more VMs of `shape` the project's quota holds right now;
-    /// `None` when the cloud sets no limit (or cannot say).
-    async fn room_for(&self, _shape: &Shape) -> CloudResult<Option<u64>> {
+    /// How many more VMs of `shape` the project's quota holds right now,
+    /// the first of them also making a home volume of `storage_gb` (a
+    /// user's first launch); `None` when the cloud sets no limit (or cannot
+    /// say).
+    async fn room_for(&self, _shape: &Shape, _storage_gb: Option<u32>) -> CloudResult<Option<u64>> {
         Ok(None)
     }
 

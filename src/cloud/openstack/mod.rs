@@ -151,14 +151,17 @@ impl Cloud for OpenStackCloud {
     }
 
     #[tracing::instrument(name = "openstack room", skip(self))]
-    async fn room_for(&self, shape: &Shape) -> CloudResult<Option<u64>> {
+    async fn room_for(&self, shape: &Shape, storage_gb: Option<u32>) -> CloudResult<Option<u64>> {
         let resolved = self.resolved().await?;
         let (flavor, _) = self.shape_ids(resolved, shape).await?;
         // No owner: a free floating IP of ours is not counted, so the room
         // errs on the side of fewer.
-        let usage = self
+        let mut usage = self
             .usage(resolved, &flavor, shape.volume_size_gb, None)
             .await?;
+        if let Some(gb) = storage_gb {
+            quota::reserve_volume(&mut usage, gb);
+        }
         Ok(quota::room(&usage))
     }
 
