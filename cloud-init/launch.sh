@@ -294,9 +294,10 @@ def last_line():
     print(lines[-1] if lines else "")
 
 
-def body(phase, port_arg):
+def body(phase, port_arg, home_mounted=""):
     """Write the next report to body.json: the next batch of log lines and,
-    with the last batch, the phase. Print 1 if lines are left for another
+    with the last batch, the phase (and the home volume's used space, once
+    it is mounted at `home_mounted`). Print 1 if lines are left for another
     batch, 0 if not, and - if there is nothing to report at all."""
     data = conf()
     sent = read_state("sent-lines")
@@ -318,6 +319,10 @@ def body(phase, port_arg):
         "port": int(port_arg) if port_arg and not more else None,
         "log": batch,
     }
+    if home_mounted:
+        fs = os.statvfs(home_mounted)
+        report["home_used_bytes"] = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+        report["home_total_bytes"] = fs.f_blocks * fs.f_frsize
     with open(os.path.join(workdir, "body.json"), "w") as f:
         json.dump(report, f)
     write_state("seq", seq)
@@ -333,7 +338,7 @@ try:
         "relay": relay,
         "note": lambda: note(args[0]),
         "last-line": last_line,
-        "body": lambda: body(args[0], args[1]),
+        "body": lambda: body(*args[:3]),
     }[command]()
 except (OSError, ValueError) as e:
     print(f"the launch data is unusable: {e}", file=sys.stderr)
@@ -392,7 +397,7 @@ post() {
 report() {
     local more
     while :; do
-        more=$(helper body "$1" "${2:-}")
+        more=$(helper body "$1" "${2:-}" "${home_mounted:-}")
         [ "$more" != - ] || return 0
         post "$workdir/body.json" || true
         [ "$more" = 1 ] || return 0
@@ -450,6 +455,7 @@ mount_home() {
     mkdir -p "$home_mount"
     mount -o nodev,nosuid "$disk" "$home_mount" || fail "could not mount your storage"
     chown 1000:1000 "$home_mount"
+    home_mounted=$home_mount
     helper note "stackbinder: your storage is mounted at /home/jovyan/work"
 }
 

@@ -397,6 +397,10 @@ impl Provisioner {
             .apply_callback(report.vm, report.seq, report.phase, report.port, &log)
             .await?;
         if outcome == CallbackOutcome::Applied {
+            if let (Some(used), Some(total)) = (report.home_used_bytes, report.home_total_bytes) {
+                let store = &self.inner.store;
+                store.home_volume_usage(report.vm, used, total).await?;
+            }
             self.wake();
         }
         Ok(outcome)

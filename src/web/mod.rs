@@ -22,6 +22,7 @@ mod session;
 mod session_store;
 mod status;
 mod storage;
+mod storage_view;
 mod tarpit;
 mod tokens;
 

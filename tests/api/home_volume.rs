@@ -228,3 +228,44 @@ async fn expiry_and_idle_culling_keep_the_storage() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_used_space_the_vm_reports_shows_on_the_status_page_and_storage() {
+    // Arrange: the test steps the driver: the VM stays `booting` while its
+    // simulated script reports, so the report below is still taken.
+    let app = spawn_app_with(TestOptions {
+        configure: |c| c.storage.home_volume_gb = 10,
+        drive_in_background: false,
+        ..TestOptions::default()
+    })
+    .await;
+    app.login_registered("ines").await;
+    assert_is_redirect_to(&app.launch(REPO, "main", "").await, "/VM_status");
+    app.step().await;
+    app.wait_for_view(&app.browser, "the VM's ready report", |v| {
+        v["progress"] == "ready"
+    })
+    .await;
+    let data = app.launch_data(0);
+    let (_, before) = app.get_page("/storage").await;
+
+    // Act: the VM's next report carries what statvfs said of the mount.
+    let report = serde_json::json!({"vm": data.vm_id, "seq": 100, "phase": null,
+        "port": null, "log": [], "home_used_bytes": 2_100_000_000u64,
+        "home_total_bytes": 9_800_000_000u64});
+    let response = post_callback(&app, Some(&data.callback_secret), report.to_string()).await;
+
+    // Assert
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(before.contains("not reported yet"), "{before}");
+    let (_, storage) = app.get_page("/storage").await;
+    assert!(
+        storage.contains("2.1 GB of 10 GB used, as of 20"),
+        "{storage}"
+    );
+    let (_, status) = app.get_page("/VM_status").await;
+    assert!(
+        status.contains("; 2.1 GB of 10 GB used, as of 20"),
+        "{status}"
+    );
+}
