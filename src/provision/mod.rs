@@ -12,10 +12,11 @@ mod leading;
 mod lifecycle;
 mod profiles;
 pub mod reconcile;
+mod retention;
 mod server_spec;
 mod storage;
 
-pub use storage::StorageError;
+pub use storage::{Purge, StorageError};
 
 pub use profiles::{Room, shape as profile_shape};
 

@@ -2,6 +2,7 @@
 //! types, check who is asking, and hand the work to the provisioner.
 
 mod admin;
+mod admin_storage;
 mod api_v1;
 mod assets;
 mod auth;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .merge(home::router())
         .merge(admin::router())
+        .merge(admin_storage::router())
         .merge(auth::router())
         .merge(register::router())
         .merge(launch::router())

@@ -27,7 +27,7 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 /// Bytes for people: "340 MB", "2.1 GB" (decimal units, as Cinder's GB).
-fn bytes(n: i64) -> String {
+pub fn human_bytes(n: i64) -> String {
     let n = n.max(0) as f64;
     if n < 1e9 {
         format!("{:.0} MB", n / 1e6)
@@ -48,7 +48,7 @@ impl StorageView {
         let used = match (volume.used_bytes, volume.usage_reported_at) {
             (Some(used), Some(at)) => Some(format!(
                 "{} of {} GB used, as of {}",
-                bytes(used),
+                human_bytes(used),
                 volume.size_gb,
                 time(at)
             )),
@@ -118,7 +118,7 @@ mod tests {
         let view = StorageView::new(&v, None, false, now);
         let used = view.used.expect("reported");
         assert!(used.starts_with("2.1 GB of 10 GB used, as of 20"), "{used}");
-        assert_eq!(bytes(340_000_000), "340 MB");
+        assert_eq!(human_bytes(340_000_000), "340 MB");
         let unreported = HomeVolume {
             used_bytes: None,
             ..v

@@ -269,3 +269,62 @@ async fn the_used_space_the_vm_reports_shows_on_the_status_page_and_storage() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn users_remove_keeps_the_storage_and_says_so_unless_purge() {
+    // Arrange: bob and carol, each with storage recorded (their volumes
+    // are already gone from the cloud, which deletes nothing more).
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let store = stackbinder::store::Store::connect(&url).await.unwrap();
+    let users = [("bob", 51), ("carol", 52)];
+    for (login, id) in users {
+        let id = stackbinder::domain::GithubId(id);
+        let login = stackbinder::domain::Login::parse(login).unwrap();
+        store.record_login(id, &login).await.unwrap();
+        let volume = format!("00000000-0000-4000-8000-0000000000{}", id.0);
+        store
+            .record_home_volume(id, &volume, 10, None)
+            .await
+            .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stackbinder"))
+            .args(args)
+            .env("STACKBINDER_DATABASE__URL", &url)
+            .env("STACKBINDER_CLOUD__BACKEND", "simulated")
+            .env("STACKBINDER_STORAGE__HOME_VOLUME_GB", "10")
+            .env_remove("STACKBINDER_CONFIG")
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // Act
+    let kept = run(&["users", "remove", "bob"]);
+    let purged = run(&["users", "revoke", "carol", "--purge"]);
+
+    // Assert
+    assert!(kept.contains("bob: their storage (volume"), "{kept}");
+    assert!(
+        kept.contains("is kept; `users remove bob --purge`"),
+        "{kept}"
+    );
+    assert!(
+        store
+            .home_volume(stackbinder::domain::GithubId(51))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(purged.contains("carol: their storage (volume"), "{purged}");
+    assert!(purged.contains(") is deleted"), "{purged}");
+    assert!(
+        store
+            .home_volume(stackbinder::domain::GithubId(52))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -43,6 +43,7 @@ mod secrets_in_logs;
 mod serve_backend;
 mod session_writes;
 mod sessions;
+mod storage_admin;
 mod users_cli;
 mod validation;
 mod vm_reports;
