@@ -231,4 +231,8 @@ impl Cloud for Metered {
     async fn check_profiles(&self, profiles: &[(String, Shape)]) -> Vec<CheckItem> {
         self.inner.check_profiles(profiles).await
     }
+
+    async fn check_storage(&self, storage: &crate::config::StorageConfig) -> Vec<CheckItem> {
+        self.inner.check_storage(storage).await
+    }
 }

@@ -360,6 +360,13 @@ pub trait Cloud: Send + Sync {
     /// room for one more VM (`stackbinder check`).
     async fn check(&self) -> Vec<CheckItem>;
 
+    /// The line of home volumes (`[storage]`): their volume type and zone
+    /// exist, and the quota holds a new user's (`stackbinder check`).
+    /// Nothing to check by default.
+    async fn check_storage(&self, _storage: &crate::config::StorageConfig) -> Vec<CheckItem> {
+        Vec::new()
+    }
+
     /// One line per launch profile (its name and shape): its flavor and
     /// image exist (`stackbinder check`). Nothing to check by default.
     async fn check_profiles(&self, _profiles: &[(String, Shape)]) -> Vec<CheckItem> {

@@ -16,6 +16,7 @@ mod quota;
 mod resolve;
 mod servers;
 mod session;
+mod storage_check;
 mod volumes;
 
 pub use api::Tuning;
@@ -318,6 +319,15 @@ impl Cloud for OpenStackCloud {
     #[tracing::instrument(name = "openstack check", skip_all)]
     async fn check(&self) -> Vec<CheckItem> {
         self.run_check().await
+    }
+
+    #[tracing::instrument(name = "openstack check storage", skip_all)]
+    async fn check_storage(&self, storage: &crate::config::StorageConfig) -> Vec<CheckItem> {
+        // Without home volumes there is nothing to check.
+        match storage.home_volume_gb() {
+            Some(size_gb) => vec![self.run_storage_check(storage, size_gb).await],
+            None => Vec::new(),
+        }
     }
 
     #[tracing::instrument(name = "openstack check profiles", skip_all)]
