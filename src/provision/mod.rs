@@ -2,6 +2,7 @@
 //! what a user asked for; the driver (`driver.rs`) moves every unfinished VM
 //! forward, one persisted step at a time, so a restart resumes where it was.
 
+pub mod archive;
 mod capacity;
 mod concurrency;
 mod driver;

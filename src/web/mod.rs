@@ -4,6 +4,7 @@
 mod admin;
 mod admin_storage;
 mod api_v1;
+mod archive;
 mod assets;
 mod auth;
 mod callback;
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(extend::router())
         .merge(tokens::router())
         .merge(storage::router())
+        .merge(archive::router())
         .merge(callback::router())
         .merge(health::router())
         .merge(metrics::router())

@@ -20,6 +20,8 @@ pub struct StorageView {
     pub used: Option<String>,
     /// "Your storage will be deleted on 2026-12-09 unless you launch before then."
     pub warning: Option<String>,
+    /// A VM of the owner's is ready: their work can be downloaded from it.
+    pub downloadable: bool,
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -72,6 +74,7 @@ impl StorageView {
                 .unwrap_or_else(|| "never".into()),
             used,
             warning,
+            downloadable: false,
         }
     }
 }
@@ -81,14 +84,11 @@ pub async fn load(state: &AppState, owner: GithubId) -> Result<Option<StorageVie
     let Some(volume) = state.store.home_volume(owner).await? else {
         return Ok(None);
     };
-    let has_vm = state.store.live_vm_of(owner).await?.is_some();
+    let vm = state.store.live_vm_of(owner).await?;
     let retention = state.config.storage.retention();
-    Ok(Some(StorageView::new(
-        &volume,
-        retention,
-        has_vm,
-        Utc::now(),
-    )))
+    let mut view = StorageView::new(&volume, retention, vm.is_some(), Utc::now());
+    view.downloadable = vm.is_some_and(|vm| vm.state == crate::domain::VmState::Ready);
+    Ok(Some(view))
 }
 
 #[cfg(test)]

@@ -47,3 +47,4 @@ mod storage_admin;
 mod users_cli;
 mod validation;
 mod vm_reports;
+mod work_archive;
