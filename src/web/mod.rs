@@ -34,6 +34,7 @@ pub use error::WebError;
 pub use guard::{ADDRESS_ALLOWANCE, GuessGuard};
 pub use session::{RegisteredUser, SESSION_COOKIE, keep_alive_session, safe_next};
 pub use session_store::SessionRows;
+pub use storage_view::human_bytes;
 pub use tarpit::Tarpit;
 
 use crate::config::Config;
