@@ -46,12 +46,10 @@ fn put(root: &Path, files: &[(&str, Vec<u8>)]) {
     std::fs::create_dir_all(root.join("work/empty")).unwrap();
 }
 
-#[tokio::test]
-async fn the_owner_downloads_their_work_from_the_running_jupyter_byte_for_byte() {
-    let Some(python) = real_jupyter::python() else {
-        return;
-    };
-    // Arrange: ines's VM is ready, its Jupyter a real one, with her work.
+/// ines with storage and a ready VM whose Jupyter is a real one (behind
+/// a hop that records what reached it); `None` without Jupyter.
+async fn ines_with_real_jupyter() -> Option<(TestApp, RealJupyter, RecordingHop)> {
+    let python = real_jupyter::python()?;
     let jupyter = RealJupyter::start(&python, "ines").await;
     let hop = RecordingHop::start(jupyter.addr.into()).await;
     let app = spawn_app_with(TestOptions {
@@ -74,6 +72,15 @@ async fn the_owner_downloads_their_work_from_the_running_jupyter_byte_for_byte()
     .await
     .map(drop))
     .unwrap();
+    Some((app, jupyter, hop))
+}
+
+#[tokio::test]
+async fn the_owner_downloads_their_work_from_the_running_jupyter_byte_for_byte() {
+    // Arrange: ines's VM is ready, its Jupyter a real one, with her work.
+    let Some((app, jupyter, hop)) = ines_with_real_jupyter().await else {
+        return;
+    };
     let binary: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let files = [
         ("notes.md", b"# my notes\n".to_vec()),
@@ -163,5 +170,26 @@ async fn only_the_owner_with_a_ready_vm_gets_the_archive() {
     assert!(
         not_ready.contains("your work is read from your running VM"),
         "{not_ready}"
+    );
+}
+
+#[tokio::test]
+async fn a_link_to_a_folder_above_ends_the_listing_with_a_clear_message() {
+    let Some((app, jupyter, _hop)) = ines_with_real_jupyter().await else {
+        return;
+    };
+    // Arrange: work/loop is work itself, again and again.
+    let work = jupyter.root().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::os::unix::fs::symlink(&work, work.join("loop")).unwrap();
+
+    // Act
+    let (status, page) = app.get_page("/storage/archive").await;
+
+    // Assert
+    assert_eq!(status, StatusCode::CONFLICT, "{}", jupyter.log());
+    assert!(
+        page.contains("your work goes deeper than 32 folders"),
+        "{page}"
     );
 }
