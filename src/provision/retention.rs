@@ -6,7 +6,7 @@
 
 use super::{Provisioner, StorageError};
 use crate::domain::{GithubId, Login};
-use crate::store::{HomeVolume, HomeVolumeOfUser, StoreError};
+use crate::store::{HomeVolumeOfUser, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 
@@ -31,21 +31,21 @@ pub fn due(
         .iter()
         .filter(|v| !with_vm.contains(&v.volume.github_id))
         .filter_map(|v| {
-            let why = why(&v.volume, v.revoked_at.is_some(), retention, now)?;
+            let why = why(v, retention, now)?;
             Some((v.volume.github_id, v.login.clone(), why))
         })
         .collect()
 }
 
 fn why(
-    volume: &HomeVolume,
-    revoked: bool,
+    owned: &HomeVolumeOfUser,
     retention: Option<Duration>,
     now: DateTime<Utc>,
 ) -> Option<Cleanup> {
-    // A purge holds only while the owner stays revoked: allowed again,
-    // they keep their work.
-    if revoked && volume.purge_requested_at.is_some() {
+    let volume = &owned.volume;
+    // Allowed again, they keep their work, also through a later
+    // revocation without a purge.
+    if owned.purge_pending() {
         return Some(Cleanup::Purged);
     }
     volume
@@ -92,6 +92,7 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::HomeVolume;
 
     fn volume(owner: i64, unused_days: i64, revoked: bool) -> HomeVolumeOfUser {
         let since = Utc::now() - Duration::days(unused_days);
@@ -133,10 +134,17 @@ mod tests {
     }
 
     #[test]
-    fn a_purge_is_done_once_no_vm_holds_it_and_only_while_the_owner_is_revoked() {
+    fn a_purge_is_done_once_no_vm_holds_it_and_only_for_the_revocation_it_came_with() {
         let mut allowed_again = volume(2, 0, true);
         allowed_again.revoked_at = None;
-        let volumes = [volume(1, 0, true), allowed_again, volume(3, 0, true)];
+        let mut revoked_again = volume(4, 0, true);
+        revoked_again.revoked_at = Some(Utc::now());
+        let volumes = [
+            volume(1, 0, true),
+            allowed_again,
+            volume(3, 0, true),
+            revoked_again,
+        ];
         let with_vm = HashSet::from([GithubId(3)]);
         let due = due(&volumes, &with_vm, None, Utc::now());
         assert_eq!(due.len(), 1);

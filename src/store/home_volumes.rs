@@ -41,6 +41,17 @@ impl HomeVolume {
     }
 }
 
+impl HomeVolumeOfUser {
+    /// Revoking the owner asked for the storage to go (`--purge`): it holds
+    /// only for that revocation, not after they are allowed again.
+    pub fn purge_pending(&self) -> bool {
+        self.volume
+            .purge_requested_at
+            .zip(self.revoked_at)
+            .is_some_and(|(purge, revoked)| purge >= revoked)
+    }
+}
+
 /// Every column of a home volume, with when its owner's last VM ended.
 const SELECT: &str = "SELECT h.*, (SELECT MAX(COALESCE(v.deleted_at, v.released_at)) FROM vms v
      WHERE v.owner_id = h.github_id) AS last_vm_gone_at FROM home_volumes h";

@@ -49,7 +49,7 @@ pub async fn rows(state: &AppState) -> Result<Vec<StorageRow>, StoreError> {
             let h = &v.volume;
             let status = if with_vm.contains(&h.github_id) {
                 "in use by a VM".to_owned()
-            } else if h.purge_requested_at.is_some() && v.revoked_at.is_some() {
+            } else if v.purge_pending() {
                 "deleted at the next clean-up (owner revoked with purge)".to_owned()
             } else {
                 match h.deleted_after(retention) {
