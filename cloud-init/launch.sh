@@ -188,7 +188,7 @@ post() {
 report() {
     local more
     while :; do
-        more=$(helper body "$1" "${2:-}")
+        more=$(helper body "$1" "${2:-}" "${home_mounted:-}")
         [ "$more" != - ] || return 0
         post "$workdir/body.json" || true
         [ "$more" = 1 ] || return 0
@@ -246,6 +246,7 @@ mount_home() {
     mkdir -p "$home_mount"
     mount -o nodev,nosuid "$disk" "$home_mount" || fail "could not mount your storage"
     chown 1000:1000 "$home_mount"
+    home_mounted=$home_mount
     helper note "stackbinder: your storage is mounted at /home/jovyan/work"
 }
 

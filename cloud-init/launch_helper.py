@@ -395,9 +395,10 @@ def last_line():
     print(lines[-1] if lines else "")
 
 
-def body(phase, port_arg):
+def body(phase, port_arg, home_mounted=""):
     """Write the next report to body.json: the next batch of log lines and,
-    with the last batch, the phase. Print 1 if lines are left for another
+    with the last batch, the phase (and the home volume's used space, once
+    it is mounted at `home_mounted`). Print 1 if lines are left for another
     batch, 0 if not, and - if there is nothing to report at all."""
     data = conf()
     sent = read_state("sent-lines")
@@ -419,6 +420,10 @@ def body(phase, port_arg):
         "port": int(port_arg) if port_arg and not more else None,
         "log": batch,
     }
+    if home_mounted:
+        fs = os.statvfs(home_mounted)
+        report["home_used_bytes"] = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+        report["home_total_bytes"] = fs.f_blocks * fs.f_frsize
     with open(os.path.join(workdir, "body.json"), "w") as f:
         json.dump(report, f)
     write_state("seq", seq)
@@ -437,7 +442,7 @@ try:
         "relay": relay,
         "note": lambda: note(args[0]),
         "last-line": last_line,
-        "body": lambda: body(args[0], args[1]),
+        "body": lambda: body(*args[:3]),
     }[command]()
 except (OSError, ValueError) as e:
     print(f"the launch data is unusable: {e}", file=sys.stderr)

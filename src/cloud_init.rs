@@ -128,6 +128,12 @@ pub struct CallbackReport {
     pub port: Option<u16>,
     #[serde(default)]
     pub log: Vec<String>,
+    /// The home volume's filesystem (statvfs of its mount), bytes used and
+    /// in all, once the script has mounted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_used_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_total_bytes: Option<u64>,
 }
 
 /// The user data of a VM, a cloud-config: its files and the one command

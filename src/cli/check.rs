@@ -46,6 +46,7 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
         })
         .collect();
     items.extend(cloud.check_profiles(&profiles).await);
+    items.extend(cloud.check_storage(&config.storage).await);
     for item in &items {
         let mark = if item.ok { "OK  " } else { "FAIL" };
         println!("{mark} {}: {}", item.what, item.detail);

@@ -5,6 +5,7 @@ use super::table::{Column, Table};
 use crate::app;
 use crate::config::Config;
 use crate::domain::Login;
+use crate::web::human_bytes;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
@@ -21,6 +22,7 @@ const VOLUMES: Table = Table(&[
     Column::left("VOLUME", 36, "  "),
     Column::right("GB", 5, "  "),
     Column::left("ZONE", 12, " "),
+    Column::right("USED", 8, "  "),
     Column::last("LAST ATTACHED"),
 ]);
 
@@ -33,6 +35,7 @@ pub(super) async fn run(config: Config, cmd: StorageCommand) -> anyhow::Result<(
             println!("{}", VOLUMES.header());
             for v in &volumes {
                 let zone = v.volume.availability_zone.as_deref().unwrap_or("-");
+                let used = v.volume.used_bytes.map_or_else(|| "-".into(), human_bytes);
                 let attached = v
                     .volume
                     .last_attached_at
@@ -45,6 +48,7 @@ pub(super) async fn run(config: Config, cmd: StorageCommand) -> anyhow::Result<(
                         &v.volume.volume_id,
                         &v.volume.size_gb,
                         &zone,
+                        &used,
                         &attached
                     ])
                 );

@@ -6,6 +6,7 @@ use crate::access::Access;
 use crate::app;
 use crate::config::Config;
 use crate::domain::Login;
+use crate::provision::Purge;
 use crate::store::{AllowOutcome, Imported};
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -20,8 +21,15 @@ pub(super) enum UsersCommand {
         #[arg(required = true)]
         logins: Vec<String>,
     },
-    /// Take a login off the allowlist and delete their VM.
-    Remove { login: String },
+    /// Take a login off the allowlist and delete their VM; their storage
+    /// is kept unless --purge.
+    #[command(alias = "revoke")]
+    Remove {
+        login: String,
+        /// Delete their storage (home volume) too, and everything on it.
+        #[arg(long)]
+        purge: bool,
+    },
     /// Allow every login in FILE (the old tool's allowed_users.cfg: one
     /// GitHub login per line; blank lines and # comments are skipped).
     Import { file: PathBuf },
@@ -56,17 +64,18 @@ pub(super) async fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()>
         }
         UsersCommand::Import { file } => import(&access, &file).await?,
         UsersCommand::Link(cmd) => links::run(&config, &access, provisioner.store(), cmd).await?,
-        UsersCommand::Remove { login } => {
+        UsersCommand::Remove { login, purge } => {
             let login = parse_login(&login)?;
             let revoked = access
                 .revoke(&login, "cli", "its owner was removed from the allowlist")
                 .await?;
             match revoked.user {
-                Some(_) => {
+                Some(user) => {
                     println!("{login}: removed from the allowlist");
                     if let Some(vm) = revoked.vm {
                         println!("{login}: their VM {} is being deleted", vm.id);
                     }
+                    println!("{login}: {}", storage(&provisioner, &user, purge).await?);
                 }
                 None if revoked.uninvited => println!("{login}: invitation withdrawn"),
                 None => bail!("{login} is neither a user nor invited"),
@@ -74,6 +83,39 @@ pub(super) async fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// What became of a revoked user's storage, in words.
+async fn storage(
+    provisioner: &crate::provision::Provisioner,
+    user: &crate::store::User,
+    purge: bool,
+) -> anyhow::Result<String> {
+    let login = &user.login;
+    if !purge {
+        return Ok(
+            match provisioner.store().home_volume(user.github_id).await? {
+                Some(v) => format!(
+                    "their storage (volume {}, {} GB) is kept; `users remove {login} --purge` \
+                 or `storage delete {login}` deletes it",
+                    v.volume_id, v.size_gb
+                ),
+                None => "they have no storage".into(),
+            },
+        );
+    }
+    let purged = provisioner
+        .purge_storage(user.github_id)
+        .await
+        .with_context(|| format!("cannot delete the storage of {login}"))?;
+    Ok(match purged {
+        Purge::Nothing => "they have no storage".into(),
+        Purge::Deleted(v) => format!("their storage (volume {}) is deleted", v.volume_id),
+        Purge::Later(v) => format!(
+            "their storage (volume {}) is deleted once their VM is gone",
+            v.volume_id
+        ),
+    })
 }
 
 fn parse_login(raw: &str) -> anyhow::Result<Login> {

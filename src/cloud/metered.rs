@@ -77,9 +77,13 @@ impl Cloud for Metered {
             .await
     }
 
-    async fn room_for(&self, shape: &Shape) -> CloudResult<Option<u64>> {
-        self.measure("compute", "room_for", self.inner.room_for(shape))
-            .await
+    async fn room_for(&self, shape: &Shape, storage_gb: Option<u32>) -> CloudResult<Option<u64>> {
+        self.measure(
+            "compute",
+            "room_for",
+            self.inner.room_for(shape, storage_gb),
+        )
+        .await
     }
 
     async fn get_server(&self, id: &str) -> CloudResult<Option<Server>> {
@@ -226,5 +230,9 @@ impl Cloud for Metered {
 
     async fn check_profiles(&self, profiles: &[(String, Shape)]) -> Vec<CheckItem> {
         self.inner.check_profiles(profiles).await
+    }
+
+    async fn check_storage(&self, storage: &crate::config::StorageConfig) -> Vec<CheckItem> {
+        self.inner.check_storage(storage).await
     }
 }

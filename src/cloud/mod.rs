@@ -252,9 +252,11 @@ pub trait Cloud: Send + Sync {
 
     async fn create_server(&self, spec: &ServerSpec) -> CloudResult<String>;
 
-    /// How many more VMs of `shape` the project's quota holds right now;
-    /// `None` when the cloud sets no limit (or cannot say).
-    async fn room_for(&self, _shape: &Shape) -> CloudResult<Option<u64>> {
+    /// How many more VMs of `shape` the project's quota holds right now,
+    /// the first of them also making a home volume of `storage_gb` (a
+    /// user's first launch); `None` when the cloud sets no limit (or cannot
+    /// say).
+    async fn room_for(&self, _shape: &Shape, _storage_gb: Option<u32>) -> CloudResult<Option<u64>> {
         Ok(None)
     }
 
@@ -357,6 +359,13 @@ pub trait Cloud: Send + Sync {
     /// Verify that what the configuration names exists and that there is
     /// room for one more VM (`stackbinder check`).
     async fn check(&self) -> Vec<CheckItem>;
+
+    /// The line of home volumes (`[storage]`): their volume type and zone
+    /// exist, and the quota holds a new user's (`stackbinder check`).
+    /// Nothing to check by default.
+    async fn check_storage(&self, _storage: &crate::config::StorageConfig) -> Vec<CheckItem> {
+        Vec::new()
+    }
 
     /// One line per launch profile (its name and shape): its flavor and
     /// image exist (`stackbinder check`). Nothing to check by default.

@@ -11,12 +11,20 @@ pub struct StorageConfig {
     pub home_volume_gb: u32,
     /// The Cinder volume type of new home volumes; unset: the cloud's default.
     pub volume_type: Option<String>,
+    /// Delete a home volume no VM has used for this many days; 0 keeps
+    /// every volume for ever.
+    pub retention_days: u32,
 }
 
 impl StorageConfig {
     /// Whether users get a home volume, and of what size.
     pub fn home_volume_gb(&self) -> Option<u32> {
         (self.home_volume_gb > 0).then_some(self.home_volume_gb)
+    }
+
+    /// How long an unused home volume is kept; `None`: for ever.
+    pub fn retention(&self) -> Option<chrono::Duration> {
+        (self.retention_days > 0).then(|| chrono::Duration::days(i64::from(self.retention_days)))
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -38,6 +46,9 @@ impl StorageConfig {
             "home_volume_gb" => {
                 Some("use a size in GB, e.g. home_volume_gb = 10, or 0 for no home volumes")
             }
+            "retention_days" => Some(
+                "use a number of days, e.g. retention_days = 90, or 0 to keep storage for ever",
+            ),
             _ => None,
         }
     }
@@ -56,6 +67,11 @@ mod tests {
         let e = load_str("[storage]\nhome_volume_gb = -1").unwrap_err();
         assert_eq!(e.key, "storage.home_volume_gb");
         assert!(e.fix.contains("home_volume_gb = 10"), "{e}");
+        assert_eq!(c.storage.retention(), None, "kept for ever by default");
+        let c = load_str("[storage]\nretention_days = 90").unwrap();
+        assert_eq!(c.storage.retention(), Some(chrono::Duration::days(90)));
+        let e = load_str("[storage]\nretention_days = -3").unwrap_err();
+        assert!(e.fix.contains("retention_days = 90"), "{e}");
         let e = load_str("[storage]\nvolume_type = \" \"").unwrap_err();
         assert_eq!(e.key, "storage.volume_type");
     }

@@ -2,6 +2,7 @@
 //! what a user asked for; the driver (`driver.rs`) moves every unfinished VM
 //! forward, one persisted step at a time, so a restart resumes where it was.
 
+pub mod archive;
 mod assignment;
 mod capacity;
 mod concurrency;
@@ -13,10 +14,11 @@ mod leading;
 mod lifecycle;
 mod profiles;
 pub mod reconcile;
+mod retention;
 mod server_spec;
 mod storage;
 
-pub use storage::StorageError;
+pub use storage::{Purge, StorageError};
 
 pub use profiles::{Room, shape as profile_shape};
 
@@ -390,6 +392,10 @@ impl Provisioner {
             .apply_callback(report.vm, report.seq, report.phase, report.port, &log)
             .await?;
         if outcome == CallbackOutcome::Applied {
+            if let (Some(used), Some(total)) = (report.home_used_bytes, report.home_total_bytes) {
+                let store = &self.inner.store;
+                store.home_volume_usage(report.vm, used, total).await?;
+            }
             self.wake();
         }
         Ok(outcome)

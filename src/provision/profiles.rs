@@ -4,7 +4,7 @@
 use super::{ProvisionError, Provisioner, capacity};
 use crate::cloud::Shape;
 use crate::config::{CloudConfig, Profile};
-use crate::domain::ProfileName;
+use crate::domain::{GithubId, ProfileName};
 
 /// A VM of `profile`, or of `[cloud]` without one: the profile's flavor and
 /// volume size, and its image if it names one.
@@ -78,11 +78,25 @@ impl Provisioner {
     }
 
     /// How many more VMs of `profile`'s size fit now: `cloud.max_vms` and
-    /// the cloud's quota for its flavor and volume.
-    pub async fn room_for(&self, profile: Option<&Profile>) -> Result<Room, ProvisionError> {
+    /// the cloud's quota for its flavor and volume, and for the home volume
+    /// the first launch of `owner` makes when they have none yet.
+    pub async fn room_for(
+        &self,
+        profile: Option<&Profile>,
+        owner: GithubId,
+    ) -> Result<Room, ProvisionError> {
         let vms = self.inner.store.live_vms().await?;
         let slots = capacity::free_slots(&vms, &self.inner.settings);
-        match self.inner.cloud.room_for(&self.shape(profile)).await {
+        let storage_gb = match self.inner.settings.storage.home_volume_gb() {
+            Some(gb) if self.inner.store.home_volume(owner).await?.is_none() => Some(gb),
+            _ => None,
+        };
+        match self
+            .inner
+            .cloud
+            .room_for(&self.shape(profile), storage_gb)
+            .await
+        {
             Ok(quota) => Ok(Room::of(slots, quota)),
             // Full already by `max_vms`: the cloud's answer changes nothing.
             Err(_) if slots == Some(0) => Ok(Room::QueueFull),

@@ -48,7 +48,13 @@ impl Provisioner {
             }
             memory.last_run = Some(Instant::now());
         }
-        self.reconcile().await
+        let reconciled = self.reconcile().await;
+        // Storage to delete is looked for as often, even when the cloud
+        // failed the comparison.
+        if let Err(e) = self.clean_up_storage().await {
+            tracing::warn!(error = %e, "cleaning up storage failed; will retry");
+        }
+        reconciled
     }
 
     /// One full comparison of store and cloud: look, `plan`, carry out.

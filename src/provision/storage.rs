@@ -26,7 +26,34 @@ pub enum StorageError {
     Cloud(#[from] CloudError),
 }
 
+/// What purging a revoked user's storage did.
+#[derive(Debug)]
+pub enum Purge {
+    /// They had none.
+    Nothing,
+    Deleted(HomeVolume),
+    /// A VM of theirs still holds it: the storage job deletes it once it
+    /// is free (while they stay revoked).
+    Later(HomeVolume),
+}
+
 impl Provisioner {
+    /// Delete the storage of `owner`, just revoked, now or once their VM
+    /// has let go of it.
+    pub async fn purge_storage(&self, owner: GithubId) -> Result<Purge, StorageError> {
+        match self.delete_storage(owner).await {
+            Ok(gone) => Ok(Purge::Deleted(gone)),
+            Err(StorageError::NoStorage) => Ok(Purge::Nothing),
+            Err(StorageError::VmUsesIt | StorageError::StillDetaching) => {
+                let store = &self.inner.store;
+                store.request_home_volume_purge(owner).await?;
+                let record = store.home_volume(owner).await?;
+                Ok(record.map_or(Purge::Nothing, Purge::Later))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Delete `owner`'s home volume and forget it; what it was.
     #[tracing::instrument(name = "delete storage", skip(self))]
     pub async fn delete_storage(&self, owner: GithubId) -> Result<HomeVolume, StorageError> {

@@ -33,6 +33,12 @@ pub fn router() -> Router<AppState> {
 /// A registered user who is in `registration.admins`.
 pub struct Admin(RegisteredUser);
 
+impl Admin {
+    pub fn login(&self) -> &crate::domain::Login {
+        &self.0.user.login
+    }
+}
+
 impl<S> FromRequestParts<S> for Admin
 where
     S: Send + Sync,
@@ -65,6 +71,7 @@ struct AdminPage {
     users: Vec<User>,
     invites: Vec<Invite>,
     links: Vec<LinkRow>,
+    storage: Vec<super::admin_storage::StorageRow>,
     /// A link just made: shown this once.
     new_link: Option<String>,
     max_vms: String,
@@ -113,6 +120,7 @@ async fn render_page(
         users: state.store.list_users().await?,
         invites: state.store.list_invites().await?,
         links,
+        storage: super::admin_storage::rows(state).await?,
         new_link,
         max_vms: match state.config.cloud.max_vms {
             None => "no limit".into(),

@@ -134,7 +134,7 @@ async fn confirm(
                 .await
             {
                 Ok((chosen, allowed)) => {
-                    offers = profile_choice::offers(&state, &allowed, chosen).await?;
+                    offers = profile_choice::offers(&state, &user.user, &allowed, chosen).await?;
                     (status, Some(r), error)
                 }
                 Err(why) => (

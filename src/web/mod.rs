@@ -2,7 +2,9 @@
 //! types, check who is asking, and hand the work to the provisioner.
 
 mod admin;
+mod admin_storage;
 mod api_v1;
+mod archive;
 mod assets;
 mod auth;
 mod callback;
@@ -23,6 +25,7 @@ mod session;
 mod session_store;
 mod status;
 mod storage;
+mod storage_view;
 mod tarpit;
 mod tokens;
 
@@ -32,6 +35,7 @@ pub use error::WebError;
 pub use guard::{ADDRESS_ALLOWANCE, GuessGuard};
 pub use session::{RegisteredUser, SESSION_COOKIE, keep_alive_session, safe_next};
 pub use session_store::SessionRows;
+pub use storage_view::human_bytes;
 pub use tarpit::Tarpit;
 
 use crate::config::Config;
@@ -101,6 +105,7 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .merge(home::router())
         .merge(admin::router())
+        .merge(admin_storage::router())
         .merge(auth::router())
         .merge(register::router())
         .merge(launch::router())
@@ -109,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .merge(extend::router())
         .merge(tokens::router())
         .merge(storage::router())
+        .merge(archive::router())
         .merge(callback::router())
         .merge(health::router())
         .merge(metrics::router())

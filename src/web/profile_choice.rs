@@ -69,15 +69,20 @@ pub struct Offer {
     pub selected: bool,
 }
 
-/// Every profile in `allowed`, with how many more of its size fit now.
+/// Every profile in `allowed`, with how many more of its size fit now
+/// (after `user`'s storage, on their first launch).
 pub async fn offers(
     state: &AppState,
+    user: &User,
     allowed: &[&Profile],
     chosen: Option<&Profile>,
 ) -> Result<Vec<Offer>, super::WebError> {
     let mut offers = Vec::with_capacity(allowed.len());
     for profile in allowed {
-        let room = state.provisioner.room_for(Some(profile)).await?;
+        let room = state
+            .provisioner
+            .room_for(Some(profile), user.github_id)
+            .await?;
         let shape = state.provisioner.shape(Some(profile));
         offers.push(Offer {
             name: profile.name.to_string(),

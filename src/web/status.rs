@@ -259,7 +259,7 @@ struct StatusPage {
     layout: Layout,
     vm: VmView,
     /// The owner's home volume, if they have one.
-    storage: Option<crate::store::HomeVolume>,
+    storage: Option<super::storage_view::StorageView>,
     steps: &'static [(&'static str, &'static str)],
 }
 
@@ -271,7 +271,7 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
     Ok(render(StatusPage {
         layout: user.visitor.layout(&state, "Your VM"),
         vm,
-        storage: state.store.home_volume(user.user.github_id).await?,
+        storage: super::storage_view::load(&state, user.user.github_id).await?,
         steps: &STEPS,
     })?
     .into_response())

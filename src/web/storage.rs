@@ -4,9 +4,9 @@
 
 use super::layout::{Layout, render};
 use super::session::{CsrfForm, CsrfProtected, RegisteredUser};
+use super::storage_view::{self, StorageView};
 use super::{AppState, WebError};
 use crate::provision::StorageError;
-use crate::store::HomeVolume;
 use askama::Template;
 use axum::Router;
 use axum::extract::State;
@@ -25,7 +25,7 @@ struct StoragePage {
     layout: Layout,
     /// Whether this server gives users storage at all.
     enabled: bool,
-    storage: Option<HomeVolume>,
+    storage: Option<StorageView>,
     /// Said after a deletion.
     notice: Option<String>,
     error: Option<String>,
@@ -45,7 +45,7 @@ async fn show(
     let page = render(StoragePage {
         layout: user.visitor.layout(state, "Your storage"),
         enabled: state.config.storage.home_volume_gb().is_some(),
-        storage: state.store.home_volume(user.user.github_id).await?,
+        storage: storage_view::load(state, user.user.github_id).await?,
         notice,
         error,
     })?;

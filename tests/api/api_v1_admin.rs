@@ -78,6 +78,14 @@ pub(crate) const ROUTES: &[Route] = &[
         None,
         ADMIN,
     ),
+    route("GET", "/api/v1/storage", "/api/v1/storage", None, ADMIN),
+    route(
+        "DELETE",
+        "/api/v1/storage/{login}",
+        "/api/v1/storage/nobody",
+        None,
+        ADMIN,
+    ),
     route(
         "POST",
         "/api/v1/users/{github_id}/allow",

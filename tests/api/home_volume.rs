@@ -228,3 +228,103 @@ async fn expiry_and_idle_culling_keep_the_storage() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_used_space_the_vm_reports_shows_on_the_status_page_and_storage() {
+    // Arrange: the test steps the driver: the VM stays `booting` while its
+    // simulated script reports, so the report below is still taken.
+    let app = spawn_app_with(TestOptions {
+        configure: |c| c.storage.home_volume_gb = 10,
+        drive_in_background: false,
+        ..TestOptions::default()
+    })
+    .await;
+    app.login_registered("ines").await;
+    assert_is_redirect_to(&app.launch(REPO, "main", "").await, "/VM_status");
+    app.step().await;
+    app.wait_for_view(&app.browser, "the VM's ready report", |v| {
+        v["progress"] == "ready"
+    })
+    .await;
+    let data = app.launch_data(0).await;
+    let (_, before) = app.get_page("/storage").await;
+
+    // Act: the VM's next report carries what statvfs said of the mount.
+    let report = serde_json::json!({"vm": data.vm_id, "seq": 100, "phase": null,
+        "port": null, "log": [], "home_used_bytes": 2_100_000_000u64,
+        "home_total_bytes": 9_800_000_000u64});
+    let response = post_callback(&app, Some(&data.callback_secret), report.to_string()).await;
+
+    // Assert
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(before.contains("not reported yet"), "{before}");
+    let (_, storage) = app.get_page("/storage").await;
+    assert!(
+        storage.contains("2.1 GB of 10 GB used, as of 20"),
+        "{storage}"
+    );
+    let (_, status) = app.get_page("/VM_status").await;
+    assert!(
+        status.contains("; 2.1 GB of 10 GB used, as of 20"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn users_remove_keeps_the_storage_and_says_so_unless_purge() {
+    // Arrange: bob and carol, each with storage recorded (their volumes
+    // are already gone from the cloud, which deletes nothing more).
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let store = stackbinder::store::Store::connect(&url).await.unwrap();
+    let users = [("bob", 51), ("carol", 52)];
+    for (login, id) in users {
+        let id = stackbinder::domain::GithubId(id);
+        let login = stackbinder::domain::Login::parse(login).unwrap();
+        store.record_login(id, &login).await.unwrap();
+        let volume = format!("00000000-0000-4000-8000-0000000000{}", id.0);
+        store
+            .record_home_volume(id, &volume, 10, None)
+            .await
+            .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stackbinder"))
+            .args(args)
+            .env("STACKBINDER_DATABASE__URL", &url)
+            .env("STACKBINDER_CLOUD__BACKEND", "simulated")
+            .env("STACKBINDER_STORAGE__HOME_VOLUME_GB", "10")
+            .env_remove("STACKBINDER_CONFIG")
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // Act
+    let kept = run(&["users", "remove", "bob"]);
+    let purged = run(&["users", "revoke", "carol", "--purge"]);
+
+    // Assert
+    assert!(kept.contains("bob: their storage (volume"), "{kept}");
+    assert!(
+        kept.contains("is kept; `users remove bob --purge`"),
+        "{kept}"
+    );
+    assert!(
+        store
+            .home_volume(stackbinder::domain::GithubId(51))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(purged.contains("carol: their storage (volume"), "{purged}");
+    assert!(purged.contains(") is deleted"), "{purged}");
+    assert!(
+        store
+            .home_volume(stackbinder::domain::GithubId(52))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -1027,6 +1027,12 @@ async fn a_fresh_home_volume_gets_a_filesystem_and_is_mounted_into_the_container
     assert!(log.contains("preparing your new storage"), "{log}");
     assert!(log.contains("mounted at /home/jovyan/work"), "{log}");
     assert_eq!(cb.phases().last().map(String::as_str), Some("ready"));
+    // Every report from the mount on carries the used space.
+    for report in cb.reports() {
+        let used = report["home_used_bytes"].as_u64().expect("used bytes");
+        let total = report["home_total_bytes"].as_u64().expect("total bytes");
+        assert!(total > 0 && used <= total, "{report}");
+    }
 }
 
 #[tokio::test]
@@ -1086,6 +1092,11 @@ async fn a_home_volume_that_never_appears_fails_the_launch_and_runs_nothing() {
     assert_eq!(run.output.status.code(), Some(1), "{}", run.console);
     assert_eq!(cb.phases(), ["failed"]);
     assert!(cb.log().join("\n").contains("your storage did not appear"));
+    let report = &cb.reports()[0];
+    assert!(
+        report.get("home_used_bytes").is_none(),
+        "not mounted: {report}"
+    );
     assert!(sandbox.tool_argv("mkfs").is_none() && sandbox.r2d_call().is_none());
 }
 

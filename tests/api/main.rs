@@ -47,6 +47,8 @@ mod secrets_in_logs;
 mod serve_backend;
 mod session_writes;
 mod sessions;
+mod storage_admin;
 mod users_cli;
 mod validation;
 mod vm_reports;
+mod work_archive;

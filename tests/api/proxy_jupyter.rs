@@ -3,7 +3,7 @@
 //! nobody else can, and what reached Jupyter.
 
 #[path = "../support/real_jupyter.rs"]
-mod real_jupyter;
+pub(crate) mod real_jupyter;
 
 use crate::helpers::{Browser, REPO, TestApp, spawn_app};
 use base64::Engine;

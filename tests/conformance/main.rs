@@ -16,6 +16,7 @@
 mod check;
 mod cli;
 mod dev;
+mod home_volume;
 mod image_build;
 mod launch;
 mod ownership;

@@ -150,3 +150,70 @@ async fn the_check_command_exits_non_zero_on_a_failure() {
     );
     assert!(stdout.contains("     fix: "), "{stdout}");
 }
+
+/// The storage line of `check` for `storage`, on the fake with `zone`.
+async fn storage_line(
+    storage: stackbinder::config::StorageConfig,
+    zone: Option<&str>,
+    gigabytes: i64,
+) -> stackbinder::cloud::CheckItem {
+    let env = setup_with(|c| c.availability_zone = zone.map(str::to_owned), false).await;
+    env.fake.world().limits.gigabytes = gigabytes;
+    let items = env.cloud.check_storage(&storage).await;
+    assert_eq!(items.len(), 1, "{items:#?}");
+    items[0].clone()
+}
+
+fn storage(gb: u32, volume_type: Option<&str>) -> stackbinder::config::StorageConfig {
+    stackbinder::config::StorageConfig {
+        home_volume_gb: gb,
+        volume_type: volume_type.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_storage_line_checks_the_volume_type_the_zone_and_the_quota() {
+    // A type and a zone that exist, and room.
+    let good = storage_line(storage(10, Some("ssd")), Some("nova"), 4000).await;
+    assert!(good.ok, "{good:?}");
+    assert!(
+        good.detail.contains("home volumes of 10 GB, ssd, in nova"),
+        "{good:?}"
+    );
+
+    let no_type = storage_line(storage(10, Some("gold")), None, 4000).await;
+    assert!(
+        !no_type.ok
+            && no_type
+                .detail
+                .contains("volume type \"gold\" does not exist")
+    );
+    assert!(no_type.detail.contains("__DEFAULT__, ssd"), "{no_type:?}");
+    assert!(no_type.fix.unwrap().contains("storage.volume_type"));
+
+    let no_zone = storage_line(storage(10, None), Some("az9"), 4000).await;
+    assert!(!no_zone.ok && no_zone.detail.contains("no availability zone \"az9\""));
+    assert!(no_zone.fix.unwrap().contains("cloud.availability_zone"));
+
+    // 170 GB: a 150 GB boot volume fits, not with 30 GB of storage next to it.
+    let full = storage_line(storage(30, None), None, 170).await;
+    assert!(!full.ok, "{full:?}");
+    assert!(
+        full.detail
+            .contains("no room for a new user's storage (30 GB)")
+            && full.detail.contains("GB of volume storage"),
+        "{full:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_home_volumes_check_has_no_storage_line() {
+    let env = setup().await;
+    assert!(
+        env.cloud
+            .check_storage(&storage(0, Some("gold")))
+            .await
+            .is_empty()
+    );
+}

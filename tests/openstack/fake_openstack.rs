@@ -1328,6 +1328,16 @@ fn volume(
                 reply(202, Value::Null, None, &[])
             }
         },
+        // Cinder's volume types and availability zones (api-ref samples).
+        ("GET", ["types"]) => ok(json!({"volume_types": [
+            {"id": "6685584b-1eac-4da6-b5c3-555430cf68ff", "name": "__DEFAULT__",
+             "is_public": true, "extra_specs": {}},
+            {"id": "8eb69a46-df97-4e41-9586-9a40a7533803", "name": "ssd",
+             "is_public": true, "extra_specs": {}},
+        ]})),
+        ("GET", ["os-availability-zone"]) => ok(json!({"availabilityZoneInfo": [
+            {"zoneName": "nova", "zoneState": {"available": true}},
+        ]})),
         ("GET", ["limits"]) => {
             let gb: u64 = w.volumes.values().map(|v| v.size).sum();
             ok(json!({"limits": {"rate": [], "absolute": {

@@ -340,3 +340,92 @@ async fn a_volume_that_never_finishes_detaching_fails_the_relaunch_after_the_boo
     );
     assert_eq!(app.server_bdms().len(), 1, "no server for the relaunch");
 }
+
+/// Move every time of alice's storage and VMs `days` into the past, as if
+/// that long had gone by since (the clock the retention reads).
+async fn age_storage(app: &App, days: i64) {
+    let then = chrono::Utc::now() - chrono::Duration::days(days);
+    let store = app.web.provisioner().store().clone();
+    let statements = [
+        "UPDATE home_volumes SET created_at = $1, last_attached_at = $1 WHERE github_id = $2",
+        "UPDATE vms SET deleted_at = $1 WHERE owner_id = $2 AND deleted_at IS NOT NULL",
+    ];
+    for sql in statements {
+        match store.backend() {
+            stackbinder::store::Backend::Sqlite(pool) => sqlx::query(sql)
+                .bind(then)
+                .bind(alice())
+                .execute(pool)
+                .await
+                .map(drop),
+            stackbinder::store::Backend::Postgres(pool) => sqlx::query(sql)
+                .bind(then)
+                .bind(alice())
+                .execute(pool)
+                .await
+                .map(drop),
+        }
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn storage_unused_past_the_retention_is_deleted_but_never_while_its_owner_has_a_vm() {
+    // Arrange: 30 days of retention; alice's VM is up, her storage
+    // attached "31 days ago".
+    let app = spawn(|c| {
+        c.storage.retention_days = 30;
+        c.provision.reconcile_interval_seconds = 0;
+    })
+    .await;
+    app.web.launch().await;
+    app.wait_for("building").await;
+    let volume = app.home_volumes()[0].clone();
+    let deletes = || {
+        app.fake
+            .find_calls(Method::DELETE, &format!("volumes/{volume}"))
+            .len()
+    };
+    age_storage(&app, 31).await;
+
+    // Act: the storage job runs with the VM up, then after its deletion.
+    app.web
+        .wait_for_reconcile_passes(2, Duration::from_secs(20))
+        .await;
+    let while_up = deletes();
+    app.web.delete().await;
+    app.wait_for("deleted").await;
+    let (_, warned) = app.web.browser.get_page("/storage").await;
+    age_storage(&app, 31).await;
+    app.web
+        .wait_for_reconcile_passes(2, Duration::from_secs(20))
+        .await;
+
+    // Assert
+    assert_eq!(while_up, 0, "her VM uses it");
+    assert!(
+        !warned.contains("will be deleted on"),
+        "just detached: 30 days left, no warning yet: {warned}"
+    );
+    assert_eq!(deletes(), 1, "Cinder was asked to delete it");
+    assert!(app.home_volumes().is_empty(), "gone from Cinder");
+    let record = app.web.provisioner().store().home_volume(alice()).await;
+    assert!(record.unwrap().is_none(), "forgotten");
+}
+
+#[tokio::test]
+async fn the_pages_warn_a_week_before_the_retention_deletes_the_storage() {
+    // Arrange: alice's storage unused for 25 of its 30 days.
+    let app = spawn(|c| c.storage.retention_days = 30).await;
+    app.launch_and_delete().await;
+    age_storage(&app, 25).await;
+
+    // Act
+    let (_, storage) = app.web.browser.get_page("/storage").await;
+
+    // Assert
+    let day = (chrono::Utc::now() + chrono::Duration::days(5)).format("%Y-%m-%d");
+    let warning = format!("Your storage will be deleted on {day} unless you launch before then");
+    assert!(storage.contains(&warning), "{storage}");
+    assert_eq!(app.home_volumes().len(), 1, "not yet");
+}

@@ -152,6 +152,29 @@ async fn a_full_quota_says_that_none_of_a_size_fits() {
     );
 }
 
+#[tokio::test]
+async fn the_room_on_the_launch_page_ignored_the_home_volume_of_the_first_launch() {
+    // Arrange: 250 GB of volume quota, and alice has no storage yet: her
+    // first launch makes 60 GB of it besides the boot volume.
+    let app = spawn_with(profiles("GPU course"), 250, |c| {
+        c.storage.home_volume_gb = 60
+    })
+    .await;
+
+    // Act
+    let page = app.web.get(&format!("/VM_start?giturl={REPO}")).await;
+
+    // Assert: 190 GB are left once her storage is made.
+    assert!(
+        offer(&page, "standard").contains("1 of this size still fits"),
+        "{page}"
+    );
+    assert!(
+        offer(&page, "big").contains("3 of this size still fit"),
+        "{page}"
+    );
+}
+
 /// A volume of the project that is none of stackbinder's.
 fn other_volume(size: u64) -> crate::fake_openstack::FakeVolume {
     crate::fake_openstack::FakeVolume {

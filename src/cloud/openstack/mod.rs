@@ -16,6 +16,7 @@ mod quota;
 mod resolve;
 mod servers;
 mod session;
+mod storage_check;
 mod volumes;
 
 pub use api::Tuning;
@@ -151,14 +152,17 @@ impl Cloud for OpenStackCloud {
     }
 
     #[tracing::instrument(name = "openstack room", skip(self))]
-    async fn room_for(&self, shape: &Shape) -> CloudResult<Option<u64>> {
+    async fn room_for(&self, shape: &Shape, storage_gb: Option<u32>) -> CloudResult<Option<u64>> {
         let resolved = self.resolved().await?;
         let (flavor, _) = self.shape_ids(resolved, shape).await?;
         // No owner: a free floating IP of ours is not counted, so the room
         // errs on the side of fewer.
-        let usage = self
+        let mut usage = self
             .usage(resolved, &flavor, shape.volume_size_gb, None)
             .await?;
+        if let Some(gb) = storage_gb {
+            quota::reserve_volume(&mut usage, gb);
+        }
         Ok(quota::room(&usage))
     }
 
@@ -315,6 +319,15 @@ impl Cloud for OpenStackCloud {
     #[tracing::instrument(name = "openstack check", skip_all)]
     async fn check(&self) -> Vec<CheckItem> {
         self.run_check().await
+    }
+
+    #[tracing::instrument(name = "openstack check storage", skip_all)]
+    async fn check_storage(&self, storage: &crate::config::StorageConfig) -> Vec<CheckItem> {
+        // Without home volumes there is nothing to check.
+        match storage.home_volume_gb() {
+            Some(size_gb) => vec![self.run_storage_check(storage, size_gb).await],
+            None => Vec::new(),
+        }
     }
 
     #[tracing::instrument(name = "openstack check profiles", skip_all)]

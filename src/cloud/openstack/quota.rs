@@ -88,6 +88,22 @@ pub fn room(usage: &[Usage]) -> Option<u64> {
         .min()
 }
 
+/// Count a volume of `size_gb` as used already: the home volume a user's
+/// first launch makes before its server, so the room left is what remains
+/// after it.
+pub fn reserve_volume(usage: &mut [Usage], size_gb: u32) {
+    for u in usage {
+        match u.resource {
+            VOLUMES => u.used += 1,
+            VOLUME_GB => u.used += i64::from(size_gb),
+            _ => {}
+        }
+    }
+}
+
+const VOLUMES: &str = "volumes";
+const VOLUME_GB: &str = "GB of volume storage";
+
 fn field(map: &serde_json::Map<String, serde_json::Value>, key: &str) -> i64 {
     map.get(key).and_then(|v| v.as_i64()).unwrap_or(-1)
 }
@@ -212,14 +228,14 @@ fn cinder_usage(limits: &Limits, size_gb: u32, needed_by: &'static str) -> [Usag
     let c = &limits.limits.absolute;
     [
         Usage {
-            resource: "volumes",
+            resource: VOLUMES,
             used: field(c, "totalVolumesUsed"),
             limit: field(c, "maxTotalVolumes"),
             needed: 1,
             needed_by,
         },
         Usage {
-            resource: "GB of volume storage",
+            resource: VOLUME_GB,
             used: field(c, "totalGigabytesUsed"),
             limit: field(c, "maxTotalVolumeGigabytes"),
             needed: i64::from(size_gb),

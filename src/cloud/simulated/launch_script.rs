@@ -258,6 +258,8 @@ impl Reporter {
             phase,
             port,
             log,
+            home_used_bytes: None,
+            home_total_bytes: None,
         };
         for _ in 0..ATTEMPTS {
             let sent = self

@@ -28,6 +28,11 @@ pub enum ApiError {
     NoSuchUser(i64),
     #[error("there is no registration link {0}")]
     NoSuchLink(i64),
+    #[error("{0} has no storage")]
+    NoSuchStorage(String),
+    /// A VM uses it, it is still detaching, or it is not ours any more.
+    #[error("{0}")]
+    StorageInUse(String),
     #[error("{0}")]
     NotAllowed(String),
     #[error("you have no VM")]
@@ -54,6 +59,8 @@ impl ApiError {
             Self::NoSuchVm(_) => (StatusCode::NOT_FOUND, "no_such_vm"),
             Self::NoSuchUser(_) => (StatusCode::NOT_FOUND, "no_such_user"),
             Self::NoSuchLink(_) => (StatusCode::NOT_FOUND, "no_such_link"),
+            Self::NoSuchStorage(_) => (StatusCode::NOT_FOUND, "no_such_storage"),
+            Self::StorageInUse(_) => (StatusCode::CONFLICT, "storage_in_use"),
             Self::NotAllowed(_) => (StatusCode::FORBIDDEN, "repository_not_allowed"),
             Self::NoVm => (StatusCode::NOT_FOUND, "no_vm"),
             Self::AlreadyHasVm => (StatusCode::CONFLICT, "already_has_vm"),

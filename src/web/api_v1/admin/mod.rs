@@ -2,6 +2,7 @@
 //! The same use cases as `/admin` and the command line.
 
 mod links;
+mod storage;
 mod users;
 mod vms;
 
@@ -13,4 +14,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(vms::router())
         .merge(users::router())
         .merge(links::router())
+        .merge(storage::router())
 }

@@ -3,15 +3,17 @@
 
 use crate::access::Access;
 use crate::domain::GithubId;
+use crate::provision::Purge;
 use crate::store::{Invite, User};
 use crate::web::AppState;
 use crate::web::api_v1::auth::AdminUser;
 use crate::web::api_v1::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -103,6 +105,18 @@ pub struct RevokedView {
     pub login: String,
     /// Their live VM, now being deleted.
     pub vm_deleted: Option<String>,
+    /// Their storage: `none`, `kept`, `deleted`, or `deleted_with_vm`
+    /// (once their VM is gone).
+    pub storage: &'static str,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RevokeQuery {
+    /// Delete their storage (home volume) too; without it, it is kept.
+    #[serde(default)]
+    purge: bool,
 }
 
 /// The user with GitHub id `id`.
@@ -118,7 +132,7 @@ async fn known_user(state: &AppState, id: i64) -> Result<User, ApiError> {
 /// admin allows them again, and their VM deleted.
 #[utoipa::path(post, path = "/users/{github_id}/revoke", operation_id = "revoke_user", tag = "admin",
     security(("token" = ["admin:*"])),
-    params(("github_id" = i64, Path, description = "The user's GitHub id")),
+    params(("github_id" = i64, Path, description = "The user's GitHub id"), RevokeQuery),
     responses(
         (status = 200, description = "Revoked", body = RevokedView),
         (status = 404, description = "No such user (`no_such_user`)", body = ErrorBody),
@@ -128,15 +142,30 @@ async fn revoke(
     State(state): State<AppState>,
     admin: AdminUser,
     Path(github_id): Path<i64>,
+    query: Result<Query<RevokeQuery>, QueryRejection>,
 ) -> Result<Json<RevokedView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let user = known_user(&state, github_id).await?;
     let admin = &admin.0.user.login;
     let by = format!("admin {admin} (API)");
     let why = format!("its owner was revoked by the admin {admin} through the API");
     let revoked = state.access.revoke(&user.login, &by, &why).await?;
+    let storage = if query.purge {
+        match state.provisioner.purge_storage(user.github_id).await {
+            Ok(Purge::Nothing) => "none",
+            Ok(Purge::Deleted(_)) => "deleted",
+            Ok(Purge::Later(_)) => "deleted_with_vm",
+            Err(e) => return Err(super::storage::storage_error(&user.login, e)),
+        }
+    } else if state.store.home_volume(user.github_id).await?.is_some() {
+        "kept"
+    } else {
+        "none"
+    };
     Ok(Json(RevokedView {
         login: user.login.to_string(),
         vm_deleted: revoked.vm.map(|vm| vm.id.to_string()),
+        storage,
     }))
 }
 
