@@ -89,6 +89,7 @@ pub(crate) fn settings(config: &Config) -> provision::Settings {
         launch: config.launch.clone(),
         profiles: config.profiles.clone(),
         storage: config.storage.clone(),
+        pool: config.pool.clone(),
         poll_interval: config.provision.poll_interval(),
         concurrency: config.provision.concurrency.get(),
         reconcile_interval: config.provision.reconcile_interval(),

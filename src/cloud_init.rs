@@ -149,6 +149,11 @@ pub fn parse_launch_data(user_data: &str) -> Option<LaunchData> {
     serde_json::from_str(&file.content).ok()
 }
 
+// SHIM-UNTIL-AGENT-MERGE
+pub fn render_boot_data(data: &BootData) -> String {
+    serde_json::to_string(data).expect("x")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

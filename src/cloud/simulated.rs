@@ -95,6 +95,8 @@ pub enum Op {
     ConsoleOutput,
     AttachFloatingIp,
     DeleteServer,
+    UpdateServer,
+    AttachVolume,
     DeleteVolume,
     ReleaseFloatingIp,
     TagVolume,

@@ -10,6 +10,7 @@ pub mod jupyter;
 pub use driver::StepError;
 mod leading;
 mod lifecycle;
+pub mod pool;
 mod profiles;
 pub mod reconcile;
 mod server_spec;
@@ -22,7 +23,7 @@ pub use profiles::{Room, shape as profile_shape};
 use crate::cloud::metered::Metered;
 use crate::cloud::{Cloud, CloudError, InstallationId};
 use crate::cloud_init::CallbackReport;
-use crate::config::{CloudConfig, LaunchConfig, Profiles, StorageConfig};
+use crate::config::{CloudConfig, LaunchConfig, PoolConfig, Profiles, StorageConfig};
 use crate::domain::{GithubId, LaunchRequest, LogLine, VmId, VmState};
 use crate::lease::Leadership;
 use crate::metrics::Metrics;
@@ -100,6 +101,8 @@ pub struct Settings {
     /// `[[profiles]]`: what a VM may be made of besides `[cloud]`.
     pub profiles: Profiles,
     pub storage: StorageConfig,
+    /// `[pool]`: the warm pool.
+    pub pool: PoolConfig,
     pub poll_interval: Duration,
     /// The most VMs the driver moves forward at once.
     pub concurrency: usize,
@@ -262,18 +265,18 @@ impl Provisioner {
         };
         let name = format!("{}{}", self.inner.settings.cloud.name_prefix, user.login);
         let token = secret::generate();
-        let inserted = self
-            .inner
-            .store
-            .insert_vm(NewVm {
-                owner: user.github_id,
-                name: &name,
-                request,
-                jupyter_token: &token,
-                expires_at: chrono::Utc::now()
-                    + hours(self.inner.settings.launch.max_lifetime_hours),
-            })
-            .await;
+        let new = NewVm {
+            owner: user.github_id,
+            name: &name,
+            request,
+            jupyter_token: &token,
+            expires_at: chrono::Utc::now() + hours(self.inner.settings.launch.max_lifetime_hours),
+        };
+        let inserted = match self.claim_from_pool(new).await {
+            Ok(Some(claimed)) => Ok(claimed),
+            Ok(None) => self.inner.store.insert_vm(new).await,
+            Err(e) => Err(e),
+        };
         match inserted {
             Ok(vm) => {
                 tracing::info!(vm = %vm.id, repo = %request.repo, "launch recorded");

@@ -19,6 +19,7 @@
 
 mod leftover_builders;
 mod plan;
+mod pool;
 
 pub use plan::{Action, Observed, Rules, Seen, plan, to_look_up};
 
@@ -74,11 +75,15 @@ impl Provisioner {
     async fn observe(&self) -> Result<(Observed, Vec<VmRecord>), StepError> {
         let cloud = &self.inner.cloud;
         let mut owned = cloud.list_owned(&self.inner.installation).await?;
+        // The pool before the records: a pool VM claimed in between is in
+        // the records then (a claim moves it from the one to the other).
+        let pool_vms = self.inner.driver_store.pool_vms().await?;
         let records = self.inner.driver_store.live_vms().await?;
         // A recorded home volume is never an orphan, even one whose
         // metadata an operator stripped of its `stackbinder_home` mark.
         let homes = self.inner.driver_store.home_volume_ids().await?;
         owned.volume_ids.retain(|id| !homes.contains(id));
+        pool::leave_out_pool(&mut owned, &pool_vms);
         let mut found = HashMap::new();
         for (vm, server) in to_look_up(&owned, &records) {
             let there = cloud.get_server(&server).await?.is_some();

@@ -9,7 +9,8 @@ mod reports;
 mod resources;
 
 pub use lifecycle::NewVm;
+pub(super) use lifecycle::launch_message;
 pub use record::VmRecord;
 pub use reports::CallbackOutcome;
 
-const SELECT_VM: &str = "SELECT vms.*, users.login AS owner_login FROM vms JOIN users ON users.github_id = vms.owner_id";
+pub(super) const SELECT_VM: &str = "SELECT vms.*, users.login AS owner_login FROM vms JOIN users ON users.github_id = vms.owner_id";
