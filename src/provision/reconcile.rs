@@ -83,6 +83,7 @@ impl Provisioner {
         // metadata an operator stripped of its `stackbinder_home` mark.
         let homes = self.inner.driver_store.home_volume_ids().await?;
         owned.volume_ids.retain(|id| !homes.contains(id));
+        self.replace_dead_pool_vms(&owned, &pool_vms).await?;
         pool::leave_out_pool(&mut owned, &pool_vms);
         let mut found = HashMap::new();
         for (vm, server) in to_look_up(&owned, &records) {
@@ -93,6 +94,29 @@ impl Provisioner {
             found.insert(vm, there);
         }
         Ok((Observed { owned, found }, records))
+    }
+
+    /// Send ready pool VMs whose server died to deletion; the pool step
+    /// boots their replacements.
+    async fn replace_dead_pool_vms(
+        &self,
+        owned: &crate::cloud::Owned,
+        pool_vms: &[crate::store::PoolVm],
+    ) -> Result<(), StepError> {
+        let (mut dead, unlisted) = pool::dead_or_unlisted(owned, pool_vms);
+        for (vm, server) in unlisted {
+            if self.inner.cloud.get_server(&server).await?.is_none() {
+                dead.push(vm);
+            }
+        }
+        for vm in dead {
+            tracing::warn!(%vm, "a ready pool VM's server died; replacing it");
+            self.inner
+                .driver_store
+                .delete_pool_vm(vm, "its server died before it was claimed")
+                .await?;
+        }
+        Ok(())
     }
 
     fn rules(&self) -> Rules {

@@ -209,6 +209,8 @@ pub struct World {
     /// A volume detached by a server's deletion stays `detaching` for
     /// this many GETs of it (Nova detaches in the background).
     pub detach_polls: u32,
+    /// Keep volumes being attached `attaching` (Cinder slow to finish).
+    pub hold_attachments: bool,
     next_seq: u64,
     pub networks: Vec<Value>,
     /// Neutron subnets, each with its `network_id` and `cidr`.
@@ -303,6 +305,7 @@ impl FakeOpenStack {
             lose_builder_answers: 0,
             lose_volume_answers: 0,
             detach_polls: 0,
+            hold_attachments: false,
             next_seq: 0,
             networks: vec![private, public],
             subnets: vec![private_subnet, public_subnet],
@@ -1350,6 +1353,7 @@ fn volume(
             reply(202, json!({"volume": answer}), None, &[])
         }
         ("GET", ["volumes", vid]) => {
+            let hold = w.hold_attachments;
             let Some(v) = w.volumes.get_mut(*vid) else {
                 return err(error(
                     404,
@@ -1360,7 +1364,7 @@ fn volume(
             match v.status.as_str() {
                 "creating" => v.status = "available".into(),
                 // The attachment of the POST before this GET is done.
-                "attaching" => {
+                "attaching" if !hold => {
                     v.status = "in-use".into();
                     v.server_id = v.attaching_to.take();
                 }

@@ -3,17 +3,18 @@
 //! Times are UTC: a course's hours are written once, not reinterpreted by
 //! the server's local zone or its daylight saving.
 
-use chrono::{DateTime, Datelike, NaiveTime, Timelike, Utc, Weekday};
+use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
 use serde::Deserialize;
 
 /// One entry: on these days, from `start` (included) to `end` (excluded),
-/// the pool holds `size` VMs.
+/// in minutes of the day (`end` may be 24:00, the day's end), the pool
+/// holds `size` VMs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct ScheduleEntry {
     pub days: Vec<Weekday>,
-    pub start: NaiveTime,
-    pub end: NaiveTime,
+    pub start: u32,
+    pub end: u32,
     pub size: u32,
 }
 
@@ -38,9 +39,7 @@ impl ScheduleEntry {
         let (start, end) = times
             .split_once('-')
             .ok_or_else(|| bad("the times are written HH:MM-HH:MM"))?;
-        let time = |t: &str| {
-            NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| bad(&format!("{t:?} is no HH:MM")))
-        };
+        let time = |t: &str| minutes(t).ok_or_else(|| bad(&format!("{t:?} is no HH:MM")));
         let (start, end) = (time(start)?, time(end)?);
         if end <= start {
             return Err(bad("the end must be after the start on the same day"));
@@ -59,10 +58,20 @@ impl ScheduleEntry {
 
     /// Whether `now` falls in this entry.
     pub fn covers(&self, now: DateTime<Utc>) -> bool {
-        let time =
-            NaiveTime::from_hms_opt(now.hour(), now.minute(), now.second()).expect("a time of day");
-        self.days.contains(&now.weekday()) && self.start <= time && time < self.end
+        let minute = now.hour() * 60 + now.minute();
+        self.days.contains(&now.weekday()) && self.start <= minute && minute < self.end
     }
+}
+
+/// `HH:MM` as minutes of the day, 00:00 to 24:00.
+fn minutes(text: &str) -> Option<u32> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    let total = h * 60 + m;
+    (m < 60 && total <= 24 * 60).then_some(total)
 }
 
 /// `Mon`, `Mon,Thu` or `Mon-Fri` (English three-letter names).
@@ -117,6 +126,9 @@ mod tests {
         assert_eq!(e.size, 40);
         let e = ScheduleEntry::parse("Mon-Fri 13:00-15:00 size=0").unwrap();
         assert_eq!(e.days.len(), 5);
+        assert_eq!((e.start, e.end), (13 * 60, 15 * 60));
+        let e = ScheduleEntry::parse("Sun 22:00-24:00 size=1").unwrap();
+        assert_eq!(e.end, 24 * 60);
         for bad in [
             "",
             "Mon 08:30-12:00",
@@ -127,6 +139,9 @@ mod tests {
             "Mon 08:30-12:00 n=4",
             "Fri-Mon 08:30-12:00 size=4",
             "Mon 08:30-25:00 size=4",
+            "Mon 08:30-24:01 size=4",
+            "Mon 8:30-12:00 size=4",
+            "Mon 08:60-12:00 size=4",
             "Mon 08:30-12:00 size=4 extra",
         ] {
             let e = ScheduleEntry::parse(bad).unwrap_err();
@@ -136,10 +151,15 @@ mod tests {
 
     #[test]
     fn the_size_is_the_largest_entry_that_covers_now() {
-        let schedule = [
+        let mut schedule = vec![
             ScheduleEntry::parse("Mon 08:30-12:00 size=40").unwrap(),
             ScheduleEntry::parse("Mon-Fri 11:00-13:00 size=10").unwrap(),
         ];
+        // A whole Sunday: another size, smaller too.
+        assert_eq!(size_at(2, &schedule, at(13, 23, 59)), 2);
+        schedule.push(ScheduleEntry::parse("Sun 00:00-24:00 size=0").unwrap());
+        assert_eq!(size_at(2, &schedule, at(13, 23, 59)), 0);
+        schedule.pop();
         for (now, want) in [
             (at(7, 8, 29), 2),
             (at(7, 8, 30), 40),
@@ -149,6 +169,7 @@ mod tests {
             (at(8, 9, 0), 2),
             (at(11, 11, 30), 10),
             (at(12, 11, 30), 2),
+            (at(13, 23, 59), 2),
         ] {
             assert_eq!(size_at(2, &schedule, now), want, "{now}");
         }

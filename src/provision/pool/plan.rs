@@ -47,19 +47,24 @@ pub fn plan(vms: &[PoolVm], inputs: &Inputs) -> Plan {
             keep.push(vm);
         }
     }
+    // The places the pool may take, its VMs being deleted included.
     let room = inputs.max_vms.map_or(u64::MAX, |max| {
-        u64::from(max).saturating_sub(inputs.user_vms + deleting + plan.recycle.len() as u64)
+        u64::from(max).saturating_sub(inputs.user_vms)
     });
-    let allowed = u64::from(inputs.target).min(room);
     let kept = keep.len() as u64;
-    if kept > allowed {
+    let cap = u64::from(inputs.target).min(room);
+    if kept > cap {
         // The least advanced go first (their boot is cheapest to lose),
         // the youngest of a state first.
         keep.sort_by(|a, b| a.state.cmp(&b.state).then(b.created_at.cmp(&a.created_at)));
-        let extra = (kept - allowed) as usize;
+        let extra = (kept - cap) as usize;
         plan.shrink = keep.iter().take(extra).map(|vm| vm.id).collect();
     } else {
-        plan.boot = u32::try_from(allowed - kept).unwrap_or(u32::MAX);
+        // New ones only in places that are free now: those still being
+        // deleted (and those recycled now) hold theirs until they are gone.
+        let leaving = deleting + plan.recycle.len() as u64;
+        let free = room.saturating_sub(kept + leaving);
+        plan.boot = u32::try_from((cap - kept).min(free)).unwrap_or(u32::MAX);
     }
     plan
 }
@@ -159,5 +164,9 @@ mod tests {
         // What is being deleted still takes its place of max_vms.
         let p = plan(&pool, &inputs(2, 0, Some(3), now));
         assert_eq!((p.boot, p.recycle.len()), (0, 1));
+        // ... but is not counted twice: no more shrinks for it.
+        let pool = [fresh.clone(), going.clone()];
+        let p = plan(&pool, &inputs(3, 2, Some(3), now));
+        assert_eq!((p.boot, p.shrink.len()), (0, 0));
     }
 }

@@ -3,8 +3,9 @@
 //! reconciler's plan looks at. A pool server without a row (a crash, a
 //! lost answer) stays in, and is deleted like any orphan of ours.
 
-use crate::cloud::{META_VM, Owned};
-use crate::store::PoolVm;
+use crate::cloud::{META_VM, Owned, ServerStatus};
+use crate::domain::VmId;
+use crate::store::{PoolState, PoolVm};
 use std::collections::{HashMap, HashSet};
 
 /// Take out of `owned` the servers and volumes that `pool` explains.
@@ -27,6 +28,24 @@ pub fn leave_out_pool(owned: &mut Owned, pool: &[PoolVm]) {
         !explained
     });
     owned.volume_ids.retain(|id| !volumes.contains(id));
+}
+
+/// Ready pool VMs whose server the list shows in ERROR (dead: to be
+/// replaced), and those it does not show (to be asked for one by one: a
+/// list is no proof of absence). Booting ones the pool step watches.
+pub fn dead_or_unlisted(owned: &Owned, pool: &[PoolVm]) -> (Vec<VmId>, Vec<(VmId, String)>) {
+    let (mut dead, mut unlisted) = (Vec::new(), Vec::new());
+    for vm in pool.iter().filter(|vm| vm.state == PoolState::Ready) {
+        let Some(server) = vm.server_id.as_deref() else {
+            continue;
+        };
+        match owned.servers.iter().find(|s| s.id == server) {
+            Some(s) if s.status == ServerStatus::Error => dead.push(vm.id),
+            Some(_) => {}
+            None => unlisted.push((vm.id, server.to_owned())),
+        }
+    }
+    (dead, unlisted)
 }
 
 #[cfg(test)]
@@ -67,6 +86,28 @@ mod tests {
             updated_at: Utc::now(),
             ready_at: None,
         }
+    }
+
+    #[test]
+    fn ready_pool_vms_in_error_are_dead_and_unlisted_ones_are_looked_up() {
+        let (a, b, c) = (VmId::new(), VmId::new(), VmId::new());
+        let mut broken = server("s-b", b, "v-b");
+        broken.status = ServerStatus::Error;
+        let owned = Owned {
+            servers: vec![server("s-a", a, "v-a"), broken],
+            ..Owned::default()
+        };
+        let ready = |id, s| PoolVm {
+            state: PoolState::Ready,
+            ..row(id, Some(s))
+        };
+        let booting = row(VmId::new(), Some("s-x"));
+        let (dead, unlisted) = dead_or_unlisted(
+            &owned,
+            &[ready(a, "s-a"), ready(b, "s-b"), ready(c, "s-c"), booting],
+        );
+        assert_eq!(dead, vec![b]);
+        assert_eq!(unlisted, vec![(c, "s-c".to_owned())]);
     }
 
     #[test]

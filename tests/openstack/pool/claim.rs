@@ -1,0 +1,79 @@
+//! Launches claim ready pool VMs, once each, under concurrency.
+
+use super::{LIMIT, is_pool_create, spawn};
+use crate::app::web_app::REPO;
+use futures_util::future::join_all;
+use stackbinder::cloud::{META_OWNER, META_POOL, META_VM};
+use stackbinder::domain::{GithubId, LaunchPath, Login};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn fifty_concurrent_launches_claim_the_ten_ready_pool_vms_once_each() {
+    // Arrange: ten ready pool VMs, fifty users.
+    let app = spawn(|c| c.pool.size = 10).await;
+    let ready = app.fill(10).await;
+    let pool_servers: HashSet<String> =
+        ready.iter().filter_map(|vm| vm.server_id.clone()).collect();
+    assert_eq!(pool_servers.len(), 10);
+    let mut users = Vec::new();
+    for i in 0..50 {
+        users.push(app.web.another_user(&format!("student{i}")).await);
+    }
+
+    // Act: all launch at once.
+    let answers = join_all(users.iter().map(|u| u.launch(REPO, "HEAD", ""))).await;
+
+    // Assert: ten claimed, forty cold, no pool VM twice.
+    for answer in &answers {
+        assert!(answer.status().is_redirection(), "{}", answer.status());
+    }
+    let mut claimed = Vec::new();
+    let mut cold = 0;
+    for i in 0..50 {
+        let owner = GithubId::for_demo(&Login::parse(&format!("student{i}")).unwrap());
+        let vm = app.store().live_vm_of(owner).await.unwrap().expect("a VM");
+        match vm.launch_path {
+            LaunchPath::Pool => claimed.push(vm),
+            LaunchPath::Cold => cold += 1,
+        }
+    }
+    assert_eq!((claimed.len(), cold), (10, 40));
+    let claimed_servers: HashSet<String> = claimed
+        .iter()
+        .map(|vm| vm.server_id.clone().expect("the pool VM's server"))
+        .collect();
+    assert_eq!(claimed_servers, pool_servers, "each pool VM claimed once");
+    let claimed_ids: HashSet<_> = claimed.iter().map(|vm| vm.id).collect();
+    assert!(ready.iter().all(|vm| claimed_ids.contains(&vm.id)));
+    // What Nova received: the ten pool servers renamed to their owners'
+    // names, forty servers booted for users, and pool VMs to refill.
+    let deadline = Instant::now() + LIMIT;
+    while app.renames().len() < 10
+        || app.creates().iter().filter(|s| !is_pool_create(s)).count() < 40
+    {
+        assert!(Instant::now() < deadline, "renames {:?}", app.renames());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let renames = app.renames();
+    let renamed: HashSet<&String> = renames.iter().map(|(id, _)| id).collect();
+    assert_eq!(renamed.len(), 10);
+    assert!(renamed.iter().all(|id| pool_servers.contains(*id)));
+    for vm in &claimed {
+        let server = vm.server_id.as_deref().unwrap();
+        assert!(
+            renames.contains(&(server.to_owned(), vm.name.clone())),
+            "{renames:?}"
+        );
+        let marks = &app.fake.world().servers[server].metadata;
+        assert_eq!(marks[META_OWNER], vm.owner_id.to_string());
+        assert_eq!(marks[META_VM], vm.id.to_string());
+        assert!(!marks.contains_key(META_POOL), "{marks:?}");
+    }
+    let creates = app.creates();
+    let user_creates = creates.iter().filter(|s| !is_pool_create(s)).count();
+    assert_eq!(user_creates, 40);
+    app.wait_for_pool("the pool refilled", |pool| pool.len() == 10)
+        .await;
+    assert!(creates.iter().filter(|s| is_pool_create(s)).count() >= 10);
+}
