@@ -761,18 +761,35 @@ async fn simulator_share(n: usize) -> u64 {
     let ready = Arc::new(AtomicU64::new(0));
     let sink = {
         let ready = ready.clone();
-        axum::Router::new().route(
-            "/api/vm/callback",
-            axum::routing::post(move |body: axum::Json<Value>| {
-                let ready = ready.clone();
-                async move {
-                    if body["phase"] == "ready" {
-                        ready.fetch_add(1, Ordering::Relaxed);
+        axum::Router::new()
+            .route(
+                "/api/vm/callback",
+                axum::routing::post(move |body: axum::Json<Value>| {
+                    let ready = ready.clone();
+                    async move {
+                        if body["phase"] == "ready" {
+                            ready.fetch_add(1, Ordering::Relaxed);
+                        }
+                        axum::Json(serde_json::json!({ "status": "applied" }))
                     }
-                    axum::Json(serde_json::json!({ "status": "applied" }))
-                }
-            }),
-        )
+                }),
+            )
+            // Every VM gets the same job at once, as one booted for its owner.
+            .route(
+                "/api/vm/assignment",
+                axum::routing::get(|| async {
+                    axum::Json(stackbinder::cloud_init::Assignment {
+                        login: "student".into(),
+                        repo: REPO.into(),
+                        git_ref: "HEAD".into(),
+                        url_path: String::new(),
+                        jupyter_token: stackbinder::secret::generate(),
+                        gpu: false,
+                        home_volume_id: None,
+                        callback_secret: None,
+                    })
+                }),
+            )
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -786,18 +803,14 @@ async fn simulator_share(n: usize) -> u64 {
     let before = self_rss_kib();
     let mut servers = Vec::with_capacity(n);
     for i in 0..n {
-        let data = stackbinder::cloud_init::LaunchData {
+        let base: url::Url = callback_url.parse().expect("a URL");
+        let data = stackbinder::cloud_init::BootData {
             vm_id: stackbinder::domain::VmId::new(),
-            login: format!("student{i}"),
-            repo: REPO.into(),
-            git_ref: "HEAD".into(),
-            url_path: String::new(),
-            jupyter_port: 8888,
-            jupyter_token: stackbinder::secret::generate(),
-            callback_url: callback_url.parse().expect("a URL"),
+            callback_url: base.clone(),
+            assignment_url: base.join("assignment").expect("a URL"),
             callback_secret: stackbinder::secret::generate(),
-            gpu: false,
-            home_volume_id: None,
+            jupyter_port: 8888,
+            prebuild: Vec::new(),
         };
         let spec = stackbinder::cloud::ServerSpec {
             name: format!("binder-student{i}"),
@@ -808,7 +821,7 @@ async fn simulator_share(n: usize) -> u64 {
             key_name: None,
             security_groups: Vec::new(),
             network: None,
-            user_data: stackbinder::cloud_init::render_user_data(&data),
+            user_data: stackbinder::cloud_init::render_boot_data(&data),
             metadata: BTreeMap::new(),
             home_volume: None,
             availability_zone: None,

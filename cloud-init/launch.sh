@@ -1,8 +1,15 @@
 #!/bin/bash
 # stackbinder launch script. cloud-init runs it once, as root, at first boot:
-#   stackbinder-launch /etc/stackbinder/launch.json
+#   stackbinder-launch /etc/stackbinder/boot.json
 #
-# It runs repo2docker as user `ubuntu` on the user's repository at the
+# The boot data says only who the VM is and where stackbinder is, the same
+# for a VM booted for a user and for a warm-pool VM booted ahead of
+# demand. First the script asks stackbinder for the VM's job (a long-poll
+# of GET assignment_url with the VM's boot secret) until it gets one, and
+# writes it to assignment.json next to the boot data; a claimed pool VM
+# gets a new secret with it, used for every report from then on.
+#
+# Then it runs repo2docker as user `ubuntu` on the user's repository at the
 # requested ref, which clones, builds and then starts Jupyter on a fixed
 # port under /user/<login>/ (stackbinder's proxy route to this VM) with a
 # token stackbinder chose, and it reports the progress
@@ -16,7 +23,7 @@
 set -Eeuo pipefail
 umask 077
 
-conf=${1:-/etc/stackbinder/launch.json}
+conf=${1:-/etc/stackbinder/boot.json}
 
 # Knobs for the sandbox test (tests/api/launch_script.rs), which runs this
 # script as an ordinary user with stub programs first on PATH. On a VM
@@ -27,9 +34,18 @@ r2d=${STACKBINDER_R2D:-/opt/repo2docker/bin/jupyter-repo2docker}
 # launch writes its own next to it (readable by `ubuntu`, unlike $workdir).
 config_dir=${STACKBINDER_CONFIG_DIR:-/etc/stackbinder}
 workdir=${STACKBINDER_WORKDIR:-/var/lib/stackbinder}
+# cloud-init/image_name.py, from the user data: the image name BinderHub
+# would derive for a repository at a commit.
+namer=${STACKBINDER_IMAGE_NAMER:-/usr/local/lib/stackbinder/image_name.py}
 tick=${STACKBINDER_TICK_SECONDS:-5}
 retry_delay=${STACKBINDER_RETRY_SECONDS:-3}
 retries=${STACKBINDER_RETRIES:-40}
+# Asking for the job: while stackbinder is unreachable, overloaded or
+# failing, the script keeps asking for this many attempts (an hour at 3 s):
+# an outage of stackbinder must not waste the VM. A held request lasts at
+# most 300 s (provision.assignment_hold_seconds); curl waits longer.
+ask_retries=${STACKBINDER_ASK_RETRIES:-1200}
+ask_max_time=330
 # The owner's home volume (launch data `home_volume_id`): the disk is found
 # by its serial under $disks, mounted at $home_mount, and mounted into the
 # container at /home/jovyan/work.
@@ -48,10 +64,13 @@ mkdir -p "$workdir"
 chmod 700 "$workdir"
 helper_py="$workdir/helper.py"
 cat >"$helper_py" <<'PY'
-"""The launch script's data handling: the only code that reads launch.json."""
-import json, os, re, sys
+"""The launch script's data handling: the only code that reads the boot
+data and the assignment."""
+import importlib.util, json, os, re, subprocess, sys
 
 conf_path, workdir, command, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+# The VM's job, next to the boot data, once stackbinder gave it.
+ASSIGNMENT = os.path.join(os.path.dirname(os.path.abspath(conf_path)), "assignment.json")
 R2D_LOG = os.path.join(workdir, "repo2docker.log")  # repo2docker's JSON lines
 LOG = os.path.join(workdir, "launch.log")  # what we relay, one line each
 MAX_LINE = 500
@@ -74,11 +93,29 @@ c.Repo2Docker.extra_run_kwargs = {
 """
 
 
-def conf():
-    with open(conf_path, encoding="utf-8") as f:
+def load(path, what):
+    with open(path, encoding="utf-8") as f:
         data = json.load(f)
     if not isinstance(data, dict):
-        raise ValueError("the launch data is not a JSON object")
+        raise ValueError(f"the {what} is not a JSON object")
+    return data
+
+
+def conf():
+    """The boot data, merged with the assignment once there is one: a
+    rotated secret (the assignment's `callback_secret`) replaces the boot
+    secret, which is kept as `boot_secret` only to be redacted."""
+    data = load(conf_path, "boot data")
+    data["boot_secret"] = data.get("callback_secret")
+    if os.path.exists(ASSIGNMENT):
+        job = load(ASSIGNMENT, "assignment")
+        rotated = job.pop("callback_secret", None)
+        for key in ("vm_id", "callback_url", "assignment_url", "jupyter_port",
+                    "prebuild", "boot_secret"):
+            job.pop(key, None)  # stackbinder's own fields stay the boot data's
+        data.update(job)
+        if rotated is not None:
+            data["callback_secret"] = rotated
     return data
 
 
@@ -132,7 +169,7 @@ def write_state(name, value):
 
 def clean(line, data):
     """One printable line, without our secrets, of bounded length."""
-    for key in ("jupyter_token", "callback_secret"):
+    for key in ("jupyter_token", "callback_secret", "boot_secret"):
         secret = data.get(key)
         if isinstance(secret, str) and secret:
             line = line.replace(secret, "[redacted]")
@@ -145,24 +182,64 @@ def append(lines):
             f.write(line + "\n")
 
 
-def prepare():
-    """Check stackbinder's own fields, write the callback header file, and
-    print the VM id, the port and the callback URL for the script."""
-    data = conf()
-    vm = text(data, "vm_id")
-    if not re.fullmatch(r"[0-9a-f-]{36}", vm):
+def url(data, key):
+    value = text(data, key)
+    if not re.fullmatch(r"https?://[!-~]+", value):
+        raise ValueError(f"`{key}` is not an http(s) URL")
+    return value
+
+
+def vm_id(data):
+    value = text(data, "vm_id")
+    if not re.fullmatch(r"[0-9a-f-]{36}", value):
         raise ValueError("`vm_id` is not a UUID")
-    login(data)
-    gpu(data)
-    url = text(data, "callback_url")
-    if not re.fullmatch(r"https?://[!-~]+", url):
-        raise ValueError("`callback_url` is not an http(s) URL")
-    for key in ("callback_secret", "jupyter_token"):
-        if not re.fullmatch(r"[!-~]+", text(data, key)):
-            raise ValueError(f"`{key}` is not printable ASCII")
+    return value
+
+
+def write_header(data):
+    """The callback header file: the secret never goes on a command line."""
+    if not re.fullmatch(r"[!-~]+", text(data, "callback_secret")):
+        raise ValueError("`callback_secret` is not printable ASCII")
     with open(os.path.join(workdir, "callback-header"), "w") as f:
         f.write(f"Authorization: Bearer {data['callback_secret']}\n")
-    print(vm, port(data), url, base_url(data), home_serial(data) or "-", sep="\n")
+
+
+def boot():
+    """Check the boot data, write the header with the boot secret, and
+    print the VM id and where to ask for the job."""
+    data = conf()
+    vm = vm_id(data)
+    port(data)
+    url(data, "callback_url")
+    write_header(data)
+    print(vm, url(data, "assignment_url"), sep="\n")
+
+
+def take_assignment(path):
+    """Keep stackbinder's answer as the VM's job, if it is a JSON object."""
+    job = load(path, "assignment")
+    secret = job.get("callback_secret")
+    if secret is not None and not (isinstance(secret, str) and re.fullmatch(r"[!-~]+", secret)):
+        raise ValueError("`callback_secret` is not printable ASCII")
+    with open(ASSIGNMENT + ".part", "w", encoding="utf-8") as f:
+        json.dump(job, f)
+    os.replace(ASSIGNMENT + ".part", ASSIGNMENT)
+    os.remove(path)
+
+
+def prepare():
+    """Check the merged data, write the callback header file with the
+    secret that acts for the VM now, and print the VM id, the port, the
+    callback URL, the base URL and the home volume's serial."""
+    data = conf()
+    vm = vm_id(data)
+    login(data)
+    gpu(data)
+    callback = url(data, "callback_url")
+    if not re.fullmatch(r"[!-~]+", text(data, "jupyter_token")):
+        raise ValueError("`jupyter_token` is not printable ASCII")
+    write_header(data)
+    print(vm, port(data), callback, base_url(data), home_serial(data) or "-", sep="\n")
 
 
 def check_user_values():
@@ -170,16 +247,9 @@ def check_user_values():
     validates them already; this is the last line of defence on the VM."""
     data = conf()
     for key, what in (("repo", "repository"), ("git_ref", "git ref")):
-        try:
-            value = text(data, key)
-        except ValueError:
-            print(f"the {what} is missing")
-            return
-        if value.startswith("-"):
-            print(f"the {what} starts with '-' and would be read as an option")
-            return
-        if CONTROL.search(value) or len(value) > 2048:
-            print(f"the {what} contains control characters or is too long")
+        problem = user_value(data.get(key), what)
+        if problem:
+            print(problem)
             return
     append([clean(f"launching {data['repo']} at {data['git_ref']}", data)])
 
@@ -208,12 +278,101 @@ def home_serial(data):
     return value[:20]
 
 
-def r2d_argv(data, r2d, config, home_mount):
+def namer(path):
+    """cloud-init/image_name.py: the image name BinderHub would derive."""
+    spec = importlib.util.spec_from_file_location("image_name", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.image_name
+
+
+def user_value(value, what):
+    """Why a repository or ref cannot be used, or None."""
+    if not isinstance(value, str) or not value:
+        return f"the {what} is missing"
+    if value.startswith("-"):
+        return f"the {what} starts with '-' and would be read as an option"
+    if CONTROL.search(value) or len(value) > 2048:
+        return f"the {what} contains control characters or is too long"
+    return None
+
+
+def resolve(repo, ref):
+    """The commit `ref` names in `repo` (git ls-remote), or None."""
+    if re.fullmatch(r"[0-9a-f]{40}", ref):
+        return ref
+    try:
+        out = subprocess.run(["git", "ls-remote", "--", repo, ref], capture_output=True,
+                             text=True, timeout=120, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.stdout.splitlines():
+        commit = line.split("\t", 1)[0]
+        if re.fullmatch(r"[0-9a-f]{40}", commit):
+            return commit
+    return None
+
+
+def image_present(name):
+    try:
+        found = subprocess.run(["docker", "image", "inspect", name], capture_output=True,
+                               timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return found.returncode == 0
+
+
+def prebuild(r2d, namer_path):
+    """A pool VM builds the images of its pinned repositories ahead, under
+    the names a launch of them looks for; each step is a console line."""
+    data = conf()
+    pinned = data.get("prebuild") or []
+    if not isinstance(pinned, list):
+        raise ValueError("`prebuild` is not a list")
+    name_of = namer(namer_path) if pinned else None
+    for entry in pinned:
+        repo = entry.get("repo") if isinstance(entry, dict) else None
+        ref = entry.get("git_ref") if isinstance(entry, dict) else None
+        problem = user_value(repo, "repository") or user_value(ref, "git ref")
+        if problem:
+            print(f"prebuild skipped: {problem}", flush=True)
+            continue
+        commit = resolve(repo, ref)
+        if commit is None:
+            print(clean(f"prebuild skipped: {repo} at {ref} does not resolve", data), flush=True)
+            continue
+        name = name_of(repo, commit)
+        print(clean(f"prebuilding {repo} at {commit} as {name}", data), flush=True)
+        argv = ["sudo", "-u", "ubuntu", "-H", "--", r2d,
+                "--config=/etc/stackbinder/repo2docker_config.py", "--no-run",
+                "--image-name=" + name, "--ref=" + commit,
+                "--user-id=1000", "--user-name=jovyan", "--", repo]
+        with open(os.path.join(workdir, "prebuild.log"), "ab") as log:
+            status = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, cwd="/").returncode
+        print(f"prebuilt {name}" if status == 0 else f"prebuild failed (exit status {status})",
+              flush=True)
+
+
+def prebuilt_image(data, namer_path):
+    """The image of this launch's repository at its commit, if the VM has it
+    (built ahead, or baked into the snapshot): repo2docker then finds it
+    by name and skips the build."""
+    try:
+        commit = resolve(text(data, "repo"), text(data, "git_ref"))
+        name = commit and namer(namer_path)(data["repo"], commit)
+    except (OSError, ImportError, AttributeError):
+        return None
+    return name if name and image_present(name) else None
+
+
+def r2d_argv(data, r2d, config, home_mount, image=None):
     """repo2docker's command line. The token is not on it: `--env NAME`
     without a value makes repo2docker take the value from its own
     environment. `--` ends the options, so the repository is never one.
     The home volume, mounted at `home_mount`, becomes /home/jovyan/work."""
     home = ["--volume=" + home_mount + ":/home/jovyan/work"] if home_serial(data) else []
+    named = ["--image-name=" + image] if image else []
     return [
         r2d,
         "--config=" + config,
@@ -223,6 +382,7 @@ def r2d_argv(data, r2d, config, home_mount):
         "--user-name=jovyan",
         "--env=JUPYTER_TOKEN",
         f"--publish=0.0.0.0:{port(data)}:8888",
+        *named,
         *home,
         "--",
         text(data, "repo"),
@@ -235,8 +395,11 @@ def exec_r2d():
     """Become repo2docker, run as `ubuntu` by sudo, in a session of its own
     so it outlives cloud-init, with the token in its environment only."""
     data = conf()
+    image = prebuilt_image(data, args[3])
+    if image:
+        note("stackbinder: environment prebuilt: starting without a build")
     argv = ["sudo", "-u", "ubuntu", "-H", "--preserve-env=JUPYTER_TOKEN", "--"]
-    argv += r2d_argv(data, args[0], r2d_config(data, args[1]), args[2])
+    argv += r2d_argv(data, args[0], r2d_config(data, args[1]), args[2], image)
     env = dict(os.environ, JUPYTER_TOKEN=text(data, "jupyter_token"))
     try:
         os.setsid()
@@ -327,9 +490,12 @@ def body(phase, port_arg):
 
 try:
     {
+        "boot": boot,
+        "take-assignment": lambda: take_assignment(args[0]),
         "prepare": prepare,
         "check-user-values": check_user_values,
         "exec-r2d": exec_r2d,
+        "prebuild": lambda: prebuild(args[0], args[1]),
         "relay": relay,
         "note": lambda: note(args[0]),
         "last-line": last_line,
@@ -344,10 +510,79 @@ helper() {
     python3 "$helper_py" "$conf" "$workdir" "$@"
 }
 
-# The fields stackbinder wrote itself. Without them there is nobody to
+# The boot data. Without it there is nobody to ask or report to, so all
+# we can do is say so on the console.
+if ! booted=$(helper boot); then
+    say "cannot read the boot data in $conf; giving up"
+    exit 1
+fi
+{
+    read -r vm_id
+    read -r assignment_url
+} <<<"$booted"
+
+# retry_wait HEADERS: how long stackbinder asked us to wait (Retry-After,
+# in seconds), else the usual delay.
+retry_wait() {
+    local asked
+    asked=$(sed -n 's/^[Rr][Ee][Tt][Rr][Yy]-[Aa][Ff][Tt][Ee][Rr]: *\([0-9]\{1,4\}\).*/\1/p' "$1" 2>/dev/null | tail -n 1)
+    printf '%s\n' "${asked:-$retry_delay}"
+}
+
+# ask_for_job: long-poll stackbinder for this VM's job until it has one.
+# 204: nothing yet (a pool VM nobody claimed), ask again at once. 409: no
+# job will come, stop. Unreachable, 429 or 5xx: wait and ask again, for a
+# long while. 401 or anything else: give up.
+ask_for_job() {
+    local failures=0 code
+    local body="$workdir/assignment.part" headers="$workdir/assignment.headers"
+    while :; do
+        rm -f "$body" "$headers"
+        code=$(curl --silent --output "$body" --dump-header "$headers" \
+            --write-out '%{http_code}' --proto '=http,https' --max-time "$ask_max_time" \
+            --header @"$workdir/callback-header" \
+            --get --data-urlencode "vm=$vm_id" --url "$assignment_url") || code=000
+        case $code in
+        200)
+            if helper take-assignment "$body"; then
+                return 0
+            fi
+            say "stackbinder's answer is not a job; giving up"
+            exit 1
+            ;;
+        204) failures=0 ;;
+        409)
+            say "stackbinder no longer expects this VM (HTTP 409); stopping"
+            exit 0
+            ;;
+        429 | 5?? | 000)
+            failures=$((failures + 1))
+            if ((failures >= ask_retries)); then
+                say "stackbinder did not answer after $ask_retries attempts; giving up"
+                exit 1
+            fi
+            sleep "$(retry_wait "$headers")"
+            ;;
+        *)
+            say "stackbinder refused to give this VM its job (HTTP $code); giving up"
+            exit 1
+            ;;
+        esac
+    done
+}
+
+# A pool VM builds its pinned repositories first (nothing to do on a VM
+# booted for its owner): a claim of one of them then starts at once.
+helper prebuild "$r2d" "$namer" </dev/null | while IFS= read -r line; do say "$line"; done ||
+    say "the prebuild stopped; going on without it"
+
+say "VM $vm_id booted; asking stackbinder for its job"
+ask_for_job
+
+# The merged data. Without stackbinder's own fields there is nobody to
 # report to, so all we can do is say so on the console.
 if ! prepared=$(helper prepare); then
-    say "cannot read the launch data in $conf; giving up"
+    say "cannot read the launch data in $conf and its assignment; giving up"
     exit 1
 fi
 {
@@ -462,7 +697,7 @@ if [ "$home_serial" != - ]; then
 fi
 report cloning
 
-helper exec-r2d "$r2d" "$config_dir" "$home_mount" >"$workdir/repo2docker.log" 2>&1 </dev/null &
+helper exec-r2d "$r2d" "$config_dir" "$home_mount" "$namer" >"$workdir/repo2docker.log" 2>&1 </dev/null &
 r2d_pid=$!
 
 # relay_phases: report each phase repo2docker has newly entered, once.

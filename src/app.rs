@@ -99,6 +99,7 @@ pub(crate) fn settings(config: &Config) -> provision::Settings {
         delete_give_up: config.provision.delete_give_up(),
         build_timeout: config.image.build_timeout(),
         create_lookups: CREATE_LOOKUPS,
+        assignment_hold: config.provision.assignment_hold(),
     }
 }
 

@@ -1,6 +1,8 @@
-//! User data for a user's VM: a cloud-config that writes the launch
-//! parameters as a JSON file and a fixed script that reads them. What the
-//! user typed reaches the VM only as JSON data, never as shell code.
+//! User data for a VM: a cloud-config that writes its boot data as a JSON
+//! file and a fixed script that reads it, then asks stackbinder for the
+//! VM's job (`GET /api/vm/assignment`). Nothing about the owner is in the
+//! user data, and what the user typed reaches the VM only as JSON data
+//! from that answer, never as shell code.
 
 mod base_image;
 
@@ -13,34 +15,16 @@ use crate::domain::{Progress, VmId};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// Where the launch parameters land on the VM.
-pub const LAUNCH_DATA_PATH: &str = "/etc/stackbinder/launch.json";
+/// Where the boot data lands on the VM; the script writes the assignment
+/// next to it.
+pub const BOOT_DATA_PATH: &str = "/etc/stackbinder/boot.json";
 /// Where the launch script lands on the VM.
 pub const LAUNCH_SCRIPT_PATH: &str = "/usr/local/sbin/stackbinder-launch";
 const LAUNCH_SCRIPT: &str = include_str!("../cloud-init/launch.sh");
-
-/// Everything the launch script needs, written to `LAUNCH_DATA_PATH`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LaunchData {
-    pub vm_id: VmId,
-    /// The owner's GitHub login: Jupyter serves under `/user/<login>/`.
-    pub login: String,
-    pub repo: String,
-    pub git_ref: String,
-    pub url_path: String,
-    pub jupyter_port: u16,
-    pub jupyter_token: String,
-    pub callback_url: Url,
-    pub callback_secret: String,
-    /// The launch profile asks for GPUs: the container runs with
-    /// `--gpus all`.
-    #[serde(default)]
-    pub gpu: bool,
-    /// The owner's home volume, which the script finds by its serial and
-    /// mounts at /home/jovyan/work in the container; none without one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub home_volume_id: Option<String>,
-}
+/// Where the image namer lands on the VM: the name BinderHub would give an
+/// environment, which the script builds ahead under and looks for.
+pub const IMAGE_NAMER_PATH: &str = "/usr/local/lib/stackbinder/image_name.py";
+const IMAGE_NAMER: &str = include_str!("../cloud-init/image_name.py");
 
 /// What every VM is booted with, pool VM or not: enough to ask stackbinder
 /// for its job (`GET /api/vm/assignment`) and nothing about its owner, so
@@ -87,6 +71,49 @@ pub struct Assignment {
     pub callback_secret: Option<String>,
 }
 
+/// What a VM knows once it has its job: its boot data and its assignment,
+/// merged as the launch script's helper reads them, with the secret that
+/// acts for it from then on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LaunchData {
+    pub vm_id: VmId,
+    /// The owner's GitHub login: Jupyter serves under `/user/<login>/`.
+    pub login: String,
+    pub repo: String,
+    pub git_ref: String,
+    pub url_path: String,
+    pub jupyter_port: u16,
+    pub jupyter_token: String,
+    pub callback_url: Url,
+    pub callback_secret: String,
+    /// The launch profile asks for GPUs: the container runs with
+    /// `--gpus all`.
+    pub gpu: bool,
+    /// The owner's home volume, mounted at /home/jovyan/work.
+    pub home_volume_id: Option<String>,
+}
+
+impl LaunchData {
+    pub fn new(boot: &BootData, assignment: &Assignment) -> Self {
+        Self {
+            vm_id: boot.vm_id,
+            login: assignment.login.clone(),
+            repo: assignment.repo.clone(),
+            git_ref: assignment.git_ref.clone(),
+            url_path: assignment.url_path.clone(),
+            jupyter_port: boot.jupyter_port,
+            jupyter_token: assignment.jupyter_token.clone(),
+            callback_url: boot.callback_url.clone(),
+            callback_secret: assignment
+                .callback_secret
+                .clone()
+                .unwrap_or_else(|| boot.callback_secret.clone()),
+            gpu: assignment.gpu,
+            home_volume_id: assignment.home_volume_id.clone(),
+        }
+    }
+}
+
 /// One progress report from the VM to `POST /api/vm/callback`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallbackReport {
@@ -100,8 +127,8 @@ pub struct CallbackReport {
     pub log: Vec<String>,
 }
 
-/// The user data of a launch, a cloud-config: its two files and the one
-/// command that runs the script on the data.
+/// The user data of a VM, a cloud-config: its files and the one command
+/// that runs the script on the boot data.
 #[derive(Serialize, Deserialize)]
 struct LaunchUserData {
     write_files: Vec<WriteFile>,
@@ -116,15 +143,15 @@ struct WriteFile {
     content: String,
 }
 
-/// Render the user data for one VM.
-pub fn render_user_data(data: &LaunchData) -> String {
+/// Render the user data for one VM, pool VM or not.
+pub fn render_boot_data(data: &BootData) -> String {
     let config = LaunchUserData {
         write_files: vec![
             WriteFile {
-                path: LAUNCH_DATA_PATH.into(),
+                path: BOOT_DATA_PATH.into(),
                 owner: "root:root".into(),
                 permissions: "0600".into(),
-                content: serde_json::to_string_pretty(data).expect("launch data serializes"),
+                content: serde_json::to_string_pretty(data).expect("boot data serializes"),
             },
             WriteFile {
                 path: LAUNCH_SCRIPT_PATH.into(),
@@ -132,87 +159,114 @@ pub fn render_user_data(data: &LaunchData) -> String {
                 permissions: "0755".into(),
                 content: LAUNCH_SCRIPT.into(),
             },
+            WriteFile {
+                path: IMAGE_NAMER_PATH.into(),
+                owner: "root:root".into(),
+                permissions: "0644".into(),
+                content: IMAGE_NAMER.into(),
+            },
         ],
-        runcmd: vec![vec![LAUNCH_SCRIPT_PATH.into(), LAUNCH_DATA_PATH.into()]],
+        runcmd: vec![vec![LAUNCH_SCRIPT_PATH.into(), BOOT_DATA_PATH.into()]],
     };
     let yaml = serde_yaml_ng::to_string(&config).expect("cloud-config serializes");
     format!("#cloud-config\n{yaml}")
 }
 
-/// Read the launch data back out of user data, as the VM does.
-pub fn parse_launch_data(user_data: &str) -> Option<LaunchData> {
+/// Read the boot data back out of user data, as the VM does.
+pub fn parse_boot_data(user_data: &str) -> Option<BootData> {
     let config: LaunchUserData = serde_yaml_ng::from_str(user_data).ok()?;
     let file = config
         .write_files
         .iter()
-        .find(|f| f.path == LAUNCH_DATA_PATH)?;
+        .find(|f| f.path == BOOT_DATA_PATH)?;
     serde_json::from_str(&file.content).ok()
-}
-
-// SHIM-UNTIL-AGENT-MERGE
-pub fn render_boot_data(data: &BootData) -> String {
-    serde_json::to_string(data).expect("x")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hostile() -> LaunchData {
-        LaunchData {
+    fn hostile() -> BootData {
+        BootData {
             vm_id: VmId::new(),
-            login: "grace".into(),
-            repo: "https://github.com/a/b'; reboot; echo '$(id)`x`\nruncmd:".into(),
-            git_ref: "--upload-pack=x".into(),
-            url_path: "lab\"\n- [rm, -rf, /]".into(),
-            jupyter_port: 8888,
-            jupyter_token: "tok".into(),
             callback_url: Url::parse("http://127.0.0.1:8080/api/vm/callback").unwrap(),
+            assignment_url: Url::parse("http://127.0.0.1:8080/api/vm/assignment").unwrap(),
             callback_secret: "s3cret".into(),
-            gpu: false,
-            home_volume_id: Some("0b5e2d3c-1a4f-4e6b-9c8d-7f6e5d4c3b2a".into()),
+            jupyter_port: 8888,
+            prebuild: vec![PinnedRepo {
+                repo: "https://github.com/a/b'; reboot; echo '$(id)`x`\nruncmd:".into(),
+                git_ref: "--upload-pack=x\"\n- [rm, -rf, /]".into(),
+            }],
         }
     }
 
     #[test]
     fn user_data_is_a_cloud_config_that_round_trips() {
         let data = hostile();
-        let rendered = render_user_data(&data);
+        let rendered = render_boot_data(&data);
         assert!(rendered.starts_with("#cloud-config\n"));
-        assert_eq!(parse_launch_data(&rendered), Some(data));
+        assert_eq!(parse_boot_data(&rendered), Some(data));
     }
 
     #[test]
     fn hostile_values_cannot_add_commands() {
-        let rendered = render_user_data(&hostile());
+        let rendered = render_boot_data(&hostile());
         let config: LaunchUserData = serde_yaml_ng::from_str(&rendered).unwrap();
         assert_eq!(
             config.runcmd,
             vec![vec![
                 LAUNCH_SCRIPT_PATH.to_string(),
-                LAUNCH_DATA_PATH.to_string()
+                BOOT_DATA_PATH.to_string()
             ]]
         );
-        assert_eq!(config.write_files.len(), 2);
+        assert_eq!(config.write_files.len(), 3);
     }
 
     #[test]
     fn user_data_stays_well_under_novas_limit() {
         use base64::Engine;
-        // The longest values the domain types let through, all escaped.
-        let data = LaunchData {
+        // A few pinned repositories with the longest values
+        // the domain types let through, all escaped.
+        let pinned = PinnedRepo {
             repo: format!("https://example.org/{}", "\\\"'".repeat(78)),
             git_ref: "a".repeat(200),
-            url_path: "%".repeat(300),
+        };
+        let data = BootData {
+            prebuild: vec![pinned; 4],
             ..hostile()
         };
-        let rendered = render_user_data(&data);
+        let rendered = render_boot_data(&data);
         let encoded = base64::engine::general_purpose::STANDARD.encode(&rendered);
-        // Nova takes at most 65535 bytes of base64; keep half of it free.
+        // Nova takes at most 65535 bytes of base64; keep a quarter of it
+        // free (the agent and its prebuild made the script longer).
         assert!(
-            encoded.len() < 32 * 1024,
+            encoded.len() < 48 * 1024,
             "user data is {} bytes in base64",
             encoded.len()
         );
+    }
+
+    #[test]
+    fn the_rotated_secret_replaces_the_boot_secret() {
+        let boot = hostile();
+        let assignment = Assignment {
+            login: "grace".into(),
+            repo: "https://github.com/a/b".into(),
+            git_ref: "HEAD".into(),
+            url_path: String::new(),
+            jupyter_token: "tok".into(),
+            gpu: false,
+            home_volume_id: None,
+            callback_secret: None,
+        };
+        assert_eq!(
+            LaunchData::new(&boot, &assignment).callback_secret,
+            "s3cret"
+        );
+        let rotated = Assignment {
+            callback_secret: Some("n3w".into()),
+            ..assignment
+        };
+        assert_eq!(LaunchData::new(&boot, &rotated).callback_secret, "n3w");
     }
 }

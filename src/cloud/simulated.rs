@@ -3,12 +3,13 @@
 //! with a fault, on demand), boot volumes come and go with their server,
 //! home volumes stay once made and are attached to the servers that ask,
 //! floating IPs come from a finite pool, and the console output grows.
-//! Once ACTIVE, a simulated VM runs the launch the way the real launch
-//! script does: it reports progress to stackbinder over HTTP and serves a
+//! Once ACTIVE, a simulated VM asks stackbinder for its job and runs the
+//! launch the way the real launch script does: it reports progress to stackbinder over HTTP and serves a
 //! small Jupyter stand-in on its own loopback address. An image builder
 //! prints the build's progress and verdict on its console and powers off;
 //! its snapshot is saving for a moment, then active.
 
+mod agent;
 mod api;
 mod boot;
 mod builder_console;

@@ -136,6 +136,7 @@ impl Config {
         self.database.validate()?;
         self.cloud.validate()?;
         self.launch.validate()?;
+        self.provision.validate()?;
         self.image.validate()?;
         self.profiles.validate()?;
         self.storage.validate()?;

@@ -1,5 +1,6 @@
 //! `[provision]`: the rhythm of the background driver and the reconciler.
 
+use super::ConfigError;
 use serde::Deserialize;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
@@ -23,7 +24,15 @@ pub struct ProvisionConfig {
     pub delete_retry_seconds: u64,
     /// ...and fails (to be retried at its expiry) after this long.
     pub delete_give_up_seconds: u64,
+    /// How long `GET /api/vm/assignment` holds a VM's request while the VM
+    /// has no job yet (a pool VM), before it answers 204 and the VM asks
+    /// again; at most `MAX_ASSIGNMENT_HOLD_SECONDS`.
+    pub assignment_hold_seconds: NonZeroU64,
 }
+
+/// The agent on a VM gives up on an answer after 330 s (curl's
+/// `--max-time` in launch.sh): a hold must end well before.
+pub const MAX_ASSIGNMENT_HOLD_SECONDS: u64 = 300;
 
 impl ProvisionConfig {
     /// How often the background driver looks at unfinished VMs.
@@ -56,6 +65,23 @@ impl ProvisionConfig {
         Duration::from_secs(self.delete_give_up_seconds)
     }
 
+    /// How long a VM's request for its job is held while it has none.
+    pub fn assignment_hold(&self) -> Duration {
+        Duration::from_secs(self.assignment_hold_seconds.get())
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let hold = self.assignment_hold_seconds.get();
+        if hold > MAX_ASSIGNMENT_HOLD_SECONDS {
+            return Err(ConfigError::new(
+                "provision.assignment_hold_seconds",
+                format!("{hold} s is longer than a VM waits for an answer"),
+                format!("use at most {MAX_ASSIGNMENT_HOLD_SECONDS} seconds, e.g. 25"),
+            ));
+        }
+        Ok(())
+    }
+
     /// How to fix a value of `field` that does not parse (or is 0).
     pub(super) fn fix(field: &str) -> Option<&'static str> {
         match field {
@@ -63,6 +89,7 @@ impl ProvisionConfig {
                 Some("use a positive number of milliseconds, e.g. poll_interval_ms = 2000")
             }
             "concurrency" => Some("use a positive number of VMs, e.g. concurrency = 8"),
+            "assignment_hold_seconds" => Some("use a positive number of seconds, e.g. 25"),
             _ => None,
         }
     }
@@ -78,6 +105,7 @@ impl Default for ProvisionConfig {
             idle_check_seconds: 300,
             delete_retry_seconds: 600,
             delete_give_up_seconds: 3600,
+            assignment_hold_seconds: const { NonZeroU64::new(25).unwrap() },
         }
     }
 }
@@ -96,6 +124,7 @@ mod tests {
         )
         .unwrap()
         .provision;
+        assert_eq!(c.assignment_hold(), Duration::from_secs(25));
         assert_eq!(
             [
                 c.poll_interval(),
@@ -114,5 +143,15 @@ mod tests {
                 Duration::from_secs(13),
             ]
         );
+    }
+
+    #[test]
+    fn an_assignment_hold_ends_before_the_vm_stops_waiting() {
+        let c = load_str("[provision]\nassignment_hold_seconds = 300").unwrap();
+        assert_eq!(c.provision.assignment_hold(), Duration::from_secs(300));
+        for bad in ["0", "301"] {
+            let e = load_str(&format!("[provision]\nassignment_hold_seconds = {bad}")).unwrap_err();
+            assert_eq!(e.key, "provision.assignment_hold_seconds", "{bad}");
+        }
     }
 }

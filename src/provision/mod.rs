@@ -2,6 +2,7 @@
 //! what a user asked for; the driver (`driver.rs`) moves every unfinished VM
 //! forward, one persisted step at a time, so a restart resumes where it was.
 
+mod assignment;
 mod capacity;
 mod concurrency;
 mod driver;
@@ -123,6 +124,8 @@ pub struct Settings {
     /// /servers` answer is looked for across (one look per driver step
     /// after each) before the server is created again.
     pub create_lookups: u32,
+    /// How long a VM's request for its job is held while it has none.
+    pub assignment_hold: Duration,
 }
 
 #[derive(Clone)]
@@ -161,6 +164,8 @@ struct Inner {
     /// How many VMs the driver moves forward at once (at most
     /// `settings.concurrency`), sized by the cloud's answers.
     concurrency: Arc<concurrency::AdaptiveConcurrency>,
+    /// The VMs' requests for their job held now, to be woken by a claim.
+    assignment_waiters: assignment::Waiters,
 }
 
 impl Provisioner {
@@ -200,6 +205,7 @@ impl Provisioner {
                 reconciler: Mutex::default(),
                 activity: crate::proxy::Activity::default(),
                 concurrency,
+                assignment_waiters: assignment::Waiters::default(),
             }),
         }
     }
@@ -324,6 +330,8 @@ impl Provisioner {
             tracing::info!(vm = %id, why, "deletion recorded");
             self.inner.metrics.deletion_requested(reason.label());
             self.wake();
+            // A VM waiting for its job learns at once that none will come.
+            self.assignment_ready(id);
         }
         Ok(moved)
     }
@@ -357,23 +365,6 @@ impl Provisioner {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
-    }
-
-    /// Check a VM's callback secret (in constant time).
-    #[tracing::instrument(name = "authenticate", skip_all, fields(vm = %vm))]
-    pub async fn authenticate(
-        &self,
-        vm: VmId,
-        secret: &str,
-    ) -> Result<AuthenticatedVm, ProvisionError> {
-        let stored = self.inner.store.vm_secret_hash(vm).await?.flatten();
-        let authentic = stored
-            .as_deref()
-            .is_some_and(|stored| secret::matches_hash(secret, stored));
-        if !authentic {
-            return Err(ProvisionError::Unauthorized);
-        }
-        Ok(AuthenticatedVm(vm))
     }
 
     /// A progress report from a VM that proved who it is.

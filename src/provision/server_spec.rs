@@ -1,12 +1,14 @@
 //! What a VM's server is made of: its launch profile's shape (or
-//! `[cloud]`'s), the user data that tells it its launch, the metadata that
-//! marks it as ours, and the owner's home volume.
+//! `[cloud]`'s), the boot data that tells it where to ask for its job, the
+//! metadata that marks it as ours, and the owner's home volume; and the
+//! job itself, the assignment its owner's launch gives it.
 
 use super::{Provisioner, profiles};
 use crate::cloud::{
     META_INSTANCE, META_LOGIN, META_OWNER, META_POOL, META_REPO, META_VM, ServerSpec, Shape,
 };
-use crate::cloud_init::{self, BootData, LaunchData, PinnedRepo};
+use crate::cloud_init::{self, Assignment, BootData, PinnedRepo};
+use crate::config::Profile;
 use crate::domain::VmId;
 use crate::store::VmRecord;
 use std::collections::BTreeMap;
@@ -22,33 +24,11 @@ impl Provisioner {
         home_volume: Option<String>,
     ) -> Result<ServerSpec, String> {
         let s = &self.inner.settings;
-        let profile = match &vm.profile {
-            None => None,
-            Some(name) => Some(s.profiles.get(name).ok_or_else(|| {
-                format!("the launch profile \"{name}\" is no longer configured on this server")
-            })?),
-        };
-        let shape = profiles::shape(&s.cloud, profile);
-        let data = LaunchData {
-            vm_id: vm.id,
-            login: vm.owner_login.to_string(),
-            repo: vm.repo.to_string(),
-            git_ref: vm.git_ref.to_string(),
-            url_path: vm.url_path.to_string(),
-            jupyter_port: s.launch.jupyter_port.get(),
-            jupyter_token: vm.jupyter_token.clone(),
-            callback_url: s
-                .callback_url
-                .join("api/vm/callback")
-                .expect("a relative path joins"),
-            callback_secret: callback_secret.to_owned(),
-            gpu: profile.is_some_and(|p| p.gpu),
-            home_volume_id: home_volume.clone(),
-        };
+        let shape = profiles::shape(&s.cloud, self.profile_of(vm)?);
         Ok(self.spec_of(
             shape,
             vm.name.clone(),
-            cloud_init::render_user_data(&data),
+            cloud_init::render_boot_data(&self.boot_data(vm.id, callback_secret)),
             self.owner_metadata(vm),
             home_volume,
         ))
@@ -69,7 +49,7 @@ impl Provisioner {
     }
 
     /// A pool VM's server: the default profile's shape, boot data that
-    /// names no owner (the VM asks for its job once booted), the
+    /// names no owner (the VM asks for its job once booted) with the
     /// repositories to build ahead, and metadata that marks it as ours and
     /// the pool's (`stackbinder_vm` is the id it keeps when claimed).
     pub(super) fn pool_server_spec(
@@ -81,17 +61,6 @@ impl Provisioner {
         let s = &self.inner.settings;
         let shape = profiles::shape(&s.cloud, s.profiles.default_profile());
         let data = BootData {
-            vm_id: id,
-            callback_url: s
-                .callback_url
-                .join("api/vm/callback")
-                .expect("a relative path joins"),
-            assignment_url: s
-                .callback_url
-                .join("api/vm/assignment")
-                .expect("a relative path joins"),
-            callback_secret: callback_secret.to_owned(),
-            jupyter_port: s.launch.jupyter_port.get(),
             prebuild: s
                 .pool
                 .repos
@@ -101,6 +70,7 @@ impl Provisioner {
                     git_ref: r.git_ref.to_string(),
                 })
                 .collect(),
+            ..self.boot_data(id, callback_secret)
         };
         let metadata = BTreeMap::from([
             (META_VM.to_owned(), id.to_string()),
@@ -142,5 +112,55 @@ impl Provisioner {
             home_volume,
             availability_zone: cloud.availability_zone.clone(),
         }
+    }
+
+    /// What a VM is booted with, pool VM or not: where it reports, where
+    /// it asks for its job, and its boot secret. Nothing to prebuild; a
+    /// pool VM's caller fills `prebuild` from `[pool] repos`.
+    pub fn boot_data(&self, vm: VmId, callback_secret: &str) -> BootData {
+        let s = &self.inner.settings;
+        let at = |path: &str| s.callback_url.join(path).expect("a relative path joins");
+        BootData {
+            vm_id: vm,
+            callback_url: at("api/vm/callback"),
+            assignment_url: at("api/vm/assignment"),
+            callback_secret: callback_secret.to_owned(),
+            jupyter_port: s.launch.jupyter_port.get(),
+            prebuild: Vec::new(),
+        }
+    }
+
+    /// The job of `vm` for its owner, as `GET /api/vm/assignment` answers
+    /// it (without a rotated secret); an error for a profile taken out of
+    /// the configuration since the launch.
+    pub fn assignment_for(
+        &self,
+        vm: &VmRecord,
+        home_volume: Option<String>,
+    ) -> Result<Assignment, String> {
+        Ok(Assignment {
+            login: vm.owner_login.to_string(),
+            repo: vm.repo.to_string(),
+            git_ref: vm.git_ref.to_string(),
+            url_path: vm.url_path.to_string(),
+            jupyter_token: vm.jupyter_token.clone(),
+            gpu: self.profile_of(vm)?.is_some_and(|p| p.gpu),
+            home_volume_id: home_volume,
+            callback_secret: None,
+        })
+    }
+
+    fn profile_of(&self, vm: &VmRecord) -> Result<Option<&Profile>, String> {
+        let Some(name) = &vm.profile else {
+            return Ok(None);
+        };
+        self.inner
+            .settings
+            .profiles
+            .get(name)
+            .map(Some)
+            .ok_or_else(|| {
+                format!("the launch profile \"{name}\" is no longer configured on this server")
+            })
     }
 }

@@ -31,7 +31,8 @@ pub use pool::{Claimed, NewPoolVm, PoolState, PoolVm};
 pub use sqlite_busy::BusyCounts;
 pub use tokens::{ApiToken, NewToken};
 pub use users::{AllowOutcome, Imported, Invite, Registration, User};
-pub use vms::{CallbackOutcome, NewVm, VmRecord};
+pub(crate) use vms::assignment_json;
+pub use vms::{AssignmentLookup, CallbackOutcome, NewVm, SecretUse, VmRecord, VmSecrets};
 pub use wake::WAKE_CHANNEL;
 
 use sqlx::postgres::PgPoolOptions;

@@ -72,14 +72,9 @@ async fn the_vms_own_secret_reports_forward_only_and_only_while_launching() {
 
     let created = app.cloud.created();
     assert_eq!(created.len(), 2);
-    let mine = (0..2)
-        .map(|i| app.launch_data(i))
-        .find(|d| d.git_ref == "main")
-        .unwrap();
-    let theirs = (0..2)
-        .map(|i| app.launch_data(i))
-        .find(|d| d.git_ref == "dev")
-        .unwrap();
+    let both = [app.launch_data(0).await, app.launch_data(1).await];
+    let mine = both.iter().find(|d| d.git_ref == "main").unwrap().clone();
+    let theirs = both.iter().find(|d| d.git_ref == "dev").unwrap().clone();
     let vm = mine.vm_id.to_string();
     assert_eq!(app.api_vm_json().await["id"], vm.as_str());
 
@@ -209,7 +204,7 @@ async fn launched_and_reported(app: &TestApp) -> stackbinder::cloud_init::Launch
         v["progress"] == "ready"
     })
     .await;
-    app.launch_data(0)
+    app.launch_data(0).await
 }
 
 #[tokio::test]

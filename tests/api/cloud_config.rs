@@ -3,7 +3,7 @@
 //! package, which CI installs). Where cloud-init is missing the test is
 //! skipped, except under CI=true, where that is a failure.
 
-use stackbinder::cloud_init::{LaunchData, render_base_image, render_user_data};
+use stackbinder::cloud_init::{BootData, PinnedRepo, render_base_image, render_boot_data};
 use stackbinder::config::ImageConfig;
 use stackbinder::domain::{RepoSpec, VmId};
 use std::path::Path;
@@ -37,21 +37,21 @@ fn assert_valid(name: &str, text: &str, dir: &Path) {
     );
 }
 
-fn launch(login: &str, repo: &str, git_ref: &str, url_path: &str) -> LaunchData {
-    LaunchData {
+fn boot(prebuild: &[(&str, &str)]) -> BootData {
+    let base: url::Url = "https://binder.example.org/api/vm/".parse().unwrap();
+    BootData {
         vm_id: VmId::new(),
-        login: login.into(),
-        repo: repo.into(),
-        git_ref: git_ref.into(),
-        url_path: url_path.into(),
-        jupyter_port: 8888,
-        jupyter_token: "token".into(),
-        callback_url: "https://binder.example.org/api/vm/callback"
-            .parse()
-            .unwrap(),
+        callback_url: base.join("callback").unwrap(),
+        assignment_url: base.join("assignment").unwrap(),
         callback_secret: "secret".into(),
-        gpu: false,
-        home_volume_id: None,
+        jupyter_port: 8888,
+        prebuild: prebuild
+            .iter()
+            .map(|(repo, git_ref)| PinnedRepo {
+                repo: (*repo).into(),
+                git_ref: (*git_ref).into(),
+            })
+            .collect(),
     }
 }
 
@@ -64,21 +64,17 @@ fn every_rendered_cloud_config_passes_cloud_init_schema() {
     let examples = [
         (
             "launch.yaml",
-            render_user_data(&launch(
-                "grace-hopper",
+            render_boot_data(&boot(&[(
                 "https://github.com/binder-examples/requirements",
                 "HEAD",
-                "lab/tree/index.ipynb",
-            )),
+            )])),
         ),
         (
             "launch-hostile.yaml",
-            render_user_data(&launch(
-                "x\"\nruncmd: [[reboot]]",
+            render_boot_data(&boot(&[(
                 "https://example.org/a'; reboot; echo '$(id)`x`\nruncmd:",
-                "--upload-pack=x\n- [rm, -rf, /]",
-                "lab\"\n#cloud-config",
-            )),
+                "--upload-pack=x\n- [rm, -rf, /]\"\n#cloud-config",
+            )])),
         ),
         (
             "base-image.yaml",

@@ -241,7 +241,7 @@ async fn a_failed_clone_is_reported_as_a_clone_failure() {
         v["progress"] == "cloning"
     })
     .await;
-    let data = app.launch_data(0);
+    let data = app.launch_data(0).await;
     let report = serde_json::json!({
         "vm": data.vm_id,
         "seq": 2,

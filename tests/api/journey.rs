@@ -166,8 +166,10 @@ async fn log_in_register_launch_open_jupyter_and_delete() {
         "{}",
         spec.user_data
     );
-    assert!(spec.user_data.contains(REPO));
-    let data = app.launch_data(0);
+    // The owner's launch is the VM's assignment, not in its user data.
+    assert!(!spec.user_data.contains(REPO));
+    assert!(!spec.user_data.contains(&token));
+    let data = app.launch_data(0).await;
     assert_eq!(data.vm_id.to_string(), view["id"].as_str().unwrap());
     assert_eq!(data.repo, REPO);
     assert_eq!(data.git_ref, "main");

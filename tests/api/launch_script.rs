@@ -6,14 +6,17 @@
 //! paths pointed into a temporary directory (the STACKBINDER_* knobs).
 //!
 //! The launch data is written as raw JSON, so the hostile cases reach the
-//! script even though stackbinder's own types would refuse them earlier.
+//! script even though stackbinder's own types would refuse them earlier:
+//! stackbinder's own fields as the boot data, the rest as the assignment a
+//! second local server answers at once (as for a VM booted for its owner).
+//! The agent's long-poll itself is tested in `launch_agent.rs`.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
-use stackbinder::cloud_init::{LAUNCH_SCRIPT_PATH, LaunchData, render_user_data};
+use stackbinder::cloud_init::{BootData, LAUNCH_SCRIPT_PATH, LaunchData, render_boot_data};
 use stackbinder::domain::VmId;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -23,11 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
-const TOKEN: &str = "jupyter-token-6f1e0c2b9a";
+pub(crate) const TOKEN: &str = "jupyter-token-6f1e0c2b9a";
 /// The owner: Jupyter serves under `/user/<login>/`.
-const LOGIN: &str = "Grace-Hopper";
-const SECRET: &str = "callback-secret-3d7a91f4c8";
-const REPO: &str = "https://github.com/binder-examples/requirements";
+pub(crate) const LOGIN: &str = "Grace-Hopper";
+pub(crate) const SECRET: &str = "callback-secret-3d7a91f4c8";
+pub(crate) const REPO: &str = "https://github.com/binder-examples/requirements";
 
 /// Stand-in for sudo: records its arguments, then runs what follows `--`
 /// as the current user (the test cannot switch users).
@@ -47,6 +50,14 @@ import http.server, json, os, sys, threading, time
 sandbox = os.environ["SANDBOX"]
 mode = open(os.path.join(sandbox, "mode")).read().strip()
 token = os.environ.get("JUPYTER_TOKEN")
+if "--no-run" in sys.argv:
+    # A prebuild: the image exists under its name from now on.
+    with open(os.path.join(sandbox, "prebuild-calls"), "a") as f:
+        f.write(json.dumps(sys.argv[1:]) + "\n")
+    name = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--image-name="))
+    with open(os.path.join(sandbox, "images"), "a") as f:
+        f.write(name + "\n")
+    sys.exit(0)
 with open(os.path.join(sandbox, "r2d-call.json"), "w") as f:
     json.dump({"argv": sys.argv[1:], "token": token, "cwd": os.getcwd(),
                "session_leader": os.getsid(0) == os.getpid()}, f)
@@ -114,12 +125,23 @@ const CHOWN_STUB: &str = r#"#!/bin/bash
 printf '%s\n' "$@" >"$SANDBOX/chown-argv"
 "#;
 
+/// Stand-ins for git and docker: `git ls-remote` names the commit in
+/// `$SANDBOX/commit` (nothing without one), `docker image inspect` finds
+/// the images named in `$SANDBOX/images`.
+const GIT_STUB: &str = r#"#!/bin/bash
+printf '%s\n' "$@" >>"$SANDBOX/git-argv"
+[ ! -f "$SANDBOX/commit" ] || printf '%s\tHEAD\n' "$(cat "$SANDBOX/commit")"
+"#;
+const DOCKER_STUB: &str = r#"#!/bin/bash
+[ "$1 $2" = "image inspect" ] && grep -qxF -- "$3" "$SANDBOX/images" 2>/dev/null
+"#;
+
 /// The home volume of the disk tests; Nova's serial is its first 20 characters.
 const HOME_VOLUME: &str = "3f6c2a1e-8b4d-4c7e-9a2f-1d0e5b6c7a8d";
 
 /// The script exactly as a VM receives it: out of the rendered user data.
-fn rendered_script(data: &LaunchData) -> String {
-    let user_data = render_user_data(data);
+pub(crate) fn rendered_script(data: &BootData) -> String {
+    let user_data = render_boot_data(data);
     let config: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&user_data).expect("the user data is YAML");
     config["write_files"]
@@ -206,9 +228,9 @@ async fn record(
 
 /// A listener that hangs up on every connection until `until`, like a
 /// stackbinder that is restarting.
-struct HangsUpAtFirst {
-    inner: tokio::net::TcpListener,
-    until: tokio::time::Instant,
+pub(crate) struct HangsUpAtFirst {
+    pub(crate) inner: tokio::net::TcpListener,
+    pub(crate) until: tokio::time::Instant,
 }
 
 impl axum::serve::Listener for HangsUpAtFirst {
@@ -250,23 +272,44 @@ async fn serve_callback(down_for: Duration, answer: Answer) -> (Callback, Socket
     (cb, bound)
 }
 
+/// The fields of the launch data that are the boot data's.
+const BOOT_KEYS: [&str; 5] = [
+    "vm_id",
+    "callback_url",
+    "callback_secret",
+    "jupyter_port",
+    "prebuild",
+];
+
+/// A fake stackbinder that gives every VM `job` at once; its assignment URL.
+async fn serve_assignment(job: Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bound = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/api/vm/assignment",
+        get(move || async move { axum::Json(job) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{bound}/api/vm/assignment")
+}
+
 async fn ok_callback() -> (Callback, SocketAddr) {
     serve_callback(Duration::ZERO, Arc::new(|_| 200)).await
 }
 
-struct Sandbox {
+pub(crate) struct Sandbox {
     dir: TempDir,
-    jupyter_port: u16,
-    vm: VmId,
+    pub(crate) jupyter_port: u16,
+    pub(crate) vm: VmId,
 }
 
-struct Run {
-    output: Output,
-    console: String,
+pub(crate) struct Run {
+    pub(crate) output: Output,
+    pub(crate) console: String,
 }
 
 impl Sandbox {
-    fn new(mode: &str) -> Self {
+    pub(crate) fn new(mode: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -277,6 +320,8 @@ impl Sandbox {
             ("mkfs.ext4", MKFS_STUB),
             ("mount", MOUNT_STUB),
             ("chown", CHOWN_STUB),
+            ("git", GIT_STUB),
+            ("docker", DOCKER_STUB),
         ] {
             let path = bin.join(name);
             std::fs::write(&path, text).unwrap();
@@ -291,7 +336,7 @@ impl Sandbox {
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -319,23 +364,31 @@ impl Sandbox {
     /// against the callback server at `callback_addr`.
     async fn run_raw(&self, mut data: Value, callback_addr: SocketAddr) -> Run {
         data["callback_url"] = json!(format!("http://{callback_addr}/api/vm/callback"));
-        let typed = LaunchData {
+        let mut boot = json!({});
+        for key in BOOT_KEYS {
+            if let Some(value) = data.as_object_mut().unwrap().remove(key) {
+                boot[key] = value;
+            }
+        }
+        boot["assignment_url"] = json!(serve_assignment(data).await);
+        self.run_boot(boot, &[]).await
+    }
+
+    /// Run the script on this boot data (as JSON, which may be anything),
+    /// with `env` on top of the sandbox's knobs.
+    pub(crate) async fn run_boot(&self, boot: Value, env: &[(&str, &str)]) -> Run {
+        let typed = BootData {
             vm_id: self.vm,
-            login: LOGIN.into(),
-            repo: REPO.into(),
-            git_ref: "HEAD".into(),
-            url_path: String::new(),
-            jupyter_port: self.jupyter_port,
-            jupyter_token: TOKEN.into(),
             callback_url: url::Url::parse("http://127.0.0.1/").unwrap(),
+            assignment_url: url::Url::parse("http://127.0.0.1/").unwrap(),
             callback_secret: SECRET.into(),
-            gpu: false,
-            home_volume_id: None,
+            jupyter_port: self.jupyter_port,
+            prebuild: Vec::new(),
         };
         let script = self.path("stackbinder-launch");
         std::fs::write(&script, rendered_script(&typed)).unwrap();
-        let conf = self.path("launch.json");
-        std::fs::write(&conf, data.to_string()).unwrap();
+        let conf = self.path("boot.json");
+        std::fs::write(&conf, boot.to_string()).unwrap();
         let path = format!(
             "{}:{}",
             self.path("bin").display(),
@@ -356,6 +409,11 @@ impl Sandbox {
             .env("STACKBINDER_DISK_DIR", self.path("disks"))
             .env("STACKBINDER_HOME_MOUNT", self.path("home"))
             .env("STACKBINDER_DISK_WAIT_SECONDS", "2")
+            .env(
+                "STACKBINDER_IMAGE_NAMER",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/cloud-init/image_name.py"),
+            )
+            .envs(env.iter().copied())
             .kill_on_drop(true)
             .output();
         let output = tokio::time::timeout(Duration::from_secs(60), run)
@@ -376,12 +434,12 @@ impl Sandbox {
     }
 
     /// How the stub repo2docker was called, if it was.
-    fn r2d_call(&self) -> Option<Value> {
+    pub(crate) fn r2d_call(&self) -> Option<Value> {
         let text = std::fs::read_to_string(self.path("r2d-call.json")).ok()?;
         Some(serde_json::from_str(&text).unwrap())
     }
 
-    fn r2d_argv(&self) -> Vec<String> {
+    pub(crate) fn r2d_argv(&self) -> Vec<String> {
         let call = self.r2d_call().expect("repo2docker was called");
         crate::helpers::strings(&call["argv"])
     }
@@ -465,7 +523,7 @@ fn a_finished_sandbox_signals_no_process_named_by_its_stale_pid_file() {
     );
 }
 
-fn assert_no_secret(what: &str, text: &str) {
+pub(crate) fn assert_no_secret(what: &str, text: &str) {
     assert!(!text.contains(TOKEN), "the Jupyter token shows in {what}");
     assert!(
         !text.contains(SECRET),
@@ -724,7 +782,7 @@ async fn launch_data_that_would_forge_a_header_stops_the_script_before_anything_
     let run = sandbox.run_raw(data, addr).await;
 
     assert_eq!(run.output.status.code(), Some(1));
-    assert!(run.console.contains("cannot read the launch data"));
+    assert!(run.console.contains("cannot read the boot data"));
     assert!(cb.all().is_empty(), "nothing was sent");
     assert!(sandbox.r2d_call().is_none());
 }

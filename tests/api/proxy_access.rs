@@ -263,7 +263,7 @@ async fn proxied_requests_keep_a_vm_from_idle_culling_across_a_restart() {
     app.login_registered("ada").await;
     app.launch(REPO, "", "").await;
     app.wait_for_state("ready").await;
-    let token = app.launch_data(0).jupyter_token;
+    let token = app.launch_data(0).await.jupyter_token;
     // Jupyter says 45 minutes idle (its /api/status does not count as use).
     app.cloud
         .set_jupyter_last_activity(Utc::now() - ChronoDuration::minutes(45));
@@ -328,7 +328,7 @@ async fn a_user_domain_hands_over_with_a_one_time_ticket() {
     app.login_registered("Ada").await;
     app.launch(REPO, "", "").await;
     app.wait_for_state("ready").await;
-    let token = app.launch_data(0).jupyter_token;
+    let token = app.launch_data(0).await.jupyter_token;
     let port = app.address.port();
     let ada_host = format!("ada.nb.test:{port}");
     let plain = crate::helpers::plain_client();

@@ -20,7 +20,7 @@ async fn ada_in_jupyter() -> (TestApp, Browser, String) {
     app.wait_for_state_of(&ada, "ready").await;
     let path = format!(
         "/user/ada/api/status?token={}",
-        app.launch_data(0).jupyter_token
+        app.launch_data(0).await.jupyter_token
     );
     assert_eq!(ada.get(&path).await.status(), StatusCode::OK);
     assert_eq!(ada.get(&path).await.status(), StatusCode::OK, "again");

@@ -19,7 +19,7 @@ use url::Url;
 
 /// The record of the `index`th VM the cloud created.
 async fn record(app: &TestApp, index: usize) -> VmRecord {
-    let id = app.launch_data(index).vm_id;
+    let id = app.launch_data(index).await.vm_id;
     app.store().vm(id).await.unwrap().expect("the VM exists")
 }
 
@@ -49,7 +49,7 @@ async fn a_proxied_launch_attaches_no_floating_ip_and_links_through_stackbinder(
     assert_eq!(view["address"], vm.address.clone().unwrap().as_str());
     // The VM learns whose it is, for Jupyter's base URL, and reports to
     // the public URL (no callback_url is set).
-    let data = app.launch_data(0);
+    let data = app.launch_data(0).await;
     assert_eq!(data.login, "Grace-H");
     assert_eq!(
         data.callback_url.as_str(),
@@ -103,36 +103,58 @@ async fn with_floating_ips_the_link_goes_straight_to_the_vm_under_its_base_url()
     assert!(page.text().await.unwrap().contains("Simulated Jupyter"));
 }
 
-/// A server on 127.0.0.1 that records the callbacks it receives.
-async fn callback_recorder() -> (Url, Arc<Mutex<Vec<Value>>>) {
+/// A server on 127.0.0.1 that records the callbacks it receives and
+/// relays the VMs' requests for their job to the app at `app` (set once
+/// the app runs).
+async fn callback_recorder() -> (Url, Arc<Mutex<Vec<Value>>>, Arc<Mutex<String>>) {
     let received = Arc::new(Mutex::new(Vec::new()));
+    let app_base = Arc::new(Mutex::new(String::new()));
     let keep = received.clone();
-    let app = axum::Router::new().route(
-        "/api/vm/callback",
-        axum::routing::post(move |axum::Json(report): axum::Json<Value>| {
-            let keep = keep.clone();
-            async move {
-                keep.lock().unwrap().push(report);
-                axum::Json(json!({"status": "applied"}))
-            }
-        }),
-    );
+    let relay_to = app_base.clone();
+    let app = axum::Router::new()
+        .route(
+            "/api/vm/callback",
+            axum::routing::post(move |axum::Json(report): axum::Json<Value>| {
+                let keep = keep.clone();
+                async move {
+                    keep.lock().unwrap().push(report);
+                    axum::Json(json!({"status": "applied"}))
+                }
+            }),
+        )
+        .route(
+            "/api/vm/assignment",
+            axum::routing::get(move |request: axum::extract::Request| {
+                let base = relay_to.lock().unwrap().clone();
+                async move {
+                    let query = request.uri().query().unwrap_or_default().to_owned();
+                    let mut relayed =
+                        plain_client().get(format!("{base}/api/vm/assignment?{query}"));
+                    if let Some(secret) = request.headers().get("authorization") {
+                        relayed = relayed.header("authorization", secret);
+                    }
+                    let answer = relayed.send().await.unwrap();
+                    (answer.status(), answer.bytes().await.unwrap())
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
+    (url, received, app_base)
 }
 
 #[tokio::test]
 async fn the_vms_report_to_the_callback_url_when_one_is_set() {
     // Arrange: the "private address" of the server is another listener.
-    let (callback, received) = callback_recorder().await;
+    let (callback, received, app_base) = callback_recorder().await;
     let wanted = callback.join("api/vm/callback").unwrap();
     let app = spawn_app_with(TestOptions {
         config: Some(Box::new(move |c| c.server.callback_url = Some(callback))),
         ..TestOptions::default()
     })
     .await;
+    *app_base.lock().unwrap() = app.base.clone();
     app.login_registered("ida").await;
 
     // Act
@@ -140,7 +162,7 @@ async fn the_vms_report_to_the_callback_url_when_one_is_set() {
     app.wait_for_state("building").await;
 
     // Assert: the launch data names it, and the VM reports there.
-    assert_eq!(app.launch_data(0).callback_url, wanted);
+    assert_eq!(app.launch_data(0).await.callback_url, wanted);
     let deadline = tokio::time::Instant::now() + WAIT;
     while received.lock().unwrap().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "no report arrived");
@@ -148,7 +170,7 @@ async fn the_vms_report_to_the_callback_url_when_one_is_set() {
     }
     let first = received.lock().unwrap()[0].clone();
     assert_eq!(first["phase"], "cloning");
-    assert_eq!(first["vm"], app.launch_data(0).vm_id.to_string());
+    assert_eq!(first["vm"], app.launch_data(0).await.vm_id.to_string());
     let view = app.api_vm_json().await;
     assert!(view["progress"].is_null(), "nothing reached the public URL");
 }

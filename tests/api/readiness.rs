@@ -60,7 +60,7 @@ async fn only_the_owner_ever_sees_the_jupyter_token() {
         "/VM_status",
     );
     let view = app.wait_for_state("ready").await;
-    let token = app.launch_data(0).jupyter_token;
+    let token = app.launch_data(0).await.jupyter_token;
     let link = view["jupyter_url"].as_str().unwrap();
     assert!(
         link.ends_with(&format!("/lab/tree/a.ipynb?token={token}")),
@@ -84,7 +84,7 @@ async fn only_the_owner_ever_sees_the_jupyter_token() {
     assert_eq!(other.api_vm().await.status(), StatusCode::NOT_FOUND);
     let events = app
         .store()
-        .recent_events(app.launch_data(0).vm_id, 1000)
+        .recent_events(app.launch_data(0).await.vm_id, 1000)
         .await
         .unwrap();
     for event in events {

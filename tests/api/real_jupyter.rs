@@ -82,7 +82,7 @@ async fn a_simulated_vm_runs_a_real_jupyterlab_that_executes_code_and_stops_with
     // Act: launch and wait for the real Jupyter to answer.
     app.launch(REPO, "main", "lab").await;
     ready(&app.browser).await;
-    let data = app.launch_data(0);
+    let data = app.launch_data(0).await;
     let vm = app.store().vm(data.vm_id).await.unwrap().unwrap();
     let base = jupyter::upstream(&vm, JupyterAccess::Proxy).unwrap();
     assert_eq!(base.path(), "/user/Katherine-J/");

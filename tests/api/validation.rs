@@ -210,9 +210,9 @@ async fn a_path_to_open_that_starts_with_two_slashes_stays_on_the_vm() {
         ours.origin(),
         "the link stays on stackbinder's proxy: {jupyter}"
     );
-    let login = app.launch_data(0).login;
+    let login = app.launch_data(0).await.login;
     assert_eq!(jupyter.path(), format!("/user/{login}/evil.example/x"));
-    assert_eq!(app.launch_data(0).url_path, "evil.example/x");
+    assert_eq!(app.launch_data(0).await.url_path, "evil.example/x");
 }
 
 #[tokio::test]

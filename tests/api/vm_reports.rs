@@ -32,7 +32,7 @@ async fn a_vm_the_test_speaks_for() -> (TestApp, LaunchData) {
     assert_is_redirect_to(&app.launch(REPO, "main", "").await, "/VM_status");
     app.step().await;
     assert_eq!(app.api_vm_json().await["state"], "booting");
-    let data = app.launch_data(0);
+    let data = app.launch_data(0).await;
     (app, data)
 }
 

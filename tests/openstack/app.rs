@@ -10,7 +10,6 @@ use axum::http::Method;
 use reqwest::Client;
 use serde_json::{Value, json};
 use stackbinder::cloud::Cloud;
-use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::config::Config;
 use std::num::NonZero;
 use std::sync::Arc;
@@ -83,7 +82,7 @@ async fn launch_to_ready_and_delete_through_the_web_leaves_nothing_in_openstack(
     app.launch().await;
     let creating = app.wait_for("building").await;
     assert!(creating["error"].is_null(), "{creating:#}");
-    let data = parse_launch_data(&app.fake.user_data(0)).expect("launch data in the user data");
+    let data = app.web.launch_data_of(&app.fake.user_data(0)).await;
     assert_eq!(data.repo, REPO);
     assert_eq!(data.vm_id.to_string(), creating["id"].as_str().unwrap());
     let port = jupyter().await;

@@ -6,7 +6,7 @@ use stackbinder::cloud::openstack::{Credentials, OpenStackCloud, Tuning};
 use stackbinder::cloud::{
     InstallationId, META_INSTANCE, META_LOGIN, META_OWNER, META_REPO, META_VM, ServerSpec,
 };
-use stackbinder::cloud_init::{LaunchData, render_user_data};
+use stackbinder::cloud_init::{BootData, render_boot_data};
 use stackbinder::config::CloudConfig;
 use stackbinder::domain::VmId;
 use std::collections::BTreeMap;
@@ -95,18 +95,13 @@ pub fn owner() -> InstallationId {
 /// What the provisioner sends for a launch of `login`.
 pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
     let vm = VmId::new();
-    let data = LaunchData {
+    let data = BootData {
         vm_id: vm,
-        login: login.into(),
-        repo: "https://github.com/binder-examples/requirements".into(),
-        git_ref: "HEAD".into(),
-        url_path: "lab".into(),
-        jupyter_port: 8888,
-        jupyter_token: "jupyter-token".into(),
         callback_url: url::Url::parse("http://127.0.0.1:1/api/vm/callback").unwrap(),
+        assignment_url: url::Url::parse("http://127.0.0.1:1/api/vm/assignment").unwrap(),
         callback_secret: "callback-secret".into(),
-        gpu: false,
-        home_volume_id: None,
+        jupyter_port: 8888,
+        prebuild: Vec::new(),
     };
     ServerSpec {
         name: format!("{}{login}", config.name_prefix),
@@ -117,11 +112,14 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
         key_name: config.key_name.clone(),
         security_groups: config.security_groups.clone(),
         network: config.network.clone(),
-        user_data: render_user_data(&data),
+        user_data: render_boot_data(&data),
         metadata: BTreeMap::from([
             (META_OWNER.into(), "583231".into()),
             (META_LOGIN.into(), login.into()),
-            (META_REPO.into(), data.repo.clone()),
+            (
+                META_REPO.into(),
+                "https://github.com/binder-examples/requirements".into(),
+            ),
             (META_VM.into(), vm.to_string()),
             (META_INSTANCE.into(), owner().to_string()),
         ]),

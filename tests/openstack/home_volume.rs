@@ -10,7 +10,6 @@ use crate::helpers::*;
 use axum::http::Method;
 use serde_json::Value;
 use stackbinder::cloud::{Cloud, META_HOME, META_INSTANCE};
-use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::config::Config;
 use stackbinder::domain::{GithubId, Login};
 use std::num::NonZero;
@@ -159,7 +158,7 @@ async fn a_first_launch_makes_the_home_volume_and_every_boot_attaches_the_same_o
     for bdm in &bdms {
         assert_home_bdm(bdm, &volume);
     }
-    let data = parse_launch_data(&app.fake.user_data(1)).unwrap();
+    let data = app.web.launch_data_of(&app.fake.user_data(1)).await;
     assert_eq!(data.home_volume_id.as_deref(), Some(volume.as_str()));
     let record = app.web.provisioner().store().home_volume(alice()).await;
     let record = record.unwrap().expect("recorded");

@@ -62,7 +62,7 @@ async fn a_launch_sends_nova_what_the_old_tool_did() {
     let user_data = env.fake.user_data(0);
     assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
     assert_eq!(user_data, spec.user_data);
-    assert!(stackbinder::cloud_init::parse_launch_data(&user_data).is_some());
+    assert!(stackbinder::cloud_init::parse_boot_data(&user_data).is_some());
     assert_eq!(env.fake.server_count(), 1);
     let server = env.cloud.get_server(&id).await.unwrap().unwrap();
     assert_eq!(server.name, "alice");

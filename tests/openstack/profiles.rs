@@ -9,7 +9,6 @@ use crate::helpers::*;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use stackbinder::cloud::{Cloud, Shape};
-use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::config::{Config, Profiles};
 use std::num::NonZero;
 use std::sync::Arc;
@@ -223,7 +222,7 @@ async fn the_chosen_profiles_flavor_and_volume_size_reach_nova_and_cinder() {
     assert_eq!(bdm["volume_size"], 60, "{server:#}");
     let volumes: Vec<u64> = app.fake.world().volumes.values().map(|v| v.size).collect();
     assert_eq!(volumes, [60], "Cinder holds the profile's volume");
-    let data = parse_launch_data(&app.fake.user_data(0)).unwrap();
+    let data = app.web.launch_data_of(&app.fake.user_data(0)).await;
     assert!(!data.gpu);
 }
 
@@ -240,7 +239,7 @@ async fn a_gpu_profile_boots_its_image_and_its_user_data_asks_for_the_gpus() {
     let bdm = &server["block_device_mapping_v2"][0];
     assert_eq!(bdm["uuid"], app.gpu_image_id.as_str(), "{server:#}");
     assert_eq!(bdm["volume_size"], 120);
-    let data = parse_launch_data(&app.fake.user_data(0)).unwrap();
+    let data = app.web.launch_data_of(&app.fake.user_data(0)).await;
     assert!(data.gpu, "the container runs with --gpus all");
 }
 
@@ -279,7 +278,7 @@ async fn a_gpu_profile_with_home_volumes_boots_its_shape_with_the_home_volume() 
     assert_eq!(bdm[1]["uuid"], home.as_str(), "{server:#}");
     assert_eq!(bdm[1]["source_type"], "volume", "{server:#}");
     assert_eq!(bdm[1]["delete_on_termination"], false, "{server:#}");
-    let data = parse_launch_data(&app.fake.user_data(0)).unwrap();
+    let data = app.web.launch_data_of(&app.fake.user_data(0)).await;
     assert!(data.gpu, "the container runs with --gpus all");
     assert_eq!(data.home_volume_id.as_deref(), Some(home.as_str()));
 }

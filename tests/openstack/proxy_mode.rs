@@ -10,7 +10,6 @@ use axum::http::Method;
 use reqwest::Client;
 use serde_json::json;
 use stackbinder::cloud::Cloud;
-use stackbinder::cloud_init::parse_launch_data;
 use stackbinder::config::{Config, JupyterAccess};
 use std::num::NonZero;
 use std::sync::Arc;
@@ -201,7 +200,7 @@ async fn a_proxied_launch_through_the_web_touches_no_floating_ip() {
     // Act: launch; play the VM (report ready to the app itself).
     web.launch().await;
     web.wait_for("building", Duration::from_secs(20)).await;
-    let data = parse_launch_data(&env.fake.user_data(0)).unwrap();
+    let data = web.launch_data_of(&env.fake.user_data(0)).await;
     assert_eq!(data.login, "alice");
     assert_eq!(
         data.callback_url.as_str(),

@@ -8,7 +8,7 @@
 use super::REPO;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use stackbinder::cloud_init::parse_launch_data;
+use stackbinder::cloud_init::parse_boot_data;
 use stackbinder::domain::{GithubId, Login, VmId};
 use stackbinder::store::{NewToken, Store};
 use std::io::{BufRead, BufReader};
@@ -183,7 +183,7 @@ impl Replica {
 
     /// What the VM's launch script would report once Jupyter runs.
     pub async fn report_ready(&self, user_data: &str, jupyter_port: u16) {
-        let data = parse_launch_data(user_data).expect("launch data in the user data");
+        let data = parse_boot_data(user_data).expect("boot data in the user data");
         let report = json!({"vm": data.vm_id, "seq": 1, "phase": "ready", "port": jupyter_port,
             "log": ["Jupyter Server 2.14.0 is running"]});
         let url = format!("{}/api/vm/callback", self.base);

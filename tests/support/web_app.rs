@@ -23,9 +23,10 @@ use serde_json::Value;
 use stackbinder::app::{Application, Options};
 use stackbinder::cloud::Cloud;
 use stackbinder::cloud::simulated::{SimulatedCloud, Timings};
-use stackbinder::cloud_init::{LaunchData, parse_launch_data};
+use stackbinder::cloud_init::{BootData, LaunchData, parse_boot_data};
 use stackbinder::config::{Config, JupyterAccess};
 use stackbinder::provision::Provisioner;
+use stackbinder::store::AssignmentLookup;
 use stackbinder::store::Store;
 use std::net::SocketAddr;
 use std::num::NonZero;
@@ -340,12 +341,22 @@ impl TestApp {
         }
     }
 
-    /// The launch data of the `index`th server the cloud created, as the VM
-    /// reads it from its user data (the callback secret, the token...).
-    pub fn launch_data(&self, index: usize) -> LaunchData {
+    /// The boot data of the `index`th server the cloud created, as the VM
+    /// reads it from its user data (its id, its boot secret...).
+    pub fn boot_data(&self, index: usize) -> BootData {
         let created = self.cloud.created();
         let spec = created.get(index).expect("the cloud created that server");
-        parse_launch_data(&spec.user_data).expect("the user data carries launch data")
+        parse_boot_data(&spec.user_data).expect("the user data carries boot data")
+    }
+
+    /// What the `index`th server knows once it has its job: its boot data
+    /// and its assignment as the store holds it (the token, the repository...).
+    pub async fn launch_data(&self, index: usize) -> LaunchData {
+        let boot = self.boot_data(index);
+        match self.store().vm_assignment(boot.vm_id).await.unwrap() {
+            AssignmentLookup::Assigned(job) => LaunchData::new(&boot, &job),
+            other => panic!("the VM has no assignment: {other:?}"),
+        }
     }
 }
 
@@ -703,6 +714,22 @@ impl WebApp {
         };
         app.browser.login_registered(login).await;
         app
+    }
+
+    /// What the VM booted with `user_data` knows once it has its job: its
+    /// boot data and its assignment as the store holds it.
+    pub async fn launch_data_of(&self, user_data: &str) -> LaunchData {
+        let boot = parse_boot_data(user_data).expect("the user data carries boot data");
+        match self
+            .provisioner
+            .store()
+            .vm_assignment(boot.vm_id)
+            .await
+            .unwrap()
+        {
+            AssignmentLookup::Assigned(job) => LaunchData::new(&boot, &job),
+            other => panic!("the VM has no assignment: {other:?}"),
+        }
     }
 
     /// The browser of another user, logged in and registered.

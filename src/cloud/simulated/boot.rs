@@ -1,12 +1,13 @@
-//! What happens after the cloud said yes: a server boots and runs its
-//! launch like a VM would, and an image builder prints its build.
+//! What happens after the cloud said yes: a server boots, asks for its
+//! job and runs its launch like a VM would, and an image builder prints its build.
 
+use super::agent;
 use super::builder_console::{self, BuilderScript};
 use super::jupyter_stand_in::Jupyter;
 use super::launch_script::{self, VmScript};
 use super::{Scenario, SimulatedCloud, push_console};
 use crate::cloud::ServerStatus;
-use crate::cloud_init;
+use crate::cloud_init::{self, LaunchData};
 use std::net::Ipv4Addr;
 
 impl SimulatedCloud {
@@ -26,10 +27,6 @@ impl SimulatedCloud {
                 sim.server.fault = Some(fault.clone());
                 return;
             }
-            // The VM's Jupyter exists before anyone can see the server
-            // ACTIVE, so a floating IP attached right away reaches it too.
-            let data = cloud_init::parse_launch_data(&sim.spec.user_data);
-            sim.jupyter = data.as_ref().map(Jupyter::new);
             sim.server.status = ServerStatus::Active;
             let address = sim
                 .server
@@ -37,19 +34,28 @@ impl SimulatedCloud {
                 .first()
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(Ipv4Addr::LOCALHOST);
-            (data, sim.jupyter.clone(), address, sim.console.clone())
+            (address, sim.console.clone(), sim.spec.user_data.clone())
         };
-        let (data, jupyter, address, console) = started;
+        let (address, console, user_data) = started;
         push_console(
             &console,
             "[    0.000000] Linux version 6.8.0-simulated (stackbinder simulator)",
         );
         push_console(&console, "Cloud-init v. 24.4 running 'modules:final'");
-        let (Some(data), Some(jupyter)) = (data, jupyter) else {
+        let Some(boot) = cloud_init::parse_boot_data(&user_data) else {
             push_console(
                 &console,
-                "stackbinder: no launch data in the user data; nothing to run",
+                "stackbinder: no boot data in the user data; nothing to run",
             );
+            return;
+        };
+        agent::prebuild(&boot, &console);
+        let Some(job) = agent::ask_for_job(&self.http, &boot, &console).await else {
+            return;
+        };
+        let prebuilt = agent::prebuilt(&boot.prebuild, &job);
+        let data = LaunchData::new(&boot, &job);
+        let Some(jupyter) = self.jupyter_for(&id, &data) else {
             return;
         };
         let script = match scenario {
@@ -64,6 +70,7 @@ impl SimulatedCloud {
         launch_script::run(
             self.http.clone(),
             data,
+            prebuilt,
             address,
             jupyter,
             script,
@@ -71,6 +78,28 @@ impl SimulatedCloud {
             console,
         )
         .await;
+    }
+
+    /// The Jupyter of the VM's job, known to the server from now on; a
+    /// floating IP attached while the VM waited for its job reaches it
+    /// too. `None` once the server is being deleted.
+    fn jupyter_for(&self, id: &str, data: &LaunchData) -> Option<Jupyter> {
+        let mut st = self.lock();
+        let sim = st.servers.get_mut(id)?;
+        if sim.delete_at.is_some() {
+            return None;
+        }
+        let jupyter = Jupyter::new(data);
+        sim.jupyter = Some(jupyter.clone());
+        if let Some(ip) = sim
+            .floating_ip
+            .as_ref()
+            .and_then(|a| a.parse::<Ipv4Addr>().ok())
+        {
+            let serving = jupyter.clone();
+            sim.fip_listener = Some(tokio::spawn(async move { serving.serve_on(ip).await }));
+        }
+        Some(jupyter)
     }
 
     /// The builder boots, prints the build on its console over

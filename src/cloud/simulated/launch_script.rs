@@ -1,5 +1,5 @@
-//! A simulated VM's launch: what `cloud-init/launch.sh` does on a real one,
-//! acted out in-process. It reports its progress to stackbinder's callback
+//! A simulated VM's launch: what `cloud-init/launch.sh` does on a real one
+//! once it has its job (`agent`), acted out in-process. It reports its progress to stackbinder's callback
 //! endpoint with the per-VM secret, the way the script retries, and then
 //! serves the Jupyter stand-in (`jupyter_stand_in`) or runs a real
 //! JupyterLab (`simulator.jupyter_command`, see `real_jupyter`).
@@ -29,9 +29,12 @@ pub enum VmScript {
 
 /// Act out the launch script. Runs until the server is deleted (aborted),
 /// or until stackbinder says it no longer expects this VM (409).
+/// `prebuilt`: the VM built this environment ahead (`agent::prebuilt`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     http: reqwest::Client,
     data: LaunchData,
+    prebuilt: bool,
     address: Ipv4Addr,
     jupyter: Jupyter,
     script: VmScript,
@@ -60,12 +63,16 @@ pub async fn run(
         return;
     }
     tokio::time::sleep(timings.clone).await;
-    let building = vec![
-        "Picked Git content provider.".into(),
-        "Using PythonBuildPack builder".into(),
-        "Step 1/52 : FROM docker.io/library/buildpack-deps:jammy".into(),
-        "Step 27/52 : RUN ${KERNEL_PYTHON_PREFIX}/bin/pip install -r requirements.txt".into(),
-    ];
+    let building = if prebuilt {
+        vec!["stackbinder: environment prebuilt: starting without a build".into()]
+    } else {
+        vec![
+            "Picked Git content provider.".into(),
+            "Using PythonBuildPack builder".into(),
+            "Step 1/52 : FROM docker.io/library/buildpack-deps:jammy".into(),
+            "Step 27/52 : RUN ${KERNEL_PYTHON_PREFIX}/bin/pip install -r requirements.txt".into(),
+        ]
+    };
     if reporter
         .report(2, Some(Progress::Building), None, building)
         .await
@@ -282,7 +289,7 @@ impl Reporter {
 }
 
 /// A line of the VM's launch script on its console.
-fn push_console(console: &Mutex<Vec<String>>, line: &str) {
+pub(super) fn push_console(console: &Mutex<Vec<String>>, line: &str) {
     console
         .lock()
         .expect("console lock")

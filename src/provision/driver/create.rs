@@ -77,19 +77,25 @@ impl Provisioner {
                             return Ok(());
                         }
                     };
-                    // The hash is stored before the secret leaves, so whatever
-                    // server results from this call can authenticate.
                     let callback_secret = secret::generate();
-                    store
-                        .set_secret_hash(vm.id, &secret::hash(&callback_secret))
-                        .await?;
-                    let spec = match self.server_spec(vm, &callback_secret, home_volume) {
-                        Ok(spec) => spec,
+                    let made = self
+                        .assignment_for(vm, home_volume.clone())
+                        .and_then(|job| {
+                            Ok((job, self.server_spec(vm, &callback_secret, home_volume)?))
+                        });
+                    let (assignment, spec) = match made {
+                        Ok(made) => made,
                         Err(why) => {
                             self.fail(vm, &why).await;
                             return Ok(());
                         }
                     };
+                    // The hash and the job are stored before the secret
+                    // leaves, so whatever server results from this call can
+                    // authenticate and learn its job at once.
+                    store
+                        .set_boot_secret(vm.id, &secret::hash(&callback_secret), Some(&assignment))
+                        .await?;
                     store.check_lease().await?;
                     match cloud.create_server(&spec).await {
                         Ok(id) => {

@@ -15,18 +15,6 @@ impl Store {
         .await?))
     }
 
-    /// The hash of a VM's callback secret: `None` for an unknown VM, `Some(None)`
-    /// before its server was asked for. One lookup by primary key, as a
-    /// callback is authenticated before anything else is done for it.
-    pub async fn vm_secret_hash(&self, id: VmId) -> Result<Option<Option<Vec<u8>>>> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT secret_hash FROM vms WHERE id = $1"
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?))
-    }
-
     /// The owner's VM that is not deleted, if any.
     pub async fn live_vm_of(&self, owner: GithubId) -> Result<Option<VmRecord>> {
         Ok(on_pool!(self, |pool| sqlx::query_as(&format!(

@@ -1,5 +1,5 @@
-//! What the cloud made for a VM, recorded as it appears: the callback
-//! secret's hash, the server, its addresses and its boot volume.
+//! What the cloud made for a VM, recorded as it appears: the server, its
+//! addresses and its boot volume.
 
 use super::super::leases::begin_write;
 use super::super::{Result, Store, on_pool};
@@ -8,17 +8,6 @@ use chrono::Utc;
 use sqlx::types::Json;
 
 impl Store {
-    /// Store the hash of the VM's callback secret before the secret leaves
-    /// for the cloud, so a server found after a crash still authenticates.
-    pub async fn set_secret_hash(&self, id: VmId, hash: &[u8]) -> Result<()> {
-        self.update(
-            id,
-            "UPDATE vms SET secret_hash = $1, updated_at = $2 WHERE id = $3",
-            hash,
-        )
-        .await
-    }
-
     /// The VM's Jupyter does not provide the interface its launch asked for.
     pub async fn set_ide_missing(&self, id: VmId) -> Result<()> {
         let now = Utc::now();

@@ -5,8 +5,10 @@
 //! limited per client address (`failures.rs`), and the limits for
 //! everyone together and per VM count authenticated reports only (a VM
 //! reports every few seconds; a runaway one is slowed down with 429, which
-//! the launch script waits out and retries).
+//! the launch script waits out and retries). `GET /api/vm/assignment`
+//! (`assignment.rs`), where a VM asks for its job, shares these limits.
 
+mod assignment;
 mod failures;
 
 use super::client_ip::ClientIp;
@@ -18,7 +20,7 @@ use crate::store::CallbackOutcome;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use failures::FailedAttempts;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -76,6 +78,7 @@ impl Limits {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/vm/callback", post(callback))
+        .route("/api/vm/assignment", get(assignment::assignment))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(Extension(Arc::new(Limits::new())))
 }

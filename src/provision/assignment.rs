@@ -1,0 +1,148 @@
+//! A VM learns its job by asking (`GET /api/vm/assignment`): the request
+//! is authenticated by the VM's secret, answered at once when the store
+//! holds the VM's assignment, and otherwise held until a claim wakes it,
+//! the VM goes away, or the hold ends. A claim on this replica wakes the
+//! held request at once (`assignment_ready`); one made by another replica
+//! is seen at the next look at the store, every second.
+
+use super::{AuthenticatedVm, ProvisionError, Provisioner};
+use crate::domain::VmId;
+use crate::store::{AssignmentLookup, SecretUse};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// How often a held request looks at the store again, for the claims of
+/// other replicas, which wake nobody here.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The held requests, one wake-up per VM; an entry lives as long as a
+/// request holds it.
+#[derive(Default)]
+pub(super) struct Waiters(Mutex<HashMap<VmId, Weak<Notify>>>);
+
+impl Waiters {
+    fn register(&self, vm: VmId) -> Arc<Notify> {
+        let mut held = self.0.lock().expect("waiters lock");
+        if let Some(notify) = held.get(&vm).and_then(Weak::upgrade) {
+            return notify;
+        }
+        held.retain(|_, w| w.strong_count() > 0);
+        let notify = Arc::new(Notify::new());
+        held.insert(vm, Arc::downgrade(&notify));
+        notify
+    }
+
+    fn wake(&self, vm: VmId) {
+        let held = self.0.lock().expect("waiters lock");
+        if let Some(notify) = held.get(&vm).and_then(Weak::upgrade) {
+            notify.notify_waiters();
+        }
+    }
+
+    fn count(&self, vm: VmId) -> usize {
+        let held = self.0.lock().expect("waiters lock");
+        held.get(&vm).map_or(0, Weak::strong_count)
+    }
+}
+
+impl Provisioner {
+    /// Check a VM's secret for a progress report: only the secret that
+    /// acts for it, never the boot secret of a rotated VM (compared in
+    /// constant time).
+    #[tracing::instrument(name = "authenticate", skip_all, fields(vm = %vm))]
+    pub async fn authenticate(
+        &self,
+        vm: VmId,
+        secret: &str,
+    ) -> Result<AuthenticatedVm, ProvisionError> {
+        match self.check_secret(vm, secret).await? {
+            Some(SecretUse::Current { .. }) => Ok(AuthenticatedVm(vm)),
+            Some(SecretUse::Boot) | None => Err(ProvisionError::Unauthorized),
+        }
+    }
+
+    /// Check a VM's secret for its assignment: the boot secret of a
+    /// rotated VM too, as the answer is how the VM learns the new one.
+    #[tracing::instrument(name = "authenticate", skip_all, fields(vm = %vm))]
+    pub async fn authenticate_for_assignment(
+        &self,
+        vm: VmId,
+        secret: &str,
+    ) -> Result<AuthenticatedVm, ProvisionError> {
+        match self.check_secret(vm, secret).await? {
+            Some(_) => Ok(AuthenticatedVm(vm)),
+            None => Err(ProvisionError::Unauthorized),
+        }
+    }
+
+    /// Which of its secrets `vm` presented. The first use of a rotated
+    /// secret retires the boot secret for good.
+    async fn check_secret(
+        &self,
+        vm: VmId,
+        secret: &str,
+    ) -> Result<Option<SecretUse>, ProvisionError> {
+        let store = &self.inner.store;
+        let Some(secrets) = store.vm_secrets(vm).await? else {
+            return Ok(None);
+        };
+        let used = secrets.check(secret);
+        if used
+            == Some(SecretUse::Current {
+                rotation_pending: true,
+            })
+        {
+            store.rotated_secret_taken_up(vm).await?;
+            tracing::info!("the VM uses its rotated secret; its boot secret no longer acts");
+        }
+        Ok(used)
+    }
+
+    /// The job of `vm` as soon as it has one, within the hold
+    /// (`provision.assignment_hold_seconds`): `Waiting` once the hold is
+    /// over. A rotated secret is in it until the VM has used it (its
+    /// first use forgets the delivered copy), so a request held since
+    /// before the claim, with the then current boot secret, gets it too.
+    pub async fn wait_for_assignment(
+        &self,
+        vm: AuthenticatedVm,
+    ) -> Result<AssignmentLookup, ProvisionError> {
+        let id = vm.id();
+        let until = Instant::now() + self.inner.settings.assignment_hold;
+        let notify = self.inner.assignment_waiters.register(id);
+        loop {
+            // Armed before the look, so a claim between the look and the
+            // wait still wakes it.
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.inner.store.vm_assignment(id).await? {
+                AssignmentLookup::Waiting => {}
+                answer => return Ok(answer),
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(AssignmentLookup::Waiting);
+            }
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep_until(until.min(now + RECHECK)) => {}
+            }
+        }
+    }
+
+    /// `vm`'s assignment changed (a claim gave it one; it is going away):
+    /// its held request, if any, looks again now. The claim calls this
+    /// once its transaction has committed.
+    pub fn assignment_ready(&self, vm: VmId) {
+        self.inner.assignment_waiters.wake(vm);
+    }
+
+    /// How many requests of `vm` for its job are held right now.
+    pub fn held_assignment_requests(&self, vm: VmId) -> usize {
+        self.inner.assignment_waiters.count(vm)
+    }
+}
