@@ -278,7 +278,7 @@ impl Provisioner {
             jupyter_token: &token,
             expires_at: chrono::Utc::now() + hours(self.inner.settings.launch.max_lifetime_hours),
         };
-        let inserted = match self.claim_from_pool(new).await {
+        let inserted = match self.claim_from_pool(&user.login, new).await {
             Ok(Some(claimed)) => Ok(claimed),
             Ok(None) => self.inner.store.insert_vm(new).await,
             Err(e) => Err(e),

@@ -7,10 +7,11 @@
 //! IMMEDIATE`), so the read and the delete see no other claim between them.
 
 use super::super::events::{EventKind, append};
-use super::super::vms::launch_message;
+use super::super::vms::{assign_vm_on, launch_message, rotate_vm_secret_on};
 use super::super::wake::notify_wake;
-use super::super::{Result, Store, StoreError, is_unique_violation, on_pool};
+use super::super::{Backend, Result, Store, StoreError, is_unique_violation, on_pool};
 use super::PoolVm;
+use crate::cloud_init::Assignment;
 use crate::domain::VmId;
 use crate::store::{NewVm, VmRecord};
 use chrono::Utc;
@@ -23,9 +24,10 @@ pub struct Claimed {
     pub pool_vm: PoolVm,
 }
 
-/// The owner's `vms` row of a claimed pool VM, in `$tx`.
+/// The owner's `vms` row of a claimed pool VM, in `$tx`, with the pool
+/// VM's boot secret (rotated right after, in the same transaction).
 macro_rules! insert_claimed {
-    ($tx:expr, $new:expr, $picked:expr, $secret_hash:expr, $now:expr) => {
+    ($tx:expr, $new:expr, $picked:expr, $now:expr) => {
         sqlx::query(
             "INSERT INTO vms (id, owner_id, name, repo, git_ref, url_path, state, jupyter_token,
                               created_at, updated_at, phase_started_at, expires_at, profile, ide,
@@ -47,7 +49,7 @@ macro_rules! insert_claimed {
         .bind($picked.server_id.as_deref())
         .bind($picked.address.as_deref())
         .bind(&$picked.volume_ids)
-        .bind($secret_hash)
+        .bind(&$picked.secret_hash)
         .execute($tx)
         .await
     };
@@ -56,82 +58,51 @@ macro_rules! insert_claimed {
 const PICK: &str = "SELECT * FROM pool_vms WHERE state = 'ready' ORDER BY ready_at, id LIMIT 1";
 
 impl Store {
-    /// Claim the longest-ready pool VM for `new`, whose callback secret
-    /// becomes the one hashed as `secret_hash`; `None` when none is ready.
-    /// `AlreadyHasVm` (and nothing claimed) when the owner has a live VM.
+    /// Claim the longest-ready pool VM for `new`: it gets `assignment` and
+    /// its secret is rotated to `new_secret` (the boot secret may only
+    /// fetch the assignment from now on, which delivers the new one).
+    /// `None` when none is ready; `AlreadyHasVm` (and nothing claimed)
+    /// when the owner has a live VM. Wake the VM's held request afterwards
+    /// (`Provisioner::assignment_ready`).
     pub async fn claim_pool_vm(
         &self,
         new: NewVm<'_>,
-        secret_hash: &[u8],
+        assignment: &Assignment,
+        new_secret: &str,
     ) -> Result<Option<Claimed>> {
         let now = Utc::now();
-        let claimed: Option<PoolVm> = on_pool!(
-            self,
-            sqlite | pool | {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let picked: Option<PoolVm> = sqlx::query_as(PICK).fetch_optional(&mut *tx).await?;
-                let Some(picked) = picked else {
-                    return Ok(None);
-                };
-                sqlx::query("DELETE FROM pool_vms WHERE id = $1")
-                    .bind(picked.id)
-                    .execute(&mut *tx)
-                    .await?;
-                let inserted = insert_claimed!(&mut *tx, &new, &picked, secret_hash, now);
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyHasVm),
-                    other => other?,
-                };
-                append!(
-                    &mut *tx,
-                    picked.id,
-                    EventKind::State,
-                    &launch_message(new.request)
-                )?;
-                append!(
-                    &mut *tx,
-                    picked.id,
-                    EventKind::State,
-                    &claim_message(&picked)
-                )?;
-                tx.commit().await?;
-                Some(picked)
-            },
-            postgres | pool | {
-                let mut tx = pool.begin().await?;
-                let picked: Option<PoolVm> =
-                    sqlx::query_as(&format!("{PICK} FOR UPDATE SKIP LOCKED"))
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let Some(picked) = picked else {
-                    return Ok(None);
-                };
-                sqlx::query("DELETE FROM pool_vms WHERE id = $1")
-                    .bind(picked.id)
-                    .execute(&mut *tx)
-                    .await?;
-                let inserted = insert_claimed!(&mut *tx, &new, &picked, secret_hash, now);
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyHasVm),
-                    other => other?,
-                };
-                append!(
-                    &mut *tx,
-                    picked.id,
-                    EventKind::State,
-                    &launch_message(new.request)
-                )?;
-                append!(
-                    &mut *tx,
-                    picked.id,
-                    EventKind::State,
-                    &claim_message(&picked)
-                )?;
-                notify_wake!(self, tx);
-                tx.commit().await?;
-                Some(picked)
-            }
-        );
+        let (begin, pick) = match self.backend() {
+            Backend::Sqlite(_) => ("BEGIN IMMEDIATE", PICK.to_owned()),
+            Backend::Postgres(_) => ("BEGIN", format!("{PICK} FOR UPDATE SKIP LOCKED")),
+        };
+        let claimed: Option<PoolVm> = on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let picked: Option<PoolVm> = sqlx::query_as(&pick).fetch_optional(&mut *tx).await?;
+            let Some(picked) = picked else {
+                return Ok(None);
+            };
+            sqlx::query("DELETE FROM pool_vms WHERE id = $1")
+                .bind(picked.id)
+                .execute(&mut *tx)
+                .await?;
+            match insert_claimed!(&mut *tx, &new, &picked, now) {
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyHasVm),
+                other => other?,
+            };
+            assign_vm_on!(&mut *tx, picked.id, assignment)?;
+            rotate_vm_secret_on!(&mut *tx, picked.id, new_secret)?;
+            let request = launch_message(new.request);
+            append!(&mut *tx, picked.id, EventKind::State, &request)?;
+            append!(
+                &mut *tx,
+                picked.id,
+                EventKind::State,
+                &claim_message(&picked)
+            )?;
+            notify_wake!(self, tx);
+            tx.commit().await?;
+            Some(picked)
+        });
         let Some(pool_vm) = claimed else {
             return Ok(None);
         };

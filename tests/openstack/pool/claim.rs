@@ -3,6 +3,7 @@
 use super::{LIMIT, is_pool_create, spawn};
 use crate::app::web_app::REPO;
 use futures_util::future::join_all;
+use reqwest::StatusCode;
 use stackbinder::cloud::{META_OWNER, META_POOL, META_VM};
 use stackbinder::domain::{GithubId, LaunchPath, Login};
 use std::collections::HashSet;
@@ -73,6 +74,29 @@ async fn fifty_concurrent_launches_claim_the_ten_ready_pool_vms_once_each() {
     let creates = app.creates();
     let user_creates = creates.iter().filter(|s| !is_pool_create(s)).count();
     assert_eq!(user_creates, 40);
+    // Each claimed VM's held request got its owner's job and a new secret;
+    // the boot secret no longer acts for it.
+    for vm in &claimed {
+        let (boot, status, job) = app.answer_of(vm.id).await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        assert_eq!(job["login"], vm.owner_login.to_string());
+        assert_eq!(job["repo"], REPO);
+        let rotated = job["callback_secret"].as_str().expect("a rotated secret");
+        assert_ne!(rotated, boot.callback_secret);
+        let report = serde_json::json!({"vm": vm.id, "seq": 1, "phase": "cloning", "log": []});
+        let with = |secret: &str| {
+            reqwest::Client::new()
+                .post(boot.callback_url.as_str())
+                .bearer_auth(secret.to_owned())
+                .json(&report)
+                .send()
+        };
+        assert_eq!(
+            with(&boot.callback_secret).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert!(with(rotated).await.unwrap().status().is_success());
+    }
     app.wait_for_pool("the pool refilled", |pool| pool.len() == 10)
         .await;
     assert!(creates.iter().filter(|s| is_pool_create(s)).count() >= 10);

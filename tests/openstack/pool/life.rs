@@ -166,3 +166,52 @@ async fn the_reconciler_keeps_the_pool_and_deletes_a_pool_server_nobody_knows() 
     }
     assert_eq!(app.pool().await.len(), 2);
 }
+
+#[tokio::test]
+async fn admin_and_metrics_show_the_pool_its_claims_and_misses() {
+    // Arrange: a pool of one that prebuilds a course repository.
+    let app = spawn(|c| {
+        c.pool.size = 1;
+        c.pool.repos = vec![
+            serde_json::from_value(serde_json::json!({
+                "repo": "https://github.com/org/course", "ref": "main"
+            }))
+            .unwrap(),
+        ];
+        c.registration.admins = vec![stackbinder::domain::Login::parse("alice").unwrap().into()];
+    })
+    .await;
+    let ready = app.fill(1).await;
+
+    // Act: the page and the metrics with one ready VM, then two launches
+    // (the first claims it, the second finds none ready).
+    let admin = app.web.get("/admin").await;
+    let before = app.web.get("/metrics").await;
+    app.web.launch().await;
+    let bob = app.web.another_user("bob").await;
+    bob.launch(crate::app::web_app::REPO, "HEAD", "").await;
+    let after = app.web.get("/metrics").await;
+
+    // Assert
+    let pool = &admin[admin.find("id=\"pool\"").expect("the pool's section")..];
+    assert!(pool.contains(&ready[0].name), "{pool}");
+    assert!(pool.contains("<td>ready</td>"), "{pool}");
+    assert!(
+        pool.contains("https://github.com/org/course@main"),
+        "{pool}"
+    );
+    assert!(before.contains("stackbinder_pool_ready 1\n"), "{before}");
+    assert!(
+        after.contains("stackbinder_pool_claims_total 1\n"),
+        "{after}"
+    );
+    assert!(
+        after.contains("stackbinder_pool_misses_total 1\n"),
+        "{after}"
+    );
+    // What the pool VM was booted to build ahead.
+    let boot = app.boot_data_of(ready[0].id);
+    assert_eq!(boot.prebuild.len(), 1);
+    assert_eq!(boot.prebuild[0].repo, "https://github.com/org/course");
+    assert_eq!(boot.prebuild[0].git_ref, "main");
+}

@@ -3,20 +3,26 @@
 //! when none is), claimed servers are renamed, marked and given their
 //! owner's storage and floating IP, and nothing of the pool leaks.
 //!
-//! A pool VM becomes ready when it first asks for its assignment; these
-//! tests stand in for that request through the store.
+//! A fake Nova boots nothing: the tests play the pool VMs, which ask for
+//! their job with the boot secret from their user data.
 
 use crate::app::web_app::WebApp;
 use crate::fake_openstack::{Call, FakeOpenStack, Limits};
 use crate::helpers::*;
 use axum::http::Method;
+use reqwest::StatusCode;
 use serde_json::Value;
-use stackbinder::cloud::{Cloud, META_POOL};
+use stackbinder::cloud::{Cloud, META_POOL, META_VM};
+use stackbinder::cloud_init::{BootData, parse_boot_data};
 use stackbinder::config::{Config, JupyterAccess};
+use stackbinder::domain::VmId;
 use stackbinder::store::{PoolState, PoolVm, Store};
+use std::collections::HashMap;
 use std::num::NonZero;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 mod claim;
 mod claimed;
@@ -25,6 +31,21 @@ mod life;
 pub(super) struct App {
     pub web: WebApp,
     pub fake: FakeOpenStack,
+    /// The held requests of the pool VMs `fill` plays.
+    polls: Mutex<HashMap<VmId, (BootData, JoinHandle<(StatusCode, Value)>)>>,
+}
+
+/// What a VM does once booted: ask for its job, as long as it is held.
+async fn ask_for_job(boot: BootData) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .get(boot.assignment_url.as_str())
+        .query(&[("vm", boot.vm_id.to_string())])
+        .bearer_auth(&boot.callback_secret)
+        .send()
+        .await
+        .expect("the request is answered");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 pub(super) const LIMIT: Duration = Duration::from_secs(30);
@@ -51,8 +72,9 @@ impl App {
         }
     }
 
-    /// Wait until `n` pool VMs have a running server, and play their first
-    /// poll for an assignment: they are ready to be claimed.
+    /// Wait until `n` pool VMs have a running server, and play each VM:
+    /// it asks for its job with its boot secret (`GET /api/vm/assignment`),
+    /// which makes it ready to be claimed, and keeps the request held.
     pub async fn fill(&self, n: usize) -> Vec<PoolVm> {
         let booted = self
             .wait_for_pool(&format!("{n} booted pool VMs"), |pool| {
@@ -63,7 +85,7 @@ impl App {
             })
             .await;
         for vm in booted.iter().filter(|vm| vm.address.is_some()) {
-            self.store().pool_vm_polled(vm.id).await.unwrap();
+            self.play(vm);
         }
         self.wait_for_pool("ready pool VMs", |pool| {
             pool.iter()
@@ -72,6 +94,35 @@ impl App {
                 >= n
         })
         .await
+    }
+
+    /// Play a booted pool VM: it asks for its job, and is held.
+    pub fn play(&self, vm: &PoolVm) {
+        let boot = self.boot_data_of(vm.id);
+        let poll = tokio::spawn(ask_for_job(boot.clone()));
+        self.polls.lock().unwrap().insert(vm.id, (boot, poll));
+    }
+
+    /// The boot data Nova received for the server of pool VM `id`.
+    pub fn boot_data_of(&self, id: VmId) -> BootData {
+        let creates = self.creates();
+        let index = creates
+            .iter()
+            .position(|s| s["metadata"][META_VM] == id.to_string())
+            .expect("the pool VM's server was created");
+        parse_boot_data(&self.fake.user_data(index)).expect("boot data in the user data")
+    }
+
+    /// The answer to the held request of pool VM `id` (see `fill`).
+    pub async fn answer_of(&self, id: VmId) -> (BootData, StatusCode, Value) {
+        let (boot, poll) = self
+            .polls
+            .lock()
+            .unwrap()
+            .remove(&id)
+            .expect("a held request");
+        let (status, body) = poll.await.unwrap();
+        (boot, status, body)
     }
 
     /// The bodies of `POST /servers` Nova received, in order.
@@ -127,12 +178,15 @@ pub(super) async fn spawn(configure: impl FnOnce(&mut Config)) -> App {
     config.cloud.name_prefix = "binder-".into();
     config.cloud.jupyter_access = JupyterAccess::Proxy;
     config.pool.size = 2;
+    // Held requests are answered within the tests' waits.
+    config.provision.assignment_hold_seconds = NonZero::new(20).unwrap();
     configure(&mut config);
     let cloud: Arc<dyn Cloud> = Arc::new(cloud_for(&config.cloud, &env.clouds_yaml));
     let web = WebApp::start(config, cloud, "alice", Duration::from_secs(30)).await;
     let app = App {
         web,
         fake: env.fake.clone(),
+        polls: Mutex::default(),
     };
     std::mem::forget(env); // keep the clouds.yaml directory for the run
     app
