@@ -32,8 +32,11 @@ pub(super) struct App {
     pub web: WebApp,
     pub fake: FakeOpenStack,
     /// The held requests of the pool VMs `fill` plays.
-    polls: Mutex<HashMap<VmId, (BootData, JoinHandle<(StatusCode, Value)>)>>,
+    polls: Mutex<HashMap<VmId, (BootData, HeldRequest)>>,
 }
+
+/// A VM's request for its job, answered (status, body) when it ends.
+type HeldRequest = JoinHandle<(StatusCode, Value)>;
 
 /// What a VM does once booted: ask for its job, as long as it is held.
 async fn ask_for_job(boot: BootData) -> (StatusCode, Value) {
