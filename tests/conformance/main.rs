@@ -19,6 +19,7 @@ mod dev;
 mod image_build;
 mod launch;
 mod ownership;
+mod pool;
 mod profiles;
 mod proxy_mode;
 mod reauth;
