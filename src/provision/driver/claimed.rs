@@ -25,6 +25,24 @@ impl Provisioner {
         let cloud = &self.inner.cloud;
         let store = &self.inner.driver_store;
         let server = vm.server_id.as_deref().expect("a claimed VM has a server");
+        // Claimed before the pool step saw its address or boot volume (the
+        // VM asked for its job first): record them now.
+        if vm.address.is_none() || vm.volume_ids.0.is_empty() {
+            let Some(found) = cloud.get_server(server).await? else {
+                self.fail(
+                    vm,
+                    "failed while building: the server disappeared from the cloud",
+                )
+                .await;
+                return Ok(());
+            };
+            if vm.address.is_none()
+                && let Some(address) = found.addresses.first()
+            {
+                store.set_address(vm.id, address).await?;
+            }
+            self.record_boot_volume(vm, &found).await?;
+        }
         cloud
             .update_server(server, &vm.name, &self.owner_metadata(vm))
             .await?;

@@ -5,7 +5,7 @@
 //! nothing the reconciler would not find.
 
 use super::plan::{self, Inputs};
-use crate::cloud::ServerStatus;
+use crate::cloud::{Server, ServerStatus};
 use crate::domain::VmId;
 use crate::provision::{Provisioner, StepError};
 use crate::secret;
@@ -113,6 +113,15 @@ impl Provisioner {
                     .await?;
             }
             PoolState::Booting => self.watch_pool_boot(vm).await?,
+            // Ready before this step saw it running: its address and boot
+            // volume are recorded now.
+            PoolState::Ready if vm.address.is_none() || vm.volume_ids.0.is_empty() => {
+                if let Some(server) = vm.server_id.as_deref()
+                    && let Some(server) = self.inner.cloud.get_server(server).await?
+                {
+                    self.record_pool_server(vm, &server).await?;
+                }
+            }
             PoolState::Ready => {}
             PoolState::Deleting => self.tear_down_pool_vm(vm).await?,
         }
@@ -142,24 +151,7 @@ impl Provisioner {
                     .await?;
                 return Ok(());
             }
-            ServerStatus::Active => {
-                if vm.address.is_none()
-                    && let Some(address) = server.addresses.first()
-                {
-                    store.set_pool_address(vm.id, address).await?;
-                }
-                if vm.volume_ids.0.is_empty()
-                    && let [boot] = server.volume_ids.as_slice()
-                {
-                    self.inner
-                        .cloud
-                        .tag_volume(boot, &self.inner.installation, &vm.id.to_string())
-                        .await?;
-                    store
-                        .set_pool_volume_ids(vm.id, std::slice::from_ref(boot))
-                        .await?;
-                }
-            }
+            ServerStatus::Active => self.record_pool_server(vm, &server).await?,
             _ => {}
         }
         let launch = &self.inner.settings.launch;
@@ -172,6 +164,29 @@ impl Provisioner {
                     vm.id,
                     &format!("it did not ask for its assignment within {limit} s"),
                 )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Record a running pool server's address and boot volume (marked as
+    /// ours in Cinder first), once each.
+    async fn record_pool_server(&self, vm: &PoolVm, server: &Server) -> Result<(), StepError> {
+        let store = &self.inner.driver_store;
+        if vm.address.is_none()
+            && let Some(address) = server.addresses.first()
+        {
+            store.set_pool_address(vm.id, address).await?;
+        }
+        if vm.volume_ids.0.is_empty()
+            && let [boot] = server.volume_ids.as_slice()
+        {
+            self.inner
+                .cloud
+                .tag_volume(boot, &self.inner.installation, &vm.id.to_string())
+                .await?;
+            store
+                .set_pool_volume_ids(vm.id, std::slice::from_ref(boot))
                 .await?;
         }
         Ok(())
