@@ -67,14 +67,14 @@ impl Provisioner {
         let count = vms.len();
         let pool_vms = self.inner.driver_store.pool_vms().await?.len();
         let admitted = super::capacity::admit(&vms, pool_vms, &self.inner.settings);
+        let user_places = super::capacity::places_taken(&vms);
         futures_util::stream::iter(vms)
             .for_each_concurrent(self.inner.concurrency.limit(), |vm| {
                 let admitted = admitted.contains(&vm.id);
                 self.drive(vm, admitted)
             })
             .await;
-        let users = self.inner.driver_store.live_vms().await?;
-        if let Err(e) = self.step_pool(&users).await {
+        if let Err(e) = self.step_pool(user_places).await {
             tracing::warn!(error = %e, "the warm pool's step failed; will retry");
         }
         if let Err(e) = self.reconcile_if_due().await {

@@ -9,16 +9,14 @@ use crate::cloud::{Server, ServerStatus};
 use crate::domain::VmId;
 use crate::provision::{Provisioner, StepError};
 use crate::secret;
-use crate::store::{NewPoolVm, PoolState, PoolVm, VmRecord};
+use crate::store::{NewPoolVm, PoolState, PoolVm};
 use chrono::Utc;
 
 impl Provisioner {
-    /// One pool step. `users` are the live user VMs.
+    /// One pool step. `user_places`: the places of `cloud.max_vms` users'
+    /// VMs take (`capacity::places_taken`).
     #[tracing::instrument(name = "pool", skip_all)]
-    pub(in crate::provision) async fn step_pool(
-        &self,
-        users: &[VmRecord],
-    ) -> Result<(), StepError> {
+    pub(in crate::provision) async fn step_pool(&self, user_places: u64) -> Result<(), StepError> {
         let store = &self.inner.driver_store;
         let pool = store.pool_vms().await?;
         if pool.is_empty() && !self.inner.settings.pool.enabled() {
@@ -39,7 +37,7 @@ impl Provisioner {
             &pool,
             &Inputs {
                 target: settings.pool.size_at(now),
-                user_vms: super::super::capacity::places_taken(users),
+                user_vms: user_places,
                 max_vms: settings.cloud.max_vms,
                 max_idle: chrono::Duration::from_std(settings.pool.max_idle())
                     .unwrap_or(chrono::Duration::MAX),
