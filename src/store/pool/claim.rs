@@ -1,7 +1,9 @@
 //! A launch takes a ready pool VM: in one transaction the pool row is
 //! consumed and the owner's `vms` row inserted with the same id, the
-//! server, address and volumes of the pool VM, `launch_path = 'pool'` and a
-//! new callback secret. Concurrent launches never take the same VM:
+//! server, address and volumes of the pool VM and `launch_path = 'pool'`;
+//! it gets its job (the assignment) and its boot secret is rotated, so the
+//! boot secret only fetches that job, which delivers the new secret.
+//! Concurrent launches never take the same VM:
 //! PostgreSQL locks the row it picks and skips those others hold (`FOR
 //! UPDATE SKIP LOCKED`); SQLite takes its write lock first (`BEGIN
 //! IMMEDIATE`), so the read and the delete see no other claim between them.
