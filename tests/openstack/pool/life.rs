@@ -215,3 +215,54 @@ async fn admin_and_metrics_show_the_pool_its_claims_and_misses() {
     assert_eq!(boot.prebuild[0].repo, "https://github.com/org/course");
     assert_eq!(boot.prebuild[0].git_ref, "main");
 }
+
+#[tokio::test]
+async fn a_pool_vm_unclaimed_for_max_idle_hours_is_recycled_and_replaced() {
+    // Arrange: a ready pool VM, then a day passes (its record is aged:
+    // the tests cannot wait for max_idle_hours).
+    let app = spawn(|c| {
+        c.pool.size = 1;
+        c.pool.max_idle_hours = 24;
+    })
+    .await;
+    let ready = app.fill(1).await;
+    let stale = ready[0].clone();
+    let long_ago = chrono::Utc::now() - chrono::Duration::hours(25);
+    let age = "UPDATE pool_vms SET created_at = $1 WHERE id = $2";
+    match app.store().backend() {
+        stackbinder::store::Backend::Sqlite(pool) => {
+            let q = sqlx::query(age).bind(long_ago).bind(stale.id);
+            q.execute(pool).await.map(drop)
+        }
+        stackbinder::store::Backend::Postgres(pool) => {
+            let q = sqlx::query(age).bind(long_ago).bind(stale.id);
+            q.execute(pool).await.map(drop)
+        }
+    }
+    .unwrap();
+
+    // Act: the driver's next steps.
+    let server = stale.server_id.clone().unwrap();
+    app.wait_for_calls("the stale server's deletion", |_| deleted(&app, &server))
+        .await;
+    let pool = app
+        .wait_for_pool("a fresh pool VM", |pool| {
+            pool.len() == 1 && pool[0].id != stale.id && pool[0].server_id.is_some()
+        })
+        .await;
+
+    // Assert: one new pool server, and its boot volume went with it.
+    assert_eq!(
+        app.creates().iter().filter(|s| is_pool_create(s)).count(),
+        2
+    );
+    assert_ne!(pool[0].server_id.as_deref(), Some(server.as_str()));
+    app.wait_for_calls("the stale boot volume's deletion", |fake| {
+        stale
+            .volume_ids
+            .0
+            .iter()
+            .all(|v| !fake.world().volumes.contains_key(v))
+    })
+    .await;
+}
