@@ -33,6 +33,29 @@ pub fn places_taken(vms: &[VmRecord]) -> u64 {
         .count() as u64
 }
 
+/// `launch.repo_caps`' cap of `repo`, if it has one.
+pub fn repo_cap(repo: &RepoSpec, settings: &Settings) -> Option<u32> {
+    settings
+        .launch
+        .repo_caps
+        .iter()
+        .find(|(r, _)| RepoSpec::parse(r).is_ok_and(|r| r == *repo))
+        .map(|(_, cap)| *cap)
+}
+
+/// Whether another VM of `repo` may start now by its cap (a claim of a
+/// pool VM starts one without passing the queue).
+pub fn repo_has_room(vms: &[VmRecord], repo: &RepoSpec, settings: &Settings) -> bool {
+    repo_cap(repo, settings).is_none_or(|cap| {
+        let used = vms
+            .iter()
+            .filter(holding)
+            .filter(|vm| vm.repo == *repo)
+            .count();
+        used < cap as usize
+    })
+}
+
 /// The queued launches (state `requested`) that may go ahead now.
 /// `vms` must be every live VM, oldest first; `pool_vms` VMs of the warm
 /// pool hold cloud resources too (they shrink to make room).
@@ -86,6 +109,21 @@ mod tests {
         assert_eq!(free_slots(&vms, &crate::app::settings(&config)), Some(1));
         config.cloud.max_vms = Some(1);
         assert_eq!(free_slots(&vms, &crate::app::settings(&config)), Some(0));
+    }
+
+    #[test]
+    fn a_repository_at_its_cap_has_no_room_for_a_claim() {
+        let mut config = Config::defaults();
+        let vm = VmRecord::example(VmState::Ready);
+        assert!(repo_has_room(
+            &[vm.clone()],
+            &vm.repo,
+            &crate::app::settings(&config)
+        ));
+        config.launch.repo_caps = [(vm.repo.to_string(), 1)].into_iter().collect();
+        let settings = crate::app::settings(&config);
+        assert!(!repo_has_room(&[vm.clone()], &vm.repo, &settings));
+        assert!(repo_has_room(&[], &vm.repo, &settings));
     }
 
     #[test]

@@ -30,6 +30,18 @@ impl Provisioner {
             return Ok(None);
         }
         let request = new.request;
+        // A claim starts a VM without passing the queue: a repository at
+        // its cap (`launch.repo_caps`) waits there like any launch.
+        if super::super::capacity::repo_cap(&request.repo, &self.inner.settings).is_some()
+            && !super::super::capacity::repo_has_room(
+                &store.live_vms().await?,
+                &request.repo,
+                &self.inner.settings,
+            )
+        {
+            self.inner.metrics.pool_missed();
+            return Ok(None);
+        }
         let assignment = Assignment {
             login: login.to_string(),
             repo: request.repo.to_string(),

@@ -101,3 +101,35 @@ async fn fifty_concurrent_launches_claim_the_ten_ready_pool_vms_once_each() {
         .await;
     assert!(creates.iter().filter(|s| is_pool_create(s)).count() >= 10);
 }
+
+#[tokio::test]
+async fn a_repository_at_its_cap_waits_in_the_queue_instead_of_claiming() {
+    // Arrange: two ready pool VMs, a workshop cap of one.
+    let app = spawn(|c| {
+        c.pool.size = 2;
+        c.launch.repo_caps = [(REPO.to_owned(), 1)].into_iter().collect();
+    })
+    .await;
+    app.fill(2).await;
+
+    // Act: alice claims one; bob launches the same repository.
+    app.web.launch().await;
+    let bob = app.web.another_user("bob").await;
+    bob.launch(REPO, "HEAD", "").await;
+
+    // Assert: bob queues for a VM of his own; the other pool VM stays.
+    let alice = GithubId::for_demo(&Login::parse("alice").unwrap());
+    let bobs = GithubId::for_demo(&Login::parse("bob").unwrap());
+    let store = app.store();
+    let alice_vm = store.live_vm_of(alice).await.unwrap().unwrap();
+    let bob_vm = store.live_vm_of(bobs).await.unwrap().unwrap();
+    assert_eq!(alice_vm.launch_path, LaunchPath::Pool);
+    assert_eq!(bob_vm.launch_path, LaunchPath::Cold);
+    assert_eq!(bob_vm.state.as_str(), "requested");
+    let ready = app.pool().await;
+    assert!(
+        ready
+            .iter()
+            .any(|vm| vm.state == stackbinder::store::PoolState::Ready)
+    );
+}
