@@ -116,13 +116,17 @@ mod tests {
         let mut config = Config::defaults();
         let vm = VmRecord::example(VmState::Ready);
         assert!(repo_has_room(
-            &[vm.clone()],
+            std::slice::from_ref(&vm),
             &vm.repo,
             &crate::app::settings(&config)
         ));
         config.launch.repo_caps = [(vm.repo.to_string(), 1)].into_iter().collect();
         let settings = crate::app::settings(&config);
-        assert!(!repo_has_room(&[vm.clone()], &vm.repo, &settings));
+        assert!(!repo_has_room(
+            std::slice::from_ref(&vm),
+            &vm.repo,
+            &settings
+        ));
         assert!(repo_has_room(&[], &vm.repo, &settings));
     }
 
