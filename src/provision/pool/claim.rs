@@ -30,6 +30,13 @@ impl Provisioner {
             return Ok(None);
         }
         let request = new.request;
+        // Pool VMs are of the default profile: a launch of another boots
+        // its own (`launch` has filled in the default's name).
+        let default = self.inner.settings.profiles.default_profile();
+        if request.profile.as_ref() != default.map(|p| &p.name) {
+            self.inner.metrics.pool_missed();
+            return Ok(None);
+        }
         // A claim starts a VM without passing the queue: a repository at
         // its cap (`launch.repo_caps`) waits there like any launch.
         if super::super::capacity::repo_cap(&request.repo, &self.inner.settings).is_some()

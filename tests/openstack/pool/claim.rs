@@ -133,3 +133,43 @@ async fn a_repository_at_its_cap_waits_in_the_queue_instead_of_claiming() {
             .any(|vm| vm.state == stackbinder::store::PoolState::Ready)
     );
 }
+
+#[tokio::test]
+async fn only_a_launch_of_the_default_profile_claims_a_pool_vm() {
+    // Arrange: pool VMs are of the first profile, "standard".
+    let app = spawn(|c| {
+        c.pool.size = 1;
+        c.profiles = serde_json::from_value(serde_json::json!([
+            {"name": "standard", "description": "4 cores", "flavor": "m1.large",
+             "volume_size_gb": 100},
+            {"name": "big", "description": "a big disk", "flavor": "m1.medium",
+             "volume_size_gb": 60},
+        ]))
+        .unwrap();
+    })
+    .await;
+    app.fill(1).await;
+
+    // Act: alice asks for "big", bob for the default.
+    let page = app
+        .web
+        .get(&format!("/VM_start?giturl={REPO}&profile=big"))
+        .await;
+    let csrf = crate::app::web_app::csrf_from(&page);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("giturl", REPO),
+        ("profile", "big"),
+    ];
+    assert!(app.web.post("/VM_start", &form).await.is_redirection());
+    let bob = app.web.another_user("bob").await;
+    bob.launch(REPO, "HEAD", "").await;
+
+    // Assert
+    let store = app.store();
+    let of = |login: &str| GithubId::for_demo(&Login::parse(login).unwrap());
+    let alice_vm = store.live_vm_of(of("alice")).await.unwrap().unwrap();
+    let bob_vm = store.live_vm_of(of("bob")).await.unwrap().unwrap();
+    assert_eq!(alice_vm.launch_path, LaunchPath::Cold);
+    assert_eq!(bob_vm.launch_path, LaunchPath::Pool);
+}
