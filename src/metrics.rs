@@ -48,6 +48,9 @@ struct Inner {
     cloud_latency: Family<CloudCallLabel, Histogram>,
     cloud_errors: Family<CloudErrorLabel, Counter>,
     driver_leader: Gauge,
+    pool_ready: Gauge,
+    pool_claims: Counter,
+    pool_misses: Counter,
 }
 
 impl Default for Metrics {
@@ -126,6 +129,24 @@ impl Metrics {
             "1 while this replica holds the driver lease and runs the background work, else 0",
             driver_leader.clone(),
         );
+        let pool_ready = Gauge::default();
+        registry.register(
+            "pool_ready",
+            "Warm-pool VMs ready to be claimed by a launch",
+            pool_ready.clone(),
+        );
+        let pool_claims = Counter::default();
+        registry.register(
+            "pool_claims",
+            "Launches that got a ready VM from the warm pool",
+            pool_claims.clone(),
+        );
+        let pool_misses = Counter::default();
+        registry.register(
+            "pool_misses",
+            "Launches with the pool on that found no ready pool VM and boot their own",
+            pool_misses.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -137,6 +158,9 @@ impl Metrics {
                 cloud_latency,
                 cloud_errors,
                 driver_leader,
+                pool_ready,
+                pool_claims,
+                pool_misses,
             }),
         }
     }
@@ -192,8 +216,18 @@ impl Metrics {
         self.inner.driver_leader.set(i64::from(leader));
     }
 
+    pub fn pool_claimed(&self) {
+        self.inner.pool_claims.inc();
+    }
+
+    pub fn pool_missed(&self) {
+        self.inner.pool_misses.inc();
+    }
+
     /// Render the text format, with the VM counts given as of now.
-    pub fn render(&self, vms_by_state: &[(String, i64)]) -> String {
+    /// and the ready pool VMs.
+    pub fn render(&self, vms_by_state: &[(String, i64)], pool_ready: i64) -> String {
+        self.inner.pool_ready.set(pool_ready);
         self.inner.vms.clear();
         for (state, count) in vms_by_state {
             self.inner

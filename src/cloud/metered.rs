@@ -6,6 +6,7 @@ use super::{
 };
 use crate::metrics::Metrics;
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,6 +131,29 @@ impl Cloud for Metered {
     async fn delete_server(&self, id: &str) -> CloudResult<()> {
         self.measure("compute", "delete_server", self.inner.delete_server(id))
             .await
+    }
+
+    async fn update_server(
+        &self,
+        id: &str,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> CloudResult<()> {
+        self.measure(
+            "compute",
+            "update_server",
+            self.inner.update_server(id, name, metadata),
+        )
+        .await
+    }
+
+    async fn attach_volume(&self, server_id: &str, volume_id: &str) -> CloudResult<()> {
+        self.measure(
+            "compute",
+            "attach_volume",
+            self.inner.attach_volume(server_id, volume_id),
+        )
+        .await
     }
 
     async fn delete_volume(&self, id: &str) -> CloudResult<()> {

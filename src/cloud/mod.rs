@@ -19,6 +19,9 @@ pub const META_OWNER: &str = "stackbinder_owner";
 pub const META_LOGIN: &str = "stackbinder_login";
 pub const META_REPO: &str = "stackbinder_repo";
 pub const META_VM: &str = "stackbinder_vm";
+/// Marks a warm-pool VM nobody claimed yet (with `META_VM`, the id it
+/// keeps); a claim replaces it with the owner's metadata.
+pub const META_POOL: &str = "stackbinder_pool";
 /// Marks the builder VM of `stackbinder image build` (never `META_VM`, so
 /// the reconciler of a running server leaves it alone).
 pub const META_IMAGE_BUILD: &str = "stackbinder_image_build";
@@ -288,6 +291,20 @@ pub trait Cloud: Send + Sync {
     /// Ask for deletion; gone means `get_server` returns `None`. Deleting a
     /// server that is already gone is not an error.
     async fn delete_server(&self, id: &str) -> CloudResult<()>;
+
+    /// Rename a server and replace its metadata: a claimed pool VM takes
+    /// its owner's name and marks.
+    async fn update_server(
+        &self,
+        id: &str,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> CloudResult<()>;
+
+    /// Attach an existing volume to a running server (Nova
+    /// `os-volume_attachments`); it is attached once Cinder shows it
+    /// `in-use` with the server among its attachments.
+    async fn attach_volume(&self, server_id: &str, volume_id: &str) -> CloudResult<()>;
 
     /// Delete a volume; one that is already gone is not an error.
     async fn delete_volume(&self, id: &str) -> CloudResult<()>;

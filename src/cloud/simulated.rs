@@ -115,6 +115,8 @@ pub enum Op {
     ConsoleOutput,
     AttachFloatingIp,
     DeleteServer,
+    UpdateServer,
+    AttachVolume,
     DeleteVolume,
     ReleaseFloatingIp,
     TagVolume,

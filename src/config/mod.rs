@@ -34,7 +34,7 @@ use error::{URL_FIX, from_figment_error};
 pub use github::GithubConfig;
 pub use image::ImageConfig;
 pub use launch::LaunchConfig;
-pub use pool::{PinnedRepoConfig, PoolConfig};
+pub use pool::{PinnedRepoConfig, PoolConfig, ScheduleEntry};
 pub use profiles::{Profile, Profiles};
 pub use provision::ProvisionConfig;
 pub use registration::{GithubUser, OrgOrTeam, RegistrationConfig};

@@ -7,6 +7,7 @@
 
 use super::{AuthenticatedVm, ProvisionError, Provisioner};
 use crate::domain::VmId;
+use crate::secret;
 use crate::store::{AssignmentLookup, SecretUse};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -87,7 +88,7 @@ impl Provisioner {
     ) -> Result<Option<SecretUse>, ProvisionError> {
         let store = &self.inner.store;
         let Some(secrets) = store.vm_secrets(vm).await? else {
-            return Ok(None);
+            return self.check_pool_secret(vm, secret).await;
         };
         let used = secrets.check(secret);
         if used
@@ -99,6 +100,27 @@ impl Provisioner {
             tracing::info!("the VM uses its rotated secret; its boot secret no longer acts");
         }
         Ok(used)
+    }
+
+    /// A pool VM nobody claimed yet: its boot secret may ask for the
+    /// assignment only (never report). Its first request makes it ready
+    /// to be claimed.
+    async fn check_pool_secret(
+        &self,
+        vm: VmId,
+        secret: &str,
+    ) -> Result<Option<SecretUse>, ProvisionError> {
+        let store = &self.inner.store;
+        let Some(hash) = store.pool_secret_hash(vm).await? else {
+            return Ok(None);
+        };
+        if !secret::matches_hash(secret, &hash) {
+            return Ok(None);
+        }
+        if store.pool_vm_polled(vm).await? {
+            tracing::info!("the pool VM asks for its job: ready to be claimed");
+        }
+        Ok(Some(SecretUse::Boot))
     }
 
     /// The job of `vm` as soon as it has one, within the hold

@@ -16,23 +16,54 @@ fn holding(vm: &&VmRecord) -> bool {
 /// How many more VMs `cloud.max_vms` lets start now, after those that hold
 /// resources and those queued before (`None`: no cap). Whatever their
 /// launch profile, each VM takes one.
+/// The warm pool's VMs are not counted: they yield their places to users
+/// (the pool shrinks when users need them).
 pub fn free_slots(vms: &[VmRecord], settings: &Settings) -> Option<u64> {
-    settings.cloud.max_vms.map(|max| {
-        let taken = vms
+    settings
+        .cloud
+        .max_vms
+        .map(|max| u64::from(max).saturating_sub(places_taken(vms)))
+}
+
+/// How many places of `cloud.max_vms` users' VMs take: those that hold
+/// cloud resources and those queued.
+pub fn places_taken(vms: &[VmRecord]) -> u64 {
+    vms.iter()
+        .filter(|vm| vm.state == VmState::Requested || holding(vm))
+        .count() as u64
+}
+
+/// `launch.repo_caps`' cap of `repo`, if it has one.
+pub fn repo_cap(repo: &RepoSpec, settings: &Settings) -> Option<u32> {
+    settings
+        .launch
+        .repo_caps
+        .iter()
+        .find(|(r, _)| RepoSpec::parse(r).is_ok_and(|r| r == *repo))
+        .map(|(_, cap)| *cap)
+}
+
+/// Whether another VM of `repo` may start now by its cap (a claim of a
+/// pool VM starts one without passing the queue).
+pub fn repo_has_room(vms: &[VmRecord], repo: &RepoSpec, settings: &Settings) -> bool {
+    repo_cap(repo, settings).is_none_or(|cap| {
+        let used = vms
             .iter()
-            .filter(|vm| vm.state == VmState::Requested || holding(vm))
+            .filter(holding)
+            .filter(|vm| vm.repo == *repo)
             .count();
-        u64::from(max).saturating_sub(taken as u64)
+        used < cap as usize
     })
 }
 
 /// The queued launches (state `requested`) that may go ahead now.
-/// `vms` must be every live VM, oldest first.
-pub fn admit(vms: &[VmRecord], settings: &Settings) -> HashSet<VmId> {
+/// `vms` must be every live VM, oldest first; `pool_vms` VMs of the warm
+/// pool hold cloud resources too (they shrink to make room).
+pub fn admit(vms: &[VmRecord], pool_vms: usize, settings: &Settings) -> HashSet<VmId> {
     let mut free = settings
         .cloud
         .max_vms
-        .map(|max| i64::from(max) - vms.iter().filter(holding).count() as i64);
+        .map(|max| i64::from(max) - vms.iter().filter(holding).count() as i64 - pool_vms as i64);
     let caps: HashMap<String, u32> = settings
         .launch
         .repo_caps
@@ -81,6 +112,38 @@ mod tests {
     }
 
     #[test]
+    fn a_repository_at_its_cap_has_no_room_for_a_claim() {
+        let mut config = Config::defaults();
+        let vm = VmRecord::example(VmState::Ready);
+        assert!(repo_has_room(
+            std::slice::from_ref(&vm),
+            &vm.repo,
+            &crate::app::settings(&config)
+        ));
+        config.launch.repo_caps = [(vm.repo.to_string(), 1)].into_iter().collect();
+        let settings = crate::app::settings(&config);
+        assert!(!repo_has_room(
+            std::slice::from_ref(&vm),
+            &vm.repo,
+            &settings
+        ));
+        assert!(repo_has_room(&[], &vm.repo, &settings));
+    }
+
+    #[test]
+    fn pool_vms_hold_places_until_they_are_gone() {
+        let mut config = Config::defaults();
+        config.cloud.max_vms = Some(3);
+        let settings = crate::app::settings(&config);
+        let vms = [
+            VmRecord::example(VmState::Ready),
+            VmRecord::example(VmState::Requested),
+        ];
+        assert_eq!(admit(&vms, 1, &settings), HashSet::from([vms[1].id]));
+        assert!(admit(&vms, 2, &settings).is_empty());
+    }
+
+    #[test]
     fn a_failed_vm_whose_resources_were_released_takes_no_room() {
         let mut config = Config::defaults();
         config.cloud.max_vms = Some(1);
@@ -91,7 +154,7 @@ mod tests {
         let queued = VmRecord::example(VmState::Requested);
         let settings = crate::app::settings(&config);
         assert_eq!(
-            admit(&[released.clone(), queued.clone()], &settings),
+            admit(&[released.clone(), queued.clone()], 0, &settings),
             HashSet::from([queued.id])
         );
         // Its repository's cap is not used up by it either.
@@ -99,7 +162,7 @@ mod tests {
         config.launch.repo_caps = [(released.repo.to_string(), 1)].into_iter().collect();
         let settings = crate::app::settings(&config);
         assert_eq!(
-            admit(&[released, queued.clone()], &settings),
+            admit(&[released, queued.clone()], 0, &settings),
             HashSet::from([queued.id])
         );
     }

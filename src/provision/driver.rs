@@ -3,6 +3,7 @@
 //! loop around it only decides when to step again.
 
 mod boot;
+mod claimed;
 mod create;
 mod home;
 
@@ -11,7 +12,7 @@ mod deletion;
 
 use super::Provisioner;
 use crate::cloud::CloudError;
-use crate::domain::VmState;
+use crate::domain::{LaunchPath, VmState};
 use crate::store::{EventKind, StoreError, VmRecord};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -64,13 +65,18 @@ impl Provisioner {
         let vms = self.inner.driver_store.live_vms().await?;
         self.forget_finished_searches(&vms);
         let count = vms.len();
-        let admitted = super::capacity::admit(&vms, &self.inner.settings);
+        let pool_vms = self.inner.driver_store.pool_vms().await?.len();
+        let admitted = super::capacity::admit(&vms, pool_vms, &self.inner.settings);
+        let user_places = super::capacity::places_taken(&vms);
         futures_util::stream::iter(vms)
             .for_each_concurrent(self.inner.concurrency.limit(), |vm| {
                 let admitted = admitted.contains(&vm.id);
                 self.drive(vm, admitted)
             })
             .await;
+        if let Err(e) = self.step_pool(user_places).await {
+            tracing::warn!(error = %e, "the warm pool's step failed; will retry");
+        }
         if let Err(e) = self.reconcile_if_due().await {
             tracing::warn!(error = %e, "reconciling with the cloud failed; will retry");
         }
@@ -87,6 +93,15 @@ impl Provisioner {
             VmState::Requested => self.wait_in_queue(&vm).await,
             VmState::Creating => self.create(&vm).await,
             VmState::Booting => self.boot(&vm).await,
+            VmState::Building if vm.launch_path == LaunchPath::Pool => {
+                if self.claim_timed_out(&vm) {
+                    self.give_up_claim(&vm).await
+                } else if vm.claim_settled_at.is_none() {
+                    self.settle_claim(&vm).await
+                } else {
+                    self.build(&vm).await
+                }
+            }
             VmState::Building => self.build(&vm).await,
             VmState::Ready => self.cull_if_idle(&vm).await,
             VmState::Deleting => self.remove(&vm).await,

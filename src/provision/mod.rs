@@ -12,6 +12,7 @@ pub mod jupyter;
 pub use driver::StepError;
 mod leading;
 mod lifecycle;
+pub mod pool;
 mod profiles;
 pub mod reconcile;
 mod retention;
@@ -272,18 +273,18 @@ impl Provisioner {
         };
         let name = format!("{}{}", self.inner.settings.cloud.name_prefix, user.login);
         let token = secret::generate();
-        let inserted = self
-            .inner
-            .store
-            .insert_vm(NewVm {
-                owner: user.github_id,
-                name: &name,
-                request,
-                jupyter_token: &token,
-                expires_at: chrono::Utc::now()
-                    + hours(self.inner.settings.launch.max_lifetime_hours),
-            })
-            .await;
+        let new = NewVm {
+            owner: user.github_id,
+            name: &name,
+            request,
+            jupyter_token: &token,
+            expires_at: chrono::Utc::now() + hours(self.inner.settings.launch.max_lifetime_hours),
+        };
+        let inserted = match self.claim_from_pool(&user.login, new).await {
+            Ok(Some(claimed)) => Ok(claimed),
+            Ok(None) => self.inner.store.insert_vm(new).await,
+            Err(e) => Err(e),
+        };
         match inserted {
             Ok(vm) => {
                 tracing::info!(vm = %vm.id, repo = %request.repo, "launch recorded");

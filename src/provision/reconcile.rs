@@ -19,6 +19,7 @@
 
 mod leftover_builders;
 mod plan;
+mod pool;
 
 pub use plan::{Action, Observed, Rules, Seen, plan, to_look_up};
 
@@ -80,11 +81,16 @@ impl Provisioner {
     async fn observe(&self) -> Result<(Observed, Vec<VmRecord>), StepError> {
         let cloud = &self.inner.cloud;
         let mut owned = cloud.list_owned(&self.inner.installation).await?;
+        // The pool before the records: a pool VM claimed in between is in
+        // the records then (a claim moves it from the one to the other).
+        let pool_vms = self.inner.driver_store.pool_vms().await?;
         let records = self.inner.driver_store.live_vms().await?;
         // A recorded home volume is never an orphan, even one whose
         // metadata an operator stripped of its `stackbinder_home` mark.
         let homes = self.inner.driver_store.home_volume_ids().await?;
         owned.volume_ids.retain(|id| !homes.contains(id));
+        self.replace_dead_pool_vms(&owned, &pool_vms).await?;
+        pool::leave_out_pool(&mut owned, &pool_vms);
         let mut found = HashMap::new();
         for (vm, server) in to_look_up(&owned, &records) {
             let there = cloud.get_server(&server).await?.is_some();
@@ -94,6 +100,29 @@ impl Provisioner {
             found.insert(vm, there);
         }
         Ok((Observed { owned, found }, records))
+    }
+
+    /// Send ready pool VMs whose server died to deletion; the pool step
+    /// boots their replacements.
+    async fn replace_dead_pool_vms(
+        &self,
+        owned: &crate::cloud::Owned,
+        pool_vms: &[crate::store::PoolVm],
+    ) -> Result<(), StepError> {
+        let (mut dead, unlisted) = pool::dead_or_unlisted(owned, pool_vms);
+        for (vm, server) in unlisted {
+            if self.inner.cloud.get_server(&server).await?.is_none() {
+                dead.push(vm);
+            }
+        }
+        for vm in dead {
+            tracing::warn!(%vm, "a ready pool VM's server died; replacing it");
+            self.inner
+                .driver_store
+                .delete_pool_vm(vm, "its server died before it was claimed")
+                .await?;
+        }
+        Ok(())
     }
 
     fn rules(&self) -> Rules {

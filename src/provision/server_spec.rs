@@ -4,8 +4,10 @@
 //! job itself, the assignment its owner's launch gives it.
 
 use super::{Provisioner, profiles};
-use crate::cloud::{META_INSTANCE, META_LOGIN, META_OWNER, META_REPO, META_VM, ServerSpec};
-use crate::cloud_init::{self, Assignment, BootData};
+use crate::cloud::{
+    META_INSTANCE, META_LOGIN, META_OWNER, META_POOL, META_REPO, META_VM, ServerSpec, Shape,
+};
+use crate::cloud_init::{self, Assignment, BootData, PinnedRepo};
 use crate::config::Profile;
 use crate::domain::VmId;
 use crate::store::VmRecord;
@@ -23,7 +25,18 @@ impl Provisioner {
     ) -> Result<ServerSpec, String> {
         let s = &self.inner.settings;
         let shape = profiles::shape(&s.cloud, self.profile_of(vm)?);
-        let metadata = BTreeMap::from([
+        Ok(self.spec_of(
+            shape,
+            vm.name.clone(),
+            cloud_init::render_boot_data(&self.boot_data(vm.id, callback_secret)),
+            self.owner_metadata(vm),
+            home_volume,
+        ))
+    }
+
+    /// What marks a VM's server as ours and its owner's.
+    pub(super) fn owner_metadata(&self, vm: &VmRecord) -> BTreeMap<String, String> {
+        BTreeMap::from([
             (META_OWNER.to_owned(), vm.owner_id.to_string()),
             (META_LOGIN.to_owned(), vm.owner_login.to_string()),
             (META_REPO.to_owned(), vm.repo.to_string()),
@@ -32,21 +45,73 @@ impl Provisioner {
                 META_INSTANCE.to_owned(),
                 self.inner.installation.as_str().to_owned(),
             ),
+        ])
+    }
+
+    /// A pool VM's server: the default profile's shape, boot data that
+    /// names no owner (the VM asks for its job once booted) with the
+    /// repositories to build ahead, and metadata that marks it as ours and
+    /// the pool's (`stackbinder_vm` is the id it keeps when claimed).
+    pub(super) fn pool_server_spec(
+        &self,
+        id: VmId,
+        name: &str,
+        callback_secret: &str,
+    ) -> ServerSpec {
+        let s = &self.inner.settings;
+        let shape = profiles::shape(&s.cloud, s.profiles.default_profile());
+        let data = BootData {
+            prebuild: s
+                .pool
+                .repos
+                .iter()
+                .map(|r| PinnedRepo {
+                    repo: r.repo.to_string(),
+                    git_ref: r.git_ref.to_string(),
+                })
+                .collect(),
+            ..self.boot_data(id, callback_secret)
+        };
+        let metadata = BTreeMap::from([
+            (META_VM.to_owned(), id.to_string()),
+            (META_POOL.to_owned(), "1".to_owned()),
+            (
+                META_INSTANCE.to_owned(),
+                self.inner.installation.as_str().to_owned(),
+            ),
         ]);
-        Ok(ServerSpec {
-            name: vm.name.clone(),
+        self.spec_of(
+            shape,
+            name.to_owned(),
+            cloud_init::render_boot_data(&data),
+            metadata,
+            None,
+        )
+    }
+
+    fn spec_of(
+        &self,
+        shape: Shape,
+        name: String,
+        user_data: String,
+        metadata: BTreeMap<String, String>,
+        home_volume: Option<String>,
+    ) -> ServerSpec {
+        let cloud = &self.inner.settings.cloud;
+        ServerSpec {
+            name,
             image: shape.image,
             flavor: shape.flavor,
             volume_size_gb: shape.volume_size_gb,
-            delete_volume_on_termination: s.cloud.delete_volume_on_termination,
-            key_name: s.cloud.key_name.clone(),
-            security_groups: s.cloud.security_groups.clone(),
-            network: s.cloud.network.clone(),
-            user_data: cloud_init::render_boot_data(&self.boot_data(vm.id, callback_secret)),
+            delete_volume_on_termination: cloud.delete_volume_on_termination,
+            key_name: cloud.key_name.clone(),
+            security_groups: cloud.security_groups.clone(),
+            network: cloud.network.clone(),
+            user_data,
             metadata,
             home_volume,
-            availability_zone: s.cloud.availability_zone.clone(),
-        })
+            availability_zone: cloud.availability_zone.clone(),
+        }
     }
 
     /// What a VM is booted with, pool VM or not: where it reports, where

@@ -1,6 +1,7 @@
 //! `/admin`: the operator's view of a whole course. Every VM with its owner,
 //! repository, state, age, expiry and last error; the users and the
-//! registration links; and the levers: delete any VM, revoke a user (which
+//! registration links; the warm pool's VMs (state, age, prebuilt
+//! repositories); and the levers: delete any VM, revoke a user (which
 //! also deletes their VM), make and revoke registration links.
 //! Only `registration.admins` see it; to anyone else it does not exist.
 
@@ -58,6 +59,16 @@ struct VmRow {
     age: String,
 }
 
+/// A warm-pool VM, as the admin sees it.
+struct PoolRow {
+    name: String,
+    state: &'static str,
+    age: String,
+    prebuilt: String,
+    /// Why it is being deleted.
+    reason: String,
+}
+
 struct LinkRow {
     link: RegistrationLink,
     state: String,
@@ -68,6 +79,9 @@ struct LinkRow {
 struct AdminPage {
     layout: Layout,
     vms: Vec<VmRow>,
+    /// The warm pool's VMs; `pool_size` what it holds now (`[pool]`).
+    pool: Vec<PoolRow>,
+    pool_size: u32,
     users: Vec<User>,
     invites: Vec<Invite>,
     links: Vec<LinkRow>,
@@ -104,6 +118,19 @@ async fn render_page(
             vm,
         })
         .collect();
+    let pool = state
+        .store
+        .pool_vms()
+        .await?
+        .into_iter()
+        .map(|vm| PoolRow {
+            name: vm.name,
+            state: vm.state.as_str(),
+            age: age(vm.created_at),
+            prebuilt: vm.prebuilt.0.join(", "),
+            reason: vm.reason.unwrap_or_default(),
+        })
+        .collect();
     let links = state
         .store
         .list_links()
@@ -117,6 +144,8 @@ async fn render_page(
     let page = AdminPage {
         layout: admin.0.visitor.layout(state, "Admin"),
         vms,
+        pool,
+        pool_size: state.config.pool.size_at(now),
         users: state.store.list_users().await?,
         invites: state.store.list_invites().await?,
         links,

@@ -23,7 +23,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             return StatusCode::UNAUTHORIZED.into_response();
         }
     }
-    let counts = match state.store.vm_counts().await {
+    let counts = match tokio::try_join!(state.store.vm_counts(), state.store.pool_ready_count()) {
         Ok(counts) => counts,
         Err(e) => {
             tracing::error!(error = %e, "metrics: cannot count VMs");
@@ -35,7 +35,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.provisioner.metrics().render(&counts),
+        state.provisioner.metrics().render(&counts.0, counts.1),
     )
         .into_response()
 }

@@ -77,6 +77,17 @@ impl Cloud for BuilderVm {
     async fn delete_server(&self, id: &str) -> CloudResult<()> {
         self.inner.delete_server(id).await
     }
+    async fn update_server(
+        &self,
+        id: &str,
+        name: &str,
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> CloudResult<()> {
+        self.inner.update_server(id, name, metadata).await
+    }
+    async fn attach_volume(&self, server_id: &str, volume_id: &str) -> CloudResult<()> {
+        self.inner.attach_volume(server_id, volume_id).await
+    }
     async fn delete_volume(&self, id: &str) -> CloudResult<()> {
         self.inner.delete_volume(id).await
     }

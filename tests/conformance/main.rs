@@ -20,6 +20,7 @@ mod home_volume;
 mod image_build;
 mod launch;
 mod ownership;
+mod pool;
 mod profiles;
 mod proxy_mode;
 mod reauth;

@@ -117,6 +117,9 @@ pub struct FakeVolume {
     pub volume_type: String,
     /// GETs of it while `detaching` before it is available.
     pub detach_polls: u32,
+    /// The server it is being attached to (`attaching`): Cinder lists the
+    /// attachment, and says `in-use`, from the next GET of it on.
+    pub attaching_to: Option<String>,
 }
 
 impl FakeVolume {
@@ -133,6 +136,7 @@ impl FakeVolume {
             availability_zone: "nova".into(),
             volume_type: "__DEFAULT__".into(),
             detach_polls: 0,
+            attaching_to: None,
         }
     }
 }
@@ -205,6 +209,8 @@ pub struct World {
     /// A volume detached by a server's deletion stays `detaching` for
     /// this many GETs of it (Nova detaches in the background).
     pub detach_polls: u32,
+    /// Keep volumes being attached `attaching` (Cinder slow to finish).
+    pub hold_attachments: bool,
     next_seq: u64,
     pub networks: Vec<Value>,
     /// Neutron subnets, each with its `network_id` and `cidr`.
@@ -299,6 +305,7 @@ impl FakeOpenStack {
             lose_builder_answers: 0,
             lose_volume_answers: 0,
             detach_polls: 0,
+            hold_attachments: false,
             next_seq: 0,
             networks: vec![private, public],
             subnets: vec![private_subnet, public_subnet],
@@ -1105,6 +1112,54 @@ fn compute(
             let s = w.servers[*sid].clone();
             ok(json!({"server": server_json(w, &s)}))
         }
+        ("PUT", ["servers", sid]) => {
+            let Some(s) = w.servers.get_mut(*sid) else {
+                return err(error(404, "itemNotFound", "Instance could not be found"));
+            };
+            if let Some(name) = body.as_ref().and_then(|b| b["server"]["name"].as_str()) {
+                s.name = name.to_owned();
+            }
+            let s = s.clone();
+            ok(json!({"server": server_json(w, &s)}))
+        }
+        ("PUT", ["servers", sid, "metadata"]) => {
+            let Some(s) = w.servers.get_mut(*sid) else {
+                return err(error(404, "itemNotFound", "Instance could not be found"));
+            };
+            let metadata: BTreeMap<String, String> = body
+                .and_then(|b| serde_json::from_value(b["metadata"].clone()).ok())
+                .unwrap_or_default();
+            s.metadata = metadata.clone();
+            ok(json!({"metadata": metadata}))
+        }
+        ("POST", ["servers", sid, "os-volume_attachments"]) => {
+            if !w.servers.contains_key(*sid) {
+                return err(error(404, "itemNotFound", "Instance could not be found"));
+            }
+            let vid = body
+                .as_ref()
+                .and_then(|b| b["volumeAttachment"]["volumeId"].as_str())
+                .unwrap_or("")
+                .to_owned();
+            match w.volumes.get_mut(&vid) {
+                None => err(error(
+                    404,
+                    "itemNotFound",
+                    &format!("Volume {vid} could not be found."),
+                )),
+                Some(v) if v.status != "available" => err(error(
+                    400,
+                    "badRequest",
+                    &format!("Invalid volume: volume {vid} status must be available"),
+                )),
+                Some(v) => {
+                    v.status = "attaching".into();
+                    v.attaching_to = Some((*sid).to_owned());
+                    ok(json!({"volumeAttachment": {"id": vid, "volumeId": vid,
+                        "serverId": sid, "device": "/dev/vdb"}}))
+                }
+            }
+        }
         ("DELETE", ["servers", sid]) => match w.servers.get_mut(*sid) {
             Some(s) => {
                 s.task_state = Some("deleting".into());
@@ -1287,6 +1342,7 @@ fn volume(
                     .unwrap_or("__DEFAULT__")
                     .to_owned(),
                 detach_polls: 0,
+                attaching_to: None,
             };
             let answer = volume_json(&volume);
             w.volumes.insert(vid, volume);
@@ -1297,6 +1353,7 @@ fn volume(
             reply(202, json!({"volume": answer}), None, &[])
         }
         ("GET", ["volumes", vid]) => {
+            let hold = w.hold_attachments;
             let Some(v) = w.volumes.get_mut(*vid) else {
                 return err(error(
                     404,
@@ -1306,6 +1363,11 @@ fn volume(
             };
             match v.status.as_str() {
                 "creating" => v.status = "available".into(),
+                // The attachment of the POST before this GET is done.
+                "attaching" if !hold => {
+                    v.status = "in-use".into();
+                    v.server_id = v.attaching_to.take();
+                }
                 "detaching" if v.detach_polls == 0 => v.status = "available".into(),
                 "detaching" => v.detach_polls -= 1,
                 _ => {}

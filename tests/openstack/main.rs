@@ -12,6 +12,7 @@ mod image_build;
 mod image_build_prebuild;
 mod launch;
 mod ownership;
+mod pool;
 mod profiles;
 mod proxy_mode;
 mod replicas;

@@ -188,6 +188,7 @@ fn other_volume(size: u64) -> crate::fake_openstack::FakeVolume {
         availability_zone: "nova".into(),
         volume_type: "__DEFAULT__".into(),
         detach_polls: 0,
+        attaching_to: None,
     }
 }
 

@@ -29,6 +29,7 @@ use super::{
 };
 use crate::config::CloudConfig;
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 use tokio::sync::OnceCell;
 
 type ProfileShapes = std::collections::HashMap<(String, String), (resolve::Flavor, String)>;
@@ -204,6 +205,21 @@ impl Cloud for OpenStackCloud {
     #[tracing::instrument(name = "openstack delete server", skip(self))]
     async fn delete_server(&self, id: &str) -> CloudResult<()> {
         Ok(self.remove_server(id).await?)
+    }
+
+    #[tracing::instrument(name = "openstack update server", skip(self, metadata))]
+    async fn update_server(
+        &self,
+        id: &str,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> CloudResult<()> {
+        Ok(self.put_server(id, name, metadata).await?)
+    }
+
+    #[tracing::instrument(name = "openstack attach volume", skip(self))]
+    async fn attach_volume(&self, server_id: &str, volume_id: &str) -> CloudResult<()> {
+        Ok(self.post_volume_attachment(server_id, volume_id).await?)
     }
 
     #[tracing::instrument(name = "openstack delete volume", skip(self))]

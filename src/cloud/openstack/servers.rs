@@ -292,6 +292,55 @@ impl OpenStackCloud {
         Ok(servers.into_iter().map(NovaServer::into_server).collect())
     }
 
+    /// Rename the server, then replace its metadata (`PUT`: keys not
+    /// given are removed, so a claimed pool VM loses its pool mark).
+    pub(super) async fn put_server(
+        &self,
+        id: &str,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let rename = serde_json::json!({ "server": { "name": name } });
+        self.api
+            .call("rename the server", Repeat::Idempotent, |r| {
+                r.session
+                    .put(COMPUTE, ["servers", id])
+                    .header("OpenStack-API-Version", NOVA_MICROVERSION)
+                    .json(&rename)
+            })
+            .await?;
+        let marks = serde_json::json!({ "metadata": fit_metadata(metadata) });
+        self.api
+            .call("replace the server's metadata", Repeat::Idempotent, |r| {
+                r.session
+                    .put(COMPUTE, ["servers", id, "metadata"])
+                    .header("OpenStack-API-Version", NOVA_MICROVERSION)
+                    .json(&marks)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Attach a volume to a running server. Sent once: a second attachment
+    /// of the same volume is refused by Nova anyway, and the caller looks at
+    /// the volume before asking again.
+    pub(super) async fn post_volume_attachment(
+        &self,
+        server_id: &str,
+        volume_id: &str,
+    ) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "volumeAttachment": { "volumeId": volume_id } });
+        self.api
+            .call("attach the volume", Repeat::Once, |r| {
+                r.session
+                    .post(COMPUTE, ["servers", server_id, "os-volume_attachments"])
+                    .header("OpenStack-API-Version", NOVA_MICROVERSION)
+                    .json(&body)
+            })
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn remove_server(&self, id: &str) -> Result<(), ApiError> {
         match self
             .api

@@ -10,6 +10,7 @@ use crate::cloud::{
     Volume, VolumeSpec,
 };
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
@@ -171,6 +172,41 @@ impl Cloud for SimulatedCloud {
             .insert(volume_id.to_owned(), owner.as_str().to_owned());
         drop(st);
         self.deliver(Op::TagVolume, ())
+    }
+
+    async fn update_server(
+        &self,
+        id: &str,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> CloudResult<()> {
+        self.enter(Op::UpdateServer)?;
+        let mut st = self.lock();
+        let Some(sim) = st.servers.get_mut(id) else {
+            return Err(CloudError::Rejected(format!("no server {id}")));
+        };
+        sim.server.name = name.to_owned();
+        sim.server.metadata = metadata.clone();
+        drop(st);
+        self.deliver(Op::UpdateServer, ())
+    }
+
+    async fn attach_volume(&self, server_id: &str, volume_id: &str) -> CloudResult<()> {
+        self.enter(Op::AttachVolume)?;
+        let mut st = self.lock();
+        if !st.servers.contains_key(server_id) {
+            return Err(CloudError::Rejected(format!("no server {server_id}")));
+        }
+        match st.volumes.get_mut(volume_id) {
+            Some(attached @ None) => *attached = Some(server_id.to_owned()),
+            Some(Some(_)) => return Err(CloudError::VolumeBusy),
+            None => return Err(CloudError::Rejected(format!("no volume {volume_id}"))),
+        }
+        if let Some(sim) = st.servers.get_mut(server_id) {
+            sim.server.volume_ids.push(volume_id.to_owned());
+        }
+        drop(st);
+        self.deliver(Op::AttachVolume, ())
     }
 
     async fn delete_server(&self, id: &str) -> CloudResult<()> {

@@ -106,7 +106,10 @@ impl Provisioner {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn attach_floating_ip(&self, vm: &VmRecord) -> Result<(), StepError> {
+    pub(in crate::provision) async fn attach_floating_ip(
+        &self,
+        vm: &VmRecord,
+    ) -> Result<(), StepError> {
         let cloud = &self.inner.settings.cloud;
         // Behind the proxy a VM needs no public address.
         if cloud.jupyter_access == JupyterAccess::Proxy

@@ -139,7 +139,11 @@ impl Store {
                 .await?
         });
         let Some(row) = row else {
-            return Ok(AssignmentLookup::Gone);
+            // A pool VM waits for a claim; anything else is unknown.
+            return Ok(match self.pool_secret_hash(id).await? {
+                Some(_) => AssignmentLookup::Waiting,
+                None => AssignmentLookup::Gone,
+            });
         };
         if matches!(
             row.state,

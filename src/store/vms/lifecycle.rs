@@ -9,12 +9,31 @@ use super::VmRecord;
 use crate::domain::{GithubId, LaunchRequest, VmId, VmState};
 use chrono::{DateTime, Utc};
 
+#[derive(Clone, Copy)]
 pub struct NewVm<'a> {
     pub owner: GithubId,
     pub name: &'a str,
     pub request: &'a LaunchRequest,
     pub jupyter_token: &'a str,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The first event of a launch: what was asked for.
+pub(in crate::store) fn launch_message(request: &LaunchRequest) -> String {
+    format!(
+        "launch requested: {} at {}{}",
+        request.repo,
+        request.git_ref,
+        if request.url_path.as_str().is_empty() {
+            String::new()
+        } else {
+            format!(", opening /{}", request.url_path)
+        },
+    ) + &request
+        .profile
+        .as_ref()
+        .map(|p| format!(", profile {p}"))
+        .unwrap_or_default()
 }
 
 impl Store {
@@ -47,22 +66,7 @@ impl Store {
                 Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyHasVm),
                 other => other?,
             };
-            let message = format!(
-                "launch requested: {} at {}{}",
-                new.request.repo,
-                new.request.git_ref,
-                if new.request.url_path.as_str().is_empty() {
-                    String::new()
-                } else {
-                    format!(", opening /{}", new.request.url_path)
-                },
-            ) + &new
-                .request
-                .profile
-                .as_ref()
-                .map(|p| format!(", profile {p}"))
-                .unwrap_or_default();
-            append!(&mut *tx, id, EventKind::State, &message)?;
+            append!(&mut *tx, id, EventKind::State, &launch_message(new.request))?;
             notify_wake!(self, tx);
             tx.commit().await?;
         });

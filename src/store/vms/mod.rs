@@ -16,7 +16,8 @@ pub use assignment::{AssignmentLookup, SecretUse, VmSecrets};
 #[allow(unused_imports)]
 pub(crate) use assignment::{assign_vm_on, rotate_vm_secret_on};
 pub use lifecycle::NewVm;
+pub(super) use lifecycle::launch_message;
 pub use record::VmRecord;
 pub use reports::CallbackOutcome;
 
-const SELECT_VM: &str = "SELECT vms.*, users.login AS owner_login FROM vms JOIN users ON users.github_id = vms.owner_id";
+pub(super) const SELECT_VM: &str = "SELECT vms.*, users.login AS owner_login FROM vms JOIN users ON users.github_id = vms.owner_id";

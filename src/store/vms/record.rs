@@ -55,6 +55,9 @@ pub struct VmRecord {
     pub ide_missing_at: Option<DateTime<Utc>>,
     /// Booted for this launch, or claimed from the warm pool.
     pub launch_path: LaunchPath,
+    /// A claimed pool VM: when its server was renamed, marked and given
+    /// its owner's storage (and floating IP).
+    pub claim_settled_at: Option<DateTime<Utc>>,
 }
 
 /// The port column as both stores hold it: an INTEGER (PostgreSQL has no
@@ -112,6 +115,7 @@ impl VmRecord {
             ide: None,
             ide_missing_at: None,
             launch_path: LaunchPath::Cold,
+            claim_settled_at: None,
         }
     }
 }

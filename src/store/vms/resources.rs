@@ -47,6 +47,16 @@ impl Store {
         .await
     }
 
+    /// A claimed pool VM's steps in the cloud are done.
+    pub async fn set_claim_settled(&self, id: VmId) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE vms SET claim_settled_at = $1, updated_at = $2 WHERE id = $3",
+            Utc::now(),
+        )
+        .await
+    }
+
     /// A failed launch's server, boot volume and floating IP are gone.
     pub async fn set_released(&self, id: VmId) -> Result<()> {
         self.update(

@@ -1,6 +1,10 @@
 //! `[pool]`: the warm pool, VMs booted ahead of demand and handed to the
 //! next launch, and the course repositories they build ahead.
 
+mod schedule;
+
+pub use schedule::{ScheduleEntry, size_at};
+
 use super::ConfigError;
 use crate::domain::{GitRef, RepoSpec};
 use serde::Deserialize;
@@ -17,7 +21,7 @@ pub struct PoolConfig {
     /// is given up, and the launch boots a VM of its own instead.
     pub claim_timeout_seconds: u64,
     /// Times with another pool size, such as `"Mon 08:30-12:00 size=40"`.
-    pub schedule: Vec<String>,
+    pub schedule: Vec<ScheduleEntry>,
     /// Repositories whose environments pool VMs build ahead.
     pub repos: Vec<PinnedRepoConfig>,
 }
@@ -74,6 +78,16 @@ impl PoolConfig {
         Duration::from_secs(self.claim_timeout_seconds)
     }
 
+    /// How many VMs the pool holds at `now`, by the schedule.
+    pub fn size_at(&self, now: chrono::DateTime<chrono::Utc>) -> u32 {
+        size_at(self.size, &self.schedule, now)
+    }
+
+    /// Whether any time of the week has a pool.
+    pub fn enabled(&self) -> bool {
+        self.size > 0 || self.schedule.iter().any(|e| e.size > 0)
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_idle_hours == 0 {
             return Err(ConfigError::new(
@@ -103,7 +117,9 @@ impl PoolConfig {
             "repos" => {
                 Some("write repos = [{ repo = \"https://github.com/org/course\", ref = \"main\" }]")
             }
-            "schedule" => Some("write schedule = [\"Mon 08:30-12:00 size=40\"]"),
+            "schedule" => Some(
+                "write schedule = [\"Mon,Thu 08:30-12:00 size=40\"]: days (Mon, Mon,Thu or Mon-Fri), HH:MM-HH:MM in UTC, size=N",
+            ),
             _ => None,
         }
     }
@@ -129,5 +145,10 @@ mod tests {
         assert!(e.key.starts_with("pool.repos"), "{e}");
         let e = load_str("[pool]\nmax_idle_hours = 0").unwrap_err();
         assert_eq!(e.key, "pool.max_idle_hours");
+        let c = load_str("[pool]\nschedule = [\"Mon-Fri 08:30-12:00 size=40\"]").unwrap();
+        assert_eq!(c.pool.schedule[0].size, 40);
+        let e = load_str("[pool]\nschedule = [\"Mon 8-12 size=40\"]").unwrap_err();
+        assert!(e.key.starts_with("pool.schedule"), "{e}");
+        assert!(e.to_string().contains("HH:MM"), "{e}");
     }
 }

@@ -1,0 +1,83 @@
+//! A launch with the pool on takes a ready pool VM if there is one: the
+//! claim is one store transaction (`Store::claim_pool_vm`), the cloud
+//! steps follow in the driver (`driver/claimed.rs`). No ready VM: the
+//! launch boots its own, counted as a miss.
+
+use crate::cloud_init::Assignment;
+use crate::domain::Login;
+use crate::provision::Provisioner;
+use crate::secret;
+use crate::store::{NewVm, StoreError, VmRecord};
+
+impl Provisioner {
+    /// Claim a ready pool VM for `new` of `login`, with its job and a
+    /// rotated secret; `None` when the pool is off or has
+    /// none ready (then the caller records a cold launch).
+    pub(in crate::provision) async fn claim_from_pool(
+        &self,
+        login: &Login,
+        new: NewVm<'_>,
+    ) -> Result<Option<VmRecord>, StoreError> {
+        if !self.inner.settings.pool.enabled() {
+            return Ok(None);
+        }
+        let store = &self.inner.store;
+        // A first launch makes the home volume, which a server booted
+        // without it can get only once it exists: such a launch boots cold.
+        let home_volume = store.home_volume(new.owner).await?.map(|h| h.volume_id);
+        if self.inner.settings.storage.home_volume_gb().is_some() && home_volume.is_none() {
+            self.inner.metrics.pool_missed();
+            return Ok(None);
+        }
+        let request = new.request;
+        // Pool VMs are of the default profile: a launch of another boots
+        // its own (`launch` has filled in the default's name).
+        let default = self.inner.settings.profiles.default_profile();
+        if request.profile.as_ref() != default.map(|p| &p.name) {
+            self.inner.metrics.pool_missed();
+            return Ok(None);
+        }
+        // A claim starts a VM without passing the queue: a repository at
+        // its cap (`launch.repo_caps`) waits there like any launch.
+        if super::super::capacity::repo_cap(&request.repo, &self.inner.settings).is_some()
+            && !super::super::capacity::repo_has_room(
+                &store.live_vms().await?,
+                &request.repo,
+                &self.inner.settings,
+            )
+        {
+            self.inner.metrics.pool_missed();
+            return Ok(None);
+        }
+        let assignment = Assignment {
+            login: login.to_string(),
+            repo: request.repo.to_string(),
+            git_ref: request.git_ref.to_string(),
+            url_path: request.url_path.to_string(),
+            jupyter_token: new.jupyter_token.to_owned(),
+            gpu: request
+                .profile
+                .as_ref()
+                .and_then(|name| self.inner.settings.profiles.get(name))
+                .is_some_and(|p| p.gpu),
+            home_volume_id: home_volume,
+            callback_secret: None,
+        };
+        match store
+            .claim_pool_vm(new, &assignment, &secret::generate())
+            .await?
+        {
+            Some(claimed) => {
+                tracing::info!(vm = %claimed.vm.id, "launch claimed a pool VM");
+                self.inner.metrics.pool_claimed();
+                // The VM's held long-poll answers now, with its job.
+                self.assignment_ready(claimed.vm.id);
+                Ok(Some(claimed.vm))
+            }
+            None => {
+                self.inner.metrics.pool_missed();
+                Ok(None)
+            }
+        }
+    }
+}
