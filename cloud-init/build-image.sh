@@ -91,7 +91,9 @@ for repo in json.load(open(sys.argv[1]))["prebuild"]:
 
 # `image build --prebuild`: the pinned repositories' images, named as
 # BinderHub names them, so a launch of one of them skips the build.
-# shellcheck source=build-pinned.sh
+# build-pinned.sh lands beside this script on the builder and is checked
+# on its own (CI runs shellcheck on every cloud-init/*.sh).
+# shellcheck disable=SC1091
 . "$lib/build-pinned.sh"
 build_pinned "$conf" "$r2d" "$lib/image_name.py"
 
