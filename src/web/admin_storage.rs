@@ -4,7 +4,8 @@
 //! the session's CSRF token), through the rules of "delete my storage".
 
 use super::admin::Admin;
-use super::session::{CsrfForm, CsrfProtected};
+use super::session::CsrfForm;
+use super::storage::DeleteForm;
 use super::storage_view::human_bytes;
 use super::{AppState, WebError};
 use crate::domain::{GithubId, Login};
@@ -14,7 +15,6 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
-use serde::Deserialize;
 use std::collections::HashSet;
 
 pub fn router() -> Router<AppState> {
@@ -70,19 +70,6 @@ pub async fn rows(state: &AppState) -> Result<Vec<StorageRow>, StoreError> {
             }
         })
         .collect())
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeleteForm {
-    csrf: String,
-    /// The owner's login, typed to confirm.
-    confirm: String,
-}
-
-impl CsrfProtected for DeleteForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 async fn delete(

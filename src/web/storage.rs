@@ -59,8 +59,8 @@ async fn page(State(state): State<AppState>, user: RegisteredUser) -> Result<Res
 #[derive(Debug, Deserialize)]
 pub struct DeleteForm {
     csrf: String,
-    /// The user's login, typed to confirm.
-    confirm: String,
+    /// The owner's login, typed to confirm (here and on /admin).
+    pub(super) confirm: String,
 }
 
 impl CsrfProtected for DeleteForm {

@@ -11,7 +11,7 @@ use crate::store::AssignmentLookup;
 use crate::web::client_ip::ClientIp;
 use crate::web::{AppState, WebError};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -35,11 +35,7 @@ pub(super) async fn assignment(
         state.tarpit.hold(ip, wait).await;
         return too_many_requests(wait);
     }
-    let Some(secret) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
+    let Some(secret) = super::vm_secret(&headers) else {
         return failed(&limits, ip, WebError::Unauthorized);
     };
     let Ok(Query(Asking { vm })) = asking else {

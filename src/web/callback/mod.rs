@@ -93,6 +93,14 @@ fn too_many_requests(retry_after: Duration) -> Response {
         .into_response()
 }
 
+/// The secret a VM proves itself with: `Authorization: Bearer <secret>`.
+fn vm_secret(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 /// A failed attempt: counted against the client's address, then answered.
 fn failed(limits: &Limits, ip: IpAddr, error: WebError) -> Response {
     limits.failures.record(ip, Instant::now());
@@ -110,11 +118,7 @@ async fn callback(
         state.tarpit.hold(ip, wait).await;
         return too_many_requests(wait);
     }
-    let Some(secret) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
+    let Some(secret) = vm_secret(&headers) else {
         return failed(&limits, ip, WebError::Unauthorized);
     };
     let report: CallbackReport = match serde_json::from_slice(&body) {
