@@ -79,7 +79,8 @@ impl Provisioner {
 
     /// How many more VMs of `profile`'s size fit now: `cloud.max_vms` and
     /// the cloud's quota for its flavor and volume, and for the home volume
-    /// the first launch of `owner` makes when they have none yet.
+    /// the first launch of `owner` makes when they have none yet; a launch
+    /// of the default profile may also claim a ready pool VM.
     pub async fn room_for(
         &self,
         profile: Option<&Profile>,
@@ -97,7 +98,12 @@ impl Provisioner {
             .room_for(&self.shape(profile), storage_gb)
             .await
         {
-            Ok(quota) => Ok(Room::of(slots, quota)),
+            Ok(quota) => {
+                // A launch that claims a ready pool VM needs no quota for
+                // its server and boot volume: the pool VM holds them.
+                let claimable = self.claimable_pool_vms(profile).await?;
+                Ok(Room::of(slots, quota.map(|q| q + claimable)))
+            }
             // Full already by `max_vms`: the cloud's answer changes nothing.
             Err(_) if slots == Some(0) => Ok(Room::QueueFull),
             Err(e) => {
@@ -105,6 +111,18 @@ impl Provisioner {
                 Ok(Room::Unknown)
             }
         }
+    }
+
+    /// The ready pool VMs a launch of `profile` would claim: those of the
+    /// default profile only (the pool's VMs are made of it).
+    async fn claimable_pool_vms(&self, profile: Option<&Profile>) -> Result<u64, ProvisionError> {
+        let settings = &self.inner.settings;
+        let default = settings.profiles.default_profile().map(|p| &p.name);
+        if !settings.pool.enabled() || profile.map(|p| &p.name) != default {
+            return Ok(0);
+        }
+        let ready = self.inner.store.pool_ready_count().await?;
+        Ok(u64::try_from(ready).unwrap_or(0))
     }
 }
 

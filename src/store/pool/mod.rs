@@ -176,7 +176,8 @@ impl Store {
         Ok(())
     }
 
-    /// Pool VMs that are ready to be claimed (for `/metrics`).
+    /// Pool VMs that are ready to be claimed (for `/metrics` and the launch
+    /// page's room).
     pub async fn pool_ready_count(&self) -> Result<i64> {
         Ok(on_pool!(self, |pool| sqlx::query_scalar(
             "SELECT COUNT(*) FROM pool_vms WHERE state = 'ready'"

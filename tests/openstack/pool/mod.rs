@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 mod claim;
 mod claimed;
 mod life;
+mod room;
 
 pub(super) struct App {
     pub web: WebApp,
