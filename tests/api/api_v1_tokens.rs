@@ -149,3 +149,56 @@ async fn a_token_of_one_user_does_not_see_or_delete_anothers_vm() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(alice.api_vm().await.status().is_success());
 }
+
+#[tokio::test]
+async fn unknown_api_tokens_were_not_rate_limited_per_address() {
+    // Arrange: alice's real token, and a guesser on the same address.
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    browser.login_registered("alice").await;
+    let token = make_token(&browser, "script", &["vm_read"]).await;
+    let guesser = app.new_browser();
+
+    // Act: 30 wrong tokens are answered 401; the 31st locks the address.
+    for i in 0..30 {
+        let (status, _) = api(
+            &guesser,
+            reqwest::Method::GET,
+            "/api/v1/vm",
+            Some(&format!("guess-{i}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let (status, _) = api(
+        &guesser,
+        reqwest::Method::GET,
+        "/api/v1/vm",
+        Some("guess-30"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Assert: the address is locked out, right token or not, with a
+    // Retry-After a client can follow.
+    let response = guesser
+        .client
+        .get(guesser.url("/api/v1/vm"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    assert!(
+        body["message"].as_str().unwrap().contains("wrong tokens"),
+        "{body}"
+    );
+}

@@ -8,6 +8,7 @@ use crate::access::Action;
 use crate::secret;
 use crate::store::User;
 use crate::web::AppState;
+use crate::web::client_ip::ClientIp;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -38,14 +39,24 @@ impl FromRequestParts<AppState> for TokenUser {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or(ApiError::Unauthenticated)?;
-        let hash = secret::hash(presented);
-        let token = state
+            .ok_or(ApiError::Unauthenticated)?
+            .to_owned();
+        let ClientIp(address) = ClientIp::from_request_parts(parts, state).await?;
+        if let Some(wait) = state.api_limit.address_locked_for(address) {
+            return Err(ApiError::AddressLocked(wait));
+        }
+        let hash = secret::hash(&presented);
+        let Some(token) = state
             .store
             .token_by_hash(&hash)
             .await?
             .filter(|t| secret::equal(&t.secret_hash, &hash))
-            .ok_or(ApiError::Unauthenticated)?;
+        else {
+            if state.api_limit.wrong_token(address) {
+                tracing::warn!(client = %address, "too many wrong API tokens from one address; address locked out");
+            }
+            return Err(ApiError::Unauthenticated);
+        };
         let now = Utc::now();
         if !token.is_live(now) {
             return Err(ApiError::Unauthenticated);

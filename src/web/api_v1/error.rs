@@ -20,6 +20,8 @@ pub enum ApiError {
     NotAdmin,
     #[error("this token has made too many requests; try again in {0} s")]
     RateLimited(u64),
+    #[error("too many wrong tokens came from your address; try again in {0} s")]
+    AddressLocked(u64),
     #[error("there is no such route under /api/v1 (see /api/v1/openapi.json)")]
     NoSuchRoute,
     #[error("there is no VM {0}")]
@@ -54,7 +56,9 @@ impl ApiError {
             Self::MissingScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotAdmin => (StatusCode::FORBIDDEN, "not_admin"),
-            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::RateLimited(_) | Self::AddressLocked(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
             Self::NoSuchRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::NoSuchVm(_) => (StatusCode::NOT_FOUND, "no_such_vm"),
             Self::NoSuchUser(_) => (StatusCode::NOT_FOUND, "no_such_user"),
@@ -121,7 +125,7 @@ impl IntoResponse for ApiError {
             message,
         });
         match self {
-            Self::RateLimited(seconds) => {
+            Self::RateLimited(seconds) | Self::AddressLocked(seconds) => {
                 (status, [(RETRY_AFTER, seconds.to_string())], body).into_response()
             }
             _ => (status, body).into_response(),
