@@ -1,6 +1,7 @@
 //! Prometheus metrics. One registry per application (not a global), so
 //! tests that run several applications in one process stay apart.
 
+use crate::domain::VmState;
 use crate::store::BusyCounts;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -224,16 +225,16 @@ impl Metrics {
         self.inner.pool_misses.inc();
     }
 
-    /// Render the text format, with the VM counts given as of now.
-    /// and the ready pool VMs.
-    pub fn render(&self, vms_by_state: &[(String, i64)], pool_ready: i64) -> String {
+    /// Render the text format, with the VM counts and the ready pool VMs
+    /// given as of now.
+    pub fn render(&self, vms_by_state: &[(VmState, i64)], pool_ready: i64) -> String {
         self.inner.pool_ready.set(pool_ready);
         self.inner.vms.clear();
         for (state, count) in vms_by_state {
             self.inner
                 .vms
                 .get_or_create(&StateLabel {
-                    state: state.clone(),
+                    state: state.as_str().to_owned(),
                 })
                 .set(*count);
         }

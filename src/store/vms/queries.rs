@@ -3,7 +3,7 @@
 
 use super::super::{Result, Store, on_pool};
 use super::{SELECT_VM, VmRecord};
-use crate::domain::{GithubId, LaunchPath, RepoSpec, VmId};
+use crate::domain::{GithubId, LaunchPath, RepoSpec, VmId, VmState};
 use chrono::{DateTime, Utc};
 
 impl Store {
@@ -37,7 +37,7 @@ impl Store {
     }
 
     /// How many VMs are in each state (deleted ones excluded).
-    pub async fn vm_counts(&self) -> Result<Vec<(String, i64)>> {
+    pub async fn vm_counts(&self) -> Result<Vec<(VmState, i64)>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as(
             "SELECT state, COUNT(*) FROM vms WHERE state <> 'deleted' GROUP BY state ORDER BY state",
