@@ -233,6 +233,13 @@ impl Application {
             sessions.continuously_delete_expired(tokio::time::Duration::from_secs(600)),
         );
         let activity = tokio::spawn(flush_activity(self.state.provisioner.clone(), stop.clone()));
+        // Every replica holds VMs' requests for their jobs, leader or not.
+        let assignments = tokio::spawn(
+            self.state
+                .provisioner
+                .clone()
+                .relay_assignments(stop.clone()),
+        );
         let router = web::router(self.state);
         let on_signal = stop.clone();
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -257,6 +264,7 @@ impl Application {
         stop.cancel();
         session_cleanup.abort();
         let _ = activity.await;
+        let _ = assignments.await;
         let _ = background.await;
         lease_stop.cancel();
         let _ = lease.await;

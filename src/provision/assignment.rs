@@ -1,23 +1,27 @@
 //! A VM learns its job by asking (`GET /api/vm/assignment`): the request
 //! is authenticated by the VM's secret, answered at once when the store
 //! holds the VM's assignment, and otherwise held until a claim wakes it,
-//! the VM goes away, or the hold ends. A claim on this replica wakes the
-//! held request at once (`assignment_ready`); one made by another replica
-//! is seen at the next look at the store, every second.
+//! the VM goes away, or the hold ends. A change on this replica wakes the
+//! held request at once (`assignment_ready`); on PostgreSQL it is also
+//! announced to the other replicas, which wake theirs
+//! (`relay_assignments`).
 
 use super::{AuthenticatedVm, ProvisionError, Provisioner};
 use crate::domain::VmId;
 use crate::secret;
-use crate::store::{AssignmentLookup, SecretUse};
+use crate::store::{AssignmentLookup, Backend, SecretUse};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-/// How often a held request looks at the store again, for the claims of
-/// other replicas, which wake nobody here.
-const RECHECK: Duration = Duration::from_secs(1);
+/// How often a held request looks at the store again for a change that
+/// woke nobody here: one made by another process on SQLite (a CLI
+/// command), or announced on PostgreSQL while this replica's listener was
+/// reconnecting.
+const RECHECK: Duration = Duration::from_secs(5);
 
 /// The held requests, one wake-up per VM; an entry lives as long as a
 /// request holds it.
@@ -39,6 +43,13 @@ impl Waiters {
     fn wake(&self, vm: VmId) {
         let held = self.0.lock().expect("waiters lock");
         if let Some(notify) = held.get(&vm).and_then(Weak::upgrade) {
+            notify.notify_waiters();
+        }
+    }
+
+    fn wake_all(&self) {
+        let held = self.0.lock().expect("waiters lock");
+        for notify in held.values().filter_map(Weak::upgrade) {
             notify.notify_waiters();
         }
     }
@@ -157,10 +168,36 @@ impl Provisioner {
     }
 
     /// `vm`'s assignment changed (a claim gave it one; it is going away):
-    /// its held request, if any, looks again now. The claim calls this
-    /// once its transaction has committed.
+    /// its held request, if any, on whichever replica, looks again now.
+    /// Called once the change's transaction has committed.
     pub fn assignment_ready(&self, vm: VmId) {
         self.inner.assignment_waiters.wake(vm);
+        let store = self.inner.store.clone();
+        if !matches!(store.backend(), Backend::Postgres(_)) {
+            return;
+        }
+        tokio::spawn(async move {
+            if let Err(e) = store.announce_assigned(vm).await {
+                tracing::warn!(vm = %vm, error = %e, "cannot announce the assignment to the other replicas");
+            }
+        });
+    }
+
+    /// Wake the held requests of this replica for the assignments other
+    /// replicas announce, until `cancel` (on PostgreSQL; on SQLite the
+    /// one process wakes its own).
+    pub async fn relay_assignments(self, cancel: CancellationToken) {
+        let waiters = &self.inner.assignment_waiters;
+        let store = self.inner.store.clone();
+        store
+            .listen_for_assignments(
+                |vm| match vm {
+                    Some(vm) => waiters.wake(vm),
+                    None => waiters.wake_all(),
+                },
+                &cancel,
+            )
+            .await;
     }
 
     /// How many requests of `vm` for its job are held right now.

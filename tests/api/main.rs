@@ -31,6 +31,7 @@ mod leadership;
 mod lifecycle;
 mod migrations;
 mod ownership;
+mod pool_replicas;
 mod pool_restart;
 mod postgres_store;
 mod proxy_access;

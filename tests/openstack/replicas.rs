@@ -35,19 +35,6 @@ const WAIT: Duration = Duration::from_secs(30);
 const BY_PASSWORD: &str = "password";
 const BY_APP_CREDENTIAL: &str = "application_credential";
 
-/// Whether PostgreSQL is there to test on; a missing one fails under CI.
-fn postgres_available() -> bool {
-    if std::env::var_os("TEST_POSTGRES_URL").is_some() || postgres::bindir().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true: the replica tests need PostgreSQL (apt install postgresql)"
-    );
-    eprintln!("skipped: the replica tests need PostgreSQL's server programs (initdb)");
-    false
-}
-
 /// Poll `check` until it gives a value, at most `WAIT`.
 async fn poll<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
@@ -211,7 +198,7 @@ fn assert_within_lease(took: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_finishes_a_launch_whose_leader_was_killed_after_asking_for_the_server() {
-    if !postgres_available() {
+    if !postgres::available() {
         return;
     }
     let shared = Shared::start().await;
@@ -249,7 +236,7 @@ async fn the_standby_finishes_a_launch_whose_leader_was_killed_after_asking_for_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_finishes_a_delete_whose_leader_was_killed_in_the_middle() {
-    if !postgres_available() {
+    if !postgres::available() {
         return;
     }
     let shared = Shared::start().await;
@@ -282,7 +269,7 @@ async fn the_standby_finishes_a_delete_whose_leader_was_killed_in_the_middle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_the_database_stops_driving_before_the_standby_starts() {
-    if !postgres_available() {
+    if !postgres::available() {
         return;
     }
     let shared = Shared::start().await;
@@ -359,7 +346,7 @@ async fn a_leader_cut_off_from_the_database_stops_driving_before_the_standby_sta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_clicks_spread_over_both_replicas_make_one_vm_per_user() {
-    if !postgres_available() {
+    if !postgres::available() {
         return;
     }
     const USERS: i64 = 10;

@@ -15,6 +15,21 @@ pub fn on_postgres() -> bool {
     std::env::var("TEST_STORE").is_ok_and(|s| s == "postgres")
 }
 
+/// Whether PostgreSQL is there to test on, whatever `TEST_STORE` says (for
+/// what only several replicas show); a missing one fails under `CI=true`,
+/// else the caller skips with a message.
+pub fn available() -> bool {
+    if std::env::var_os("TEST_POSTGRES_URL").is_some() || bindir().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true: the replica tests need PostgreSQL (apt install postgresql)"
+    );
+    eprintln!("skipped: the replica tests need PostgreSQL's server programs (initdb)");
+    false
+}
+
 /// A server to make databases on: `postgres://…` without a database name.
 struct Server {
     base_url: String,

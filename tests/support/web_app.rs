@@ -73,6 +73,9 @@ pub struct TestOptions {
     /// A change to the configuration that needs values known only at run
     /// time (the address of a fake GitHub); applied after `configure`.
     pub config: Option<ConfigChange>,
+    /// Run on PostgreSQL whatever `TEST_STORE` says (what only several
+    /// replicas can show).
+    pub on_postgres: bool,
 }
 
 impl Default for TestOptions {
@@ -86,6 +89,7 @@ impl Default for TestOptions {
             github_login: false,
             configure: |_| {},
             config: None,
+            on_postgres: false,
         }
     }
 }
@@ -104,7 +108,8 @@ pub struct TestApp {
     github_login: bool,
     provisioner: Provisioner,
     running: Option<Running>,
-    _db_dir: TempDir,
+    /// The first replica's; another replica of it has none of its own.
+    _db_dir: Option<TempDir>,
 }
 
 struct Running {
@@ -128,6 +133,9 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let db_dir = tempfile::tempdir().expect("a temporary directory");
     let mut config = Config::defaults();
     let secret = on_loopback_with_fresh_database(&mut config, db_dir.path());
+    if options.on_postgres {
+        config.database.url = postgres::database_url_for(db_dir.path());
+    }
     config.provision.poll_interval_ms = NonZero::new(50).unwrap();
     config.cloud.floating_ip_pool = options.floating_ip_pool.clone();
     config.cloud.jupyter_access = options.jupyter_access;
@@ -163,7 +171,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         github_login: options.github_login,
         provisioner,
         running: Some(running),
-        _db_dir: db_dir,
+        _db_dir: Some(db_dir),
     }
 }
 
@@ -179,6 +187,23 @@ fn on_loopback_with_fresh_database(config: &mut Config, dir: &std::path::Path) -
 }
 
 async fn start(
+    config: Config,
+    cloud: Arc<dyn Cloud>,
+    drive: bool,
+    github: bool,
+) -> (SocketAddr, Provisioner, Running) {
+    let started = start_replica(config, cloud, drive, github).await;
+    // Alone on its database, the application takes the driver lease at
+    // once (a stopped predecessor let it go): tests that step the driver
+    // themselves start stepping only then.
+    tokio::time::timeout(WAIT, started.1.leadership().until_leader())
+        .await
+        .expect("the application takes the driver lease");
+    started
+}
+
+/// Start the application; it takes the driver lease if nobody holds it.
+async fn start_replica(
     config: Config,
     cloud: Arc<dyn Cloud>,
     drive: bool,
@@ -214,12 +239,6 @@ async fn start(
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    // Alone on its database, the application takes the driver lease at
-    // once (a stopped predecessor let it go): tests that step the driver
-    // themselves start stepping only then.
-    tokio::time::timeout(WAIT, provisioner.leadership().until_leader())
-        .await
-        .expect("the application takes the driver lease");
     (address, provisioner, Running { stop, task })
 }
 
@@ -258,6 +277,35 @@ impl TestApp {
             .expect("the application stops within 10 s of being asked to")
             .expect("the server task does not panic")
             .expect("the server ends without an error");
+    }
+
+    /// A second replica of this application: the same configuration,
+    /// database and simulated cloud, on a port of its own. It does not
+    /// drive while this one holds the driver lease.
+    pub async fn another_replica(&self) -> TestApp {
+        let mut config = self.config.clone();
+        config.server.bind = "127.0.0.1:0".parse().expect("a socket address");
+        let (address, provisioner, running) = start_replica(
+            config.clone(),
+            Arc::new(self.cloud.clone()),
+            self.drive_in_background,
+            self.github_login,
+        )
+        .await;
+        config.server.bind = address;
+        let base = format!("http://{address}");
+        TestApp {
+            address,
+            browser: Browser::new(&base, self.registration_secret()),
+            base,
+            cloud: self.cloud.clone(),
+            config,
+            drive_in_background: self.drive_in_background,
+            github_login: self.github_login,
+            provisioner,
+            running: Some(running),
+            _db_dir: None,
+        }
     }
 
     /// Stop the application and start a new one on the same address, the
