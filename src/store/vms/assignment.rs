@@ -136,18 +136,18 @@ impl Store {
 
     /// What `id` can be told about its job now.
     pub async fn vm_assignment(&self, id: VmId) -> Result<AssignmentLookup> {
-        let row: Option<AssignmentRow> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT state, assignment, delivered_secret FROM vms WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        let Some(row) = row else {
+        let row = match self.assignment_row(id).await? {
+            Some(row) => row,
             // A pool VM waits for a claim; anything else is unknown.
-            return Ok(match self.pool_secret_hash(id).await? {
-                Some(_) => AssignmentLookup::Waiting,
-                None => AssignmentLookup::Gone,
-            });
+            None if self.pool_secret_hash(id).await?.is_some() => {
+                return Ok(AssignmentLookup::Waiting);
+            }
+            // Or it was claimed between the two looks: the claim's commit
+            // removed the pool row and made this one together.
+            None => match self.assignment_row(id).await? {
+                Some(row) => row,
+                None => return Ok(AssignmentLookup::Gone),
+            },
         };
         if matches!(
             row.state,
@@ -163,6 +163,15 @@ impl Store {
         })?;
         assignment.callback_secret = row.delivered_secret;
         Ok(AssignmentLookup::Assigned(assignment))
+    }
+
+    async fn assignment_row(&self, id: VmId) -> Result<Option<AssignmentRow>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as("SELECT state, assignment, delivered_secret FROM vms WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Give `id` its job and, with `new_secret`, rotate its secret (see
