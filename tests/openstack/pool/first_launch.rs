@@ -199,3 +199,39 @@ async fn the_claim_timeout_does_not_run_while_the_first_home_volume_is_made() {
         "{events:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_first_claim_without_room_for_the_storage_fails_in_words_and_frees_the_pool_vm() {
+    // Arrange: a ready pool VM; the volume quota is full with its boot
+    // volume.
+    let app = with_storage(30).await;
+    let ready = app.fill(1).await;
+    let server = ready[0].server_id.clone().unwrap();
+    {
+        let mut w = app.fake.world();
+        w.limits.gigabytes = w.volumes.values().map(|v| v.size as i64).sum();
+    }
+
+    // Act
+    app.web.launch().await;
+    let claimed = alices_vm(&app).await;
+    let failed = app.web.wait_for("failed", super::LIMIT).await;
+    let (_, status, _) = app.answer_of(claimed.id).await;
+
+    // Assert: she reads why; nothing was made; the VM gets no job and its
+    // server goes.
+    assert_eq!(claimed.launch_path, LaunchPath::Pool);
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("there is no room for your storage: quota exceeded"),
+        "{failed:#}"
+    );
+    assert!(app.fake.volume_creates().is_empty());
+    assert_eq!(status, StatusCode::CONFLICT);
+    app.wait_for_calls("the claimed server's deletion", |fake| {
+        fake.find_calls(Method::DELETE, "servers/")
+            .iter()
+            .any(|c| c.path == format!("servers/{server}"))
+    })
+    .await;
+}
