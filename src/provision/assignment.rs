@@ -98,8 +98,17 @@ impl Provisioner {
         secret: &str,
     ) -> Result<Option<SecretUse>, ProvisionError> {
         let store = &self.inner.store;
-        let Some(secrets) = store.vm_secrets(vm).await? else {
-            return self.check_pool_secret(vm, secret).await;
+        let secrets = match store.vm_secrets(vm).await? {
+            Some(secrets) => secrets,
+            None => match self.check_pool_secret(vm, secret).await? {
+                Some(used) => return Ok(Some(used)),
+                // Or claimed between the two looks: the claim's commit
+                // removed the pool row and made the VM's together.
+                None => match store.vm_secrets(vm).await? {
+                    Some(secrets) => secrets,
+                    None => return Ok(None),
+                },
+            },
         };
         let used = secrets.check(secret);
         if used

@@ -168,12 +168,19 @@ impl Provisioner {
                 .await;
         }
         let limit = self.inner.settings.launch.boot_timeout_seconds.get();
-        if matches!(vm.state, VmState::Creating | VmState::Booting) && self.timed_out(vm, limit) {
-            let phase = if vm.state == VmState::Creating {
-                "creating"
-            } else {
-                "booting"
-            };
+        // A claimed VM whose job waits for its owner's first home volume
+        // waits as long as a cold boot's create would for it.
+        let phase = match vm.state {
+            VmState::Creating => Some("creating"),
+            VmState::Booting => Some("booting"),
+            VmState::Building if vm.launch_path == LaunchPath::Pool && vm.assigned_at.is_none() => {
+                Some("building")
+            }
+            _ => None,
+        };
+        if let Some(phase) = phase
+            && self.timed_out(vm, limit)
+        {
             let message = match error {
                 StepError::Waiting(_) => format!(
                     "failed while {phase}: {message}, and gave up after {limit} s; try again later"

@@ -211,6 +211,8 @@ pub struct World {
     pub detach_polls: u32,
     /// Keep volumes being attached `attaching` (Cinder slow to finish).
     pub hold_attachments: bool,
+    /// Keep new volumes `creating` (Cinder slow to make them).
+    pub hold_creating: bool,
     next_seq: u64,
     pub networks: Vec<Value>,
     /// Neutron subnets, each with its `network_id` and `cidr`.
@@ -306,6 +308,7 @@ impl FakeOpenStack {
             lose_volume_answers: 0,
             detach_polls: 0,
             hold_attachments: false,
+            hold_creating: false,
             next_seq: 0,
             networks: vec![private, public],
             subnets: vec![private_subnet, public_subnet],
@@ -485,6 +488,15 @@ impl FakeOpenStack {
             .iter()
             .filter(|c| c.method == method && c.path.contains(path_contains))
             .cloned()
+            .collect()
+    }
+
+    /// The bodies of `POST /volumes` Cinder received, in order.
+    pub fn volume_creates(&self) -> Vec<Value> {
+        self.find_calls(Method::POST, "volumes")
+            .into_iter()
+            .filter(|c| c.path == "volumes")
+            .map(|c| c.body.expect("a body")["volume"].clone())
             .collect()
     }
 
@@ -1353,7 +1365,7 @@ fn volume(
             reply(202, json!({"volume": answer}), None, &[])
         }
         ("GET", ["volumes", vid]) => {
-            let hold = w.hold_attachments;
+            let (hold, hold_creating) = (w.hold_attachments, w.hold_creating);
             let Some(v) = w.volumes.get_mut(*vid) else {
                 return err(error(
                     404,
@@ -1362,7 +1374,7 @@ fn volume(
                 ));
             };
             match v.status.as_str() {
-                "creating" => v.status = "available".into(),
+                "creating" if !hold_creating => v.status = "available".into(),
                 // The attachment of the POST before this GET is done.
                 "attaching" if !hold => {
                     v.status = "in-use".into();

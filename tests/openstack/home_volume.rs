@@ -35,16 +35,6 @@ impl App {
         self.web.wait_for(state, Duration::from_secs(20)).await
     }
 
-    /// The bodies of `POST /volumes` Cinder received.
-    fn volume_creates(&self) -> Vec<Value> {
-        self.fake
-            .find_calls(Method::POST, "volumes")
-            .into_iter()
-            .filter(|c| c.path == "volumes")
-            .map(|c| c.body.expect("a body")["volume"].clone())
-            .collect()
-    }
-
     /// The block device mappings of every `POST /servers` Nova received.
     fn server_bdms(&self) -> Vec<Vec<Value>> {
         self.fake
@@ -126,7 +116,7 @@ async fn a_first_launch_makes_the_home_volume_and_every_boot_attaches_the_same_o
     // Act: launch, delete, let the reconciler look, launch again.
     app.web.launch().await;
     app.wait_for("building").await;
-    let after_first = app.volume_creates();
+    let after_first = app.fake.volume_creates();
     app.web.delete().await;
     app.wait_for("deleted").await;
     app.web
@@ -137,7 +127,7 @@ async fn a_first_launch_makes_the_home_volume_and_every_boot_attaches_the_same_o
     app.wait_for("building").await;
 
     // Assert: one Cinder create, with the name, size, zone and marks.
-    let creates = app.volume_creates();
+    let creates = app.fake.volume_creates();
     assert_eq!(after_first.len(), 1);
     assert_eq!(creates.len(), 1, "made once: {creates:#?}");
     let create = &creates[0];
@@ -249,7 +239,7 @@ async fn a_full_volume_quota_fails_the_first_launch_in_words_before_anything_is_
         ),
         "{failed:#}"
     );
-    assert!(app.volume_creates().is_empty());
+    assert!(app.fake.volume_creates().is_empty());
     assert!(app.server_bdms().is_empty());
 }
 
@@ -265,7 +255,7 @@ async fn a_volume_whose_create_answer_was_lost_is_adopted_by_its_metadata_not_ma
     app.wait_for("building").await;
 
     // Assert
-    assert_eq!(app.volume_creates().len(), 1, "never made twice");
+    assert_eq!(app.fake.volume_creates().len(), 1, "never made twice");
     let homes = app.home_volumes();
     assert_eq!(homes.len(), 1);
     assert_home_bdm(&app.server_bdms()[0], &homes[0]);

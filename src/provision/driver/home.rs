@@ -64,20 +64,32 @@ impl Provisioner {
     /// first launch.
     #[tracing::instrument(skip_all)]
     pub(super) async fn home_volume_for(&self, vm: &VmRecord) -> Result<HomeVolumeUse, StepError> {
+        let zone = self.inner.settings.cloud.availability_zone.as_deref();
+        Ok(match self.owners_home_volume(vm).await? {
+            Ok(volume) => usable(&volume, zone),
+            Err(other) => other,
+        })
+    }
+
+    /// The owner's home volume as the cloud has it now, made or adopted on
+    /// their first launch; `Err`: none to use (yet), and what to do.
+    pub(super) async fn owners_home_volume(
+        &self,
+        vm: &VmRecord,
+    ) -> Result<Result<Volume, HomeVolumeUse>, StepError> {
         let Some(size_gb) = self.inner.settings.storage.home_volume_gb() else {
-            return Ok(HomeVolumeUse::Off);
+            return Ok(Err(HomeVolumeUse::Off));
         };
         let store = &self.inner.driver_store;
         let record = match store.home_volume(vm.owner_id).await? {
             Some(record) => record,
             None => match self.make_home_volume(vm, size_gb).await? {
                 Ok(record) => record,
-                Err(refused) => return Ok(refused),
+                Err(refused) => return Ok(Err(refused)),
             },
         };
-        let zone = self.inner.settings.cloud.availability_zone.as_deref();
         match self.inner.cloud.get_volume(&record.volume_id).await? {
-            Some(volume) => Ok(usable(&volume, zone)),
+            Some(volume) => Ok(Ok(volume)),
             None => {
                 // Deleted outside stackbinder: what it held is gone, and
                 // the next step makes a new, empty one rather than leaving
@@ -93,7 +105,7 @@ impl Provisioner {
                         ),
                     )
                     .await?;
-                Ok(HomeVolumeUse::Wait("making your new storage".into()))
+                Ok(Err(HomeVolumeUse::Wait("making your new storage".into())))
             }
         }
     }

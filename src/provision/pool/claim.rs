@@ -1,7 +1,8 @@
 //! A launch with the pool on takes a ready pool VM if there is one: the
 //! claim is one store transaction (`Store::claim_pool_vm`), the cloud
-//! steps follow in the driver (`driver/claimed.rs`). No ready VM: the
-//! launch boots its own, counted as a miss.
+//! steps follow in the driver (`driver/claimed.rs`), and for a user's
+//! first launch with home volumes on, the job too, once their new volume
+//! is attached. No ready VM: the launch boots its own, counted as a miss.
 
 use crate::cloud_init::Assignment;
 use crate::domain::Login;
@@ -10,9 +11,10 @@ use crate::secret;
 use crate::store::{NewVm, StoreError, VmRecord};
 
 impl Provisioner {
-    /// Claim a ready pool VM for `new` of `login`, with its job and a
-    /// rotated secret; `None` when the pool is off or has
-    /// none ready (then the caller records a cold launch).
+    /// Claim a ready pool VM for `new` of `login`, with its job (unless
+    /// the home volume it needs is still to be made) and a rotated secret;
+    /// `None` when the pool is off or has none ready (then the caller
+    /// records a cold launch).
     pub(in crate::provision) async fn claim_from_pool(
         &self,
         login: &Login,
@@ -22,13 +24,6 @@ impl Provisioner {
             return Ok(None);
         }
         let store = &self.inner.store;
-        // A first launch makes the home volume, which a server booted
-        // without it can get only once it exists: such a launch boots cold.
-        let home_volume = store.home_volume(new.owner).await?.map(|h| h.volume_id);
-        if self.inner.settings.storage.home_volume_gb().is_some() && home_volume.is_none() {
-            self.inner.metrics.pool_missed();
-            return Ok(None);
-        }
         let request = new.request;
         // Pool VMs are of the default profile: a launch of another boots
         // its own (`launch` has filled in the default's name).
@@ -49,6 +44,17 @@ impl Provisioner {
             self.inner.metrics.pool_missed();
             return Ok(None);
         }
+        // A first launch with home volumes on claims too, but its job waits
+        // for the volume the driver makes and attaches (`driver/claimed.rs`):
+        // the job names it, and the VM looks for it as soon as it has the job.
+        // (With home volumes off a volume kept from before is not attached.)
+        let storage_on = self.inner.settings.storage.home_volume_gb().is_some();
+        let home_volume = if storage_on {
+            store.home_volume(new.owner).await?.map(|h| h.volume_id)
+        } else {
+            None
+        };
+        let volume_first = storage_on && home_volume.is_none();
         let assignment = Assignment {
             login: login.to_string(),
             repo: request.repo.to_string(),
@@ -63,15 +69,18 @@ impl Provisioner {
             home_volume_id: home_volume,
             callback_secret: None,
         };
+        let assignment = (!volume_first).then_some(&assignment);
         match store
-            .claim_pool_vm(new, &assignment, &secret::generate())
+            .claim_pool_vm(new, assignment, &secret::generate())
             .await?
         {
             Some(claimed) => {
-                tracing::info!(vm = %claimed.vm.id, "launch claimed a pool VM");
+                tracing::info!(vm = %claimed.vm.id, volume_first, "launch claimed a pool VM");
                 self.inner.metrics.pool_claimed();
-                // The VM's held long-poll answers now, with its job.
-                self.assignment_ready(claimed.vm.id);
+                if assignment.is_some() {
+                    // The VM's held long-poll answers now, with its job.
+                    self.assignment_ready(claimed.vm.id);
+                }
                 Ok(Some(claimed.vm))
             }
             None => {

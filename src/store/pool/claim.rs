@@ -2,7 +2,10 @@
 //! consumed and the owner's `vms` row inserted with the same id, the
 //! server, address and volumes of the pool VM and `launch_path = 'pool'`;
 //! it gets its job (the assignment) and its boot secret is rotated, so the
-//! boot secret only fetches that job, which delivers the new secret.
+//! boot secret only fetches that job, which delivers the new secret. A
+//! user's first claim with home volumes on gets no job yet (the driver
+//! sets it once their new volume is attached): the secret is rotated all
+//! the same, so the boot secret never acts for the user meanwhile.
 //! Concurrent launches never take the same VM:
 //! PostgreSQL locks the row it picks and skips those others hold (`FOR
 //! UPDATE SKIP LOCKED`); SQLite takes its write lock first (`BEGIN
@@ -60,16 +63,17 @@ macro_rules! insert_claimed {
 const PICK: &str = "SELECT * FROM pool_vms WHERE state = 'ready' ORDER BY ready_at, id LIMIT 1";
 
 impl Store {
-    /// Claim the longest-ready pool VM for `new`: it gets `assignment` and
-    /// its secret is rotated to `new_secret` (the boot secret may only
-    /// fetch the assignment from now on, which delivers the new one).
+    /// Claim the longest-ready pool VM for `new`: it gets `assignment`
+    /// (`None`: later, `assign_vm`) and its secret is rotated to
+    /// `new_secret` (the boot secret may only fetch the assignment from
+    /// now on, which delivers the new one).
     /// `None` when none is ready; `AlreadyHasVm` (and nothing claimed)
     /// when the owner has a live VM. Wake the VM's held request afterwards
     /// (`Provisioner::assignment_ready`).
     pub async fn claim_pool_vm(
         &self,
         new: NewVm<'_>,
-        assignment: &Assignment,
+        assignment: Option<&Assignment>,
         new_secret: &str,
     ) -> Result<Option<Claimed>> {
         let now = Utc::now();
@@ -91,7 +95,9 @@ impl Store {
                 Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyHasVm),
                 other => other?,
             };
-            assign_vm_on!(&mut *tx, picked.id, assignment)?;
+            if let Some(assignment) = assignment {
+                assign_vm_on!(&mut *tx, picked.id, assignment)?;
+            }
             rotate_vm_secret_on!(&mut *tx, picked.id, new_secret)?;
             let request = launch_message(new.request);
             append!(&mut *tx, picked.id, EventKind::State, &request)?;

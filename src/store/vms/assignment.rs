@@ -38,12 +38,14 @@ pub struct VmSecrets {
 /// to the query's `Result`, like `execute(...).await`.
 macro_rules! assign_vm_on {
     ($conn:expr, $vm:expr, $assignment:expr) => {
-        sqlx::query("UPDATE vms SET assignment = $1, updated_at = $2 WHERE id = $3")
-            .bind($crate::store::assignment_json($assignment))
-            .bind(chrono::Utc::now())
-            .bind($vm)
-            .execute($conn)
-            .await
+        sqlx::query(
+            "UPDATE vms SET assignment = $1, assigned_at = $2, updated_at = $2 WHERE id = $3",
+        )
+        .bind($crate::store::assignment_json($assignment))
+        .bind(chrono::Utc::now())
+        .bind($vm)
+        .execute($conn)
+        .await
     };
 }
 pub(crate) use assign_vm_on;
@@ -103,7 +105,7 @@ impl Store {
     }
 
     /// Store the hash of a VM's boot secret and, for a VM booted for its
-    /// owner, its assignment, in one write before the secret leaves for
+    /// owner, its assignment (and when it got it), in one write before the secret leaves for
     /// the cloud: whatever server results can authenticate and find its
     /// job at once.
     pub async fn set_boot_secret(
@@ -117,7 +119,9 @@ impl Store {
             let mut tx = begin_write!(self, pool);
             sqlx::query(
                 "UPDATE vms SET secret_hash = $1, assignment = $2, boot_secret_hash = NULL,
-                                delivered_secret = NULL, updated_at = $3 WHERE id = $4",
+                                delivered_secret = NULL, updated_at = $3,
+                                assigned_at = CASE WHEN $2 IS NULL THEN NULL ELSE $3 END
+                 WHERE id = $4",
             )
             .bind(hash)
             .bind(json)
@@ -132,18 +136,18 @@ impl Store {
 
     /// What `id` can be told about its job now.
     pub async fn vm_assignment(&self, id: VmId) -> Result<AssignmentLookup> {
-        let row: Option<AssignmentRow> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT state, assignment, delivered_secret FROM vms WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        let Some(row) = row else {
+        let row = match self.assignment_row(id).await? {
+            Some(row) => row,
             // A pool VM waits for a claim; anything else is unknown.
-            return Ok(match self.pool_secret_hash(id).await? {
-                Some(_) => AssignmentLookup::Waiting,
-                None => AssignmentLookup::Gone,
-            });
+            None if self.pool_secret_hash(id).await?.is_some() => {
+                return Ok(AssignmentLookup::Waiting);
+            }
+            // Or it was claimed between the two looks: the claim's commit
+            // removed the pool row and made this one together.
+            None => match self.assignment_row(id).await? {
+                Some(row) => row,
+                None => return Ok(AssignmentLookup::Gone),
+            },
         };
         if matches!(
             row.state,
@@ -159,6 +163,15 @@ impl Store {
         })?;
         assignment.callback_secret = row.delivered_secret;
         Ok(AssignmentLookup::Assigned(assignment))
+    }
+
+    async fn assignment_row(&self, id: VmId) -> Result<Option<AssignmentRow>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as("SELECT state, assignment, delivered_secret FROM vms WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Give `id` its job and, with `new_secret`, rotate its secret (see

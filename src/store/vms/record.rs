@@ -58,6 +58,10 @@ pub struct VmRecord {
     /// A claimed pool VM: when its server was renamed, marked and given
     /// its owner's storage (and floating IP).
     pub claim_settled_at: Option<DateTime<Utc>>,
+    /// When it got its job (`GET /api/vm/assignment` answers it from
+    /// then): a user's first claim with home volumes on gets it only once
+    /// their new volume is attached.
+    pub assigned_at: Option<DateTime<Utc>>,
 }
 
 /// The port column as both stores hold it: an INTEGER (PostgreSQL has no
@@ -116,6 +120,7 @@ impl VmRecord {
             ide_missing_at: None,
             launch_path: LaunchPath::Cold,
             claim_settled_at: None,
+            assigned_at: None,
         }
     }
 }

@@ -2,35 +2,12 @@
 //! a cold boot; the owner's home volume is attached to the claimed server
 //! and waited for until in use; a floating IP only in `floating_ip` mode.
 
-use super::{App, LIMIT, is_pool_create, spawn};
+use super::{LIMIT, alices_vm, is_pool_create, spawn, wait_for_vm};
 use crate::fake_openstack::POOL;
 use axum::http::Method;
 use stackbinder::cloud::META_VM;
 use stackbinder::config::JupyterAccess;
 use stackbinder::domain::{GithubId, LaunchPath, Login};
-use stackbinder::store::VmRecord;
-use std::time::{Duration, Instant};
-
-async fn alices_vm(app: &App) -> VmRecord {
-    let alice = GithubId::for_demo(&Login::parse("alice").unwrap());
-    app.store()
-        .live_vm_of(alice)
-        .await
-        .unwrap()
-        .expect("alice's VM")
-}
-
-async fn wait_for_vm(app: &App, what: &str, done: impl Fn(&VmRecord) -> bool) -> VmRecord {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let vm = alices_vm(app).await;
-        if done(&vm) {
-            return vm;
-        }
-        assert!(Instant::now() < deadline, "waited for {what}: {vm:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_claimed_vm_that_never_asks_for_its_job_is_given_up_for_a_cold_boot() {
@@ -79,19 +56,20 @@ async fn a_claimed_vm_that_never_asks_for_its_job_is_given_up_for_a_cold_boot() 
 
 #[tokio::test]
 async fn the_home_volume_is_attached_to_the_claimed_server_and_waited_for() {
-    // Arrange: a first launch (cold: it makes the storage), deleted.
+    // Arrange: a first launch before the pool VM is ready (cold: it makes
+    // the storage), deleted.
     let app = spawn(|c| {
         c.pool.size = 1;
         c.storage.home_volume_gb = 10;
         c.cloud.availability_zone = Some("nova".into());
     })
     .await;
-    let ready = app.fill(1).await;
     app.web.launch().await;
     assert_eq!(alices_vm(&app).await.launch_path, LaunchPath::Cold);
     app.web.wait_for("building", LIMIT).await;
     app.web.delete().await;
     app.web.wait_for("deleted", LIMIT).await;
+    let ready = app.fill(1).await;
     let alice = GithubId::for_demo(&Login::parse("alice").unwrap());
     let home = app.store().home_volume(alice).await.unwrap().unwrap();
     app.fake.world().hold_attachments = true;

@@ -15,8 +15,8 @@ use serde_json::Value;
 use stackbinder::cloud::{Cloud, META_POOL, META_VM};
 use stackbinder::cloud_init::{BootData, parse_boot_data};
 use stackbinder::config::{Config, JupyterAccess};
-use stackbinder::domain::VmId;
-use stackbinder::store::{PoolState, PoolVm, Store};
+use stackbinder::domain::{GithubId, Login, VmId};
+use stackbinder::store::{PoolState, PoolVm, Store, VmRecord};
 use std::collections::HashMap;
 use std::num::NonZero;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 
 mod claim;
 mod claimed;
+mod first_launch;
 mod life;
 mod room;
 
@@ -117,6 +118,11 @@ impl App {
         parse_boot_data(&self.fake.user_data(index)).expect("boot data in the user data")
     }
 
+    /// Whether the held request of pool VM `id` (see `fill`) has ended.
+    pub fn answered(&self, id: VmId) -> bool {
+        self.polls.lock().unwrap()[&id].1.is_finished()
+    }
+
     /// The answer to the held request of pool VM `id` (see `fill`).
     pub async fn answer_of(&self, id: VmId) -> (BootData, StatusCode, Value) {
         let (boot, poll) = self
@@ -204,5 +210,30 @@ impl App {
             assert!(Instant::now() < deadline, "waited for {what}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+pub(super) async fn alices_vm(app: &App) -> VmRecord {
+    let alice = GithubId::for_demo(&Login::parse("alice").unwrap());
+    app.store()
+        .live_vm_of(alice)
+        .await
+        .unwrap()
+        .expect("alice's VM")
+}
+
+pub(super) async fn wait_for_vm(
+    app: &App,
+    what: &str,
+    done: impl Fn(&VmRecord) -> bool,
+) -> VmRecord {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let vm = alices_vm(app).await;
+        if done(&vm) {
+            return vm;
+        }
+        assert!(Instant::now() < deadline, "waited for {what}: {vm:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
