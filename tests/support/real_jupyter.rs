@@ -47,14 +47,27 @@ pub struct RealJupyter {
 impl RealJupyter {
     /// Start Jupyter for `login` and wait until it listens.
     pub async fn start(python: &Path, login: &str) -> Self {
+        let token = stackbinder::secret::generate();
+        Self::start_on(
+            python,
+            login,
+            &token,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+        )
+        .await
+    }
+
+    /// Start Jupyter for `login` with `token` on `at` (port 0: any free
+    /// one; a taken port: the next free one, as Jupyter does) and wait
+    /// until it listens.
+    pub async fn start_on(python: &Path, login: &str, token: &str, at: SocketAddrV4) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let root = dir.path().join("home");
         std::fs::create_dir(&root).expect("Jupyter's root directory");
-        let token = stackbinder::secret::generate();
         let mut child = Command::new(python)
             .args(["-m", "jupyter_server"])
-            .arg("--ServerApp.ip=127.0.0.1")
-            .arg("--ServerApp.port=0")
+            .arg(format!("--ServerApp.ip={}", at.ip()))
+            .arg(format!("--ServerApp.port={}", at.port()))
             .arg(format!("--ServerApp.base_url=/user/{login}/"))
             .arg(format!("--IdentityProvider.token={token}"))
             .arg(format!("--ServerApp.root_dir={}", root.display()))
@@ -82,9 +95,9 @@ impl RealJupyter {
         tokio::spawn(async move {
             let mut port_tx = Some(port_tx);
             let mut lines = BufReader::new(stderr).lines();
-            let marker = "http://127.0.0.1:";
+            let marker = format!("http://{}:", at.ip());
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(at) = line.find(marker) {
+                if let Some(at) = line.find(&marker) {
                     let digits: String = line[at + marker.len()..]
                         .chars()
                         .take_while(char::is_ascii_digit)
@@ -106,8 +119,8 @@ impl RealJupyter {
             ),
         };
         Self {
-            addr: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
-            token,
+            addr: SocketAddrV4::new(*at.ip(), port),
+            token: token.to_owned(),
             log,
             dir,
             _child: child,
