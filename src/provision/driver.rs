@@ -37,50 +37,97 @@ impl StepError {
     }
 }
 
+/// What a loop of the driver steps.
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    /// The users' VMs, and the reconciler.
+    Vms,
+    /// The warm pool.
+    Pool,
+}
+
 impl Provisioner {
-    /// Run the driver until `cancel` fires. A step in progress finishes first.
+    /// Run the driver until `cancel` fires. A step in progress finishes
+    /// first. The warm pool steps in a loop of its own: its cloud calls
+    /// (booting the refill one VM after another) must not hold back the
+    /// users' VMs, such as the readiness probe of a claimed VM that just
+    /// reported ready.
     pub async fn run_until_stopped(self, cancel: CancellationToken) {
         tracing::info!(cloud = self.inner.cloud.kind(), "provisioner started");
+        tokio::join!(
+            self.keep_stepping(Lane::Vms, &cancel),
+            self.keep_stepping(Lane::Pool, &cancel),
+        );
+        tracing::info!("provisioner stopped");
+    }
+
+    /// Step `lane` now, then whenever it is woken or the poll interval has
+    /// passed, until `cancel`.
+    async fn keep_stepping(&self, lane: Lane, cancel: &CancellationToken) {
         let interval = self.inner.settings.poll_interval;
+        let wake = match lane {
+            Lane::Vms => &self.inner.wake,
+            Lane::Pool => &self.inner.pool_wake,
+        };
         loop {
-            if let Err(e) = self.step().await {
-                tracing::error!(error = %e, "provisioner step failed");
+            match lane {
+                Lane::Vms => {
+                    if let Err(e) = self.drive_vms().await {
+                        tracing::error!(error = %e, "provisioner step failed");
+                    }
+                    self.reconcile_logged().await;
+                }
+                Lane::Pool => self.step_pool_logged().await,
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = self.inner.wake.notified() => {}
+                _ = wake.notified() => {}
                 _ = tokio::time::sleep(interval) => {}
             }
         }
-        tracing::info!("provisioner stopped");
     }
 
     /// Look at every VM that is not deleted once: move launches and
     /// deletions forward, admit queued launches as room frees, enforce
-    /// expiry and idle culling; now and then reconcile with the cloud.
-    /// Returns how many VMs were looked at. Its writes hold only while
-    /// this replica holds the driver lease (`Provisioner::leadership`).
+    /// expiry and idle culling; then the warm pool; now and then
+    /// reconcile with the cloud. Returns how many VMs were looked at. Its
+    /// writes hold only while this replica holds the driver lease
+    /// (`Provisioner::leadership`). (In the background the pool steps on
+    /// its own: `run_until_stopped`.)
     #[tracing::instrument(name = "step", skip_all)]
     pub async fn step(&self) -> Result<usize, StoreError> {
+        let count = self.drive_vms().await?;
+        self.step_pool_logged().await;
+        self.reconcile_logged().await;
+        Ok(count)
+    }
+
+    /// Move every VM that is not deleted forward once.
+    async fn drive_vms(&self) -> Result<usize, StoreError> {
         let vms = self.inner.driver_store.live_vms().await?;
         self.forget_finished_searches(&vms);
         let count = vms.len();
         let pool_vms = self.inner.driver_store.pool_vms().await?.len();
         let admitted = super::capacity::admit(&vms, pool_vms, &self.inner.settings);
-        let user_places = super::capacity::places_taken(&vms);
         futures_util::stream::iter(vms)
             .for_each_concurrent(self.inner.concurrency.limit(), |vm| {
                 let admitted = admitted.contains(&vm.id);
                 self.drive(vm, admitted)
             })
             .await;
-        if let Err(e) = self.step_pool(user_places).await {
+        Ok(count)
+    }
+
+    async fn step_pool_logged(&self) {
+        if let Err(e) = self.step_pool().await {
             tracing::warn!(error = %e, "the warm pool's step failed; will retry");
         }
+    }
+
+    async fn reconcile_logged(&self) {
         if let Err(e) = self.reconcile_if_due().await {
             tracing::warn!(error = %e, "reconciling with the cloud failed; will retry");
         }
-        Ok(count)
     }
 
     #[tracing::instrument(name = "drive", skip_all, fields(vm = %vm.id, user = %vm.owner_login, state = %vm.state))]

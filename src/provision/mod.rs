@@ -147,7 +147,9 @@ struct Inner {
     /// This installation's id: everything it creates carries it, and it
     /// touches nothing that does not.
     installation: InstallationId,
+    /// Wakes the driver's loop over the VMs, and the warm pool's.
     wake: Notify,
+    pool_wake: Notify,
     /// Readiness probes of the VMs' Jupyter.
     http: reqwest::Client,
     /// The last transient error reported per VM, so a cloud that is down
@@ -198,6 +200,7 @@ impl Provisioner {
                 settings,
                 installation,
                 wake: Notify::new(),
+                pool_wake: Notify::new(),
                 http,
                 last_errors: Mutex::default(),
                 metrics,
@@ -419,6 +422,7 @@ impl Provisioner {
     /// Wake the driver now instead of at its next tick.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+        self.inner.pool_wake.notify_one();
     }
 }
 

@@ -1,10 +1,10 @@
 //! A VM claimed from the warm pool: its server was booted without an
 //! owner, so after the claim it is renamed and marked as its owner's, gets
 //! its floating IP (in `floating_ip` mode; none behind the proxy) and its
-//! owner's home volume, attached now (it could not be at boot). On a
-//! user's first launch with home volumes on that volume is made here
-//! first, and the VM gets its job only once it is attached (the job names
-//! it, and the VM looks for its disk as soon as it has the job). A claimed
+//! owner's home volume, attached now (it could not be at boot; on a
+//! user's first launch it is made here first). With home volumes on the VM
+//! gets its job only once the volume is attached: the job names it, and
+//! the VM looks for its disk as soon as it has the job. A claimed
 //! VM that does not ask for its assignment within `claim_timeout_seconds`
 //! of getting it is given up: its server is deleted and the launch boots a
 //! VM of its own.

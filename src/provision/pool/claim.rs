@@ -1,8 +1,8 @@
 //! A launch with the pool on takes a ready pool VM if there is one: the
 //! claim is one store transaction (`Store::claim_pool_vm`), the cloud
-//! steps follow in the driver (`driver/claimed.rs`), and for a user's
-//! first launch with home volumes on, the job too, once their new volume
-//! is attached. No ready VM: the launch boots its own, counted as a miss.
+//! steps follow in the driver (`driver/claimed.rs`), and with home volumes
+//! on the job too, once the owner's volume (made on their first launch) is
+//! attached. No ready VM: the launch boots its own, counted as a miss.
 
 use crate::cloud_init::Assignment;
 use crate::domain::Login;
@@ -12,7 +12,8 @@ use crate::store::{NewVm, StoreError, VmRecord};
 
 impl Provisioner {
     /// Claim a ready pool VM for `new` of `login`, with its job (unless
-    /// the home volume it needs is still to be made) and a rotated secret;
+    /// home volumes are on: the driver gives it once the volume is
+    /// attached) and a rotated secret;
     /// `None` when the pool is off or has none ready (then the caller
     /// records a cold launch).
     pub(in crate::provision) async fn claim_from_pool(
@@ -44,17 +45,13 @@ impl Provisioner {
             self.inner.metrics.pool_missed();
             return Ok(None);
         }
-        // A first launch with home volumes on claims too, but its job waits
-        // for the volume the driver makes and attaches (`driver/claimed.rs`):
-        // the job names it, and the VM looks for it as soon as it has the job.
-        // (With home volumes off a volume kept from before is not attached.)
-        let storage_on = self.inner.settings.storage.home_volume_gb().is_some();
-        let home_volume = if storage_on {
-            store.home_volume(new.owner).await?.map(|h| h.volume_id)
-        } else {
-            None
-        };
-        let volume_first = storage_on && home_volume.is_none();
+        // With home volumes on, the job waits for the owner's volume, which
+        // the driver makes on a first launch and attaches
+        // (`driver/claimed.rs`): the job names the volume attached, which
+        // may not be the one recorded now (deleted outside stackbinder, it
+        // is made anew), and the VM looks for its disk as soon as it has
+        // the job.
+        let volume_first = self.inner.settings.storage.home_volume_gb().is_some();
         let assignment = Assignment {
             login: login.to_string(),
             repo: request.repo.to_string(),
@@ -66,7 +63,7 @@ impl Provisioner {
                 .as_ref()
                 .and_then(|name| self.inner.settings.profiles.get(name))
                 .is_some_and(|p| p.gpu),
-            home_volume_id: home_volume,
+            home_volume_id: None,
             callback_secret: None,
         };
         let assignment = (!volume_first).then_some(&assignment);

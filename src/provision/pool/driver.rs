@@ -11,25 +11,35 @@ use crate::provision::{Provisioner, StepError};
 use crate::secret;
 use crate::store::{NewPoolVm, PoolState, PoolVm};
 use chrono::Utc;
+use futures_util::StreamExt;
 
 impl Provisioner {
-    /// One pool step. `user_places`: the places of `cloud.max_vms` users'
-    /// VMs take (`capacity::places_taken`).
+    /// One pool step: each pool VM forward (concurrently, like the users'
+    /// VMs), then the plan against the places users' VMs take now.
     #[tracing::instrument(name = "pool", skip_all)]
-    pub(in crate::provision) async fn step_pool(&self, user_places: u64) -> Result<(), StepError> {
+    pub(in crate::provision) async fn step_pool(&self) -> Result<(), StepError> {
         let store = &self.inner.driver_store;
         let pool = store.pool_vms().await?;
         if pool.is_empty() && !self.inner.settings.pool.enabled() {
             return Ok(());
         }
-        for vm in &pool {
-            if let Err(e) = self.drive_pool_vm(vm).await {
-                if e.is_fenced() {
-                    return Err(e);
+        // One pool VM's cloud calls do not wait for another's.
+        let fenced = std::sync::Mutex::new(None);
+        futures_util::stream::iter(&pool)
+            .for_each_concurrent(self.inner.concurrency.limit(), |vm| async {
+                match self.drive_pool_vm(vm).await {
+                    Err(e) if e.is_fenced() => *fenced.lock().expect("fenced lock") = Some(e),
+                    Err(e) => {
+                        tracing::warn!(vm = %vm.id, error = %e, "pool VM step failed; will retry");
+                    }
+                    Ok(()) => {}
                 }
-                tracing::warn!(vm = %vm.id, error = %e, "pool VM step failed; will retry");
-            }
+            })
+            .await;
+        if let Some(e) = fenced.into_inner().expect("fenced lock") {
+            return Err(e);
         }
+        let user_places = super::super::capacity::places_taken(&store.live_vms().await?);
         let pool = store.pool_vms().await?;
         let settings = &self.inner.settings;
         let now = Utc::now();
@@ -53,8 +63,16 @@ impl Provisioner {
         for id in &plan.shrink {
             store.delete_pool_vm(*id, "the pool shrinks").await?;
         }
-        for _ in 0..plan.boot {
-            self.boot_pool_vm().await?;
+        let failed = std::sync::Mutex::new(None);
+        futures_util::stream::iter(0..plan.boot)
+            .for_each_concurrent(self.inner.concurrency.limit(), |_| async {
+                if let Err(e) = self.boot_pool_vm().await {
+                    *failed.lock().expect("failed lock") = Some(e);
+                }
+            })
+            .await;
+        if let Some(e) = failed.into_inner().expect("failed lock") {
+            return Err(e);
         }
         Ok(())
     }
