@@ -1,7 +1,8 @@
 //! A user's first launch with home volumes on claims a ready pool VM too:
 //! their storage is made and attached to the claimed server first, and
 //! only then does the VM's held request get its job (naming the volume)
-//! and its new secret. The claim timeout starts with the job.
+//! and its new secret. The claim timeout starts with the job. A returning
+//! user's job, too, names the volume attached.
 
 use super::{App, alices_vm, is_pool_create, spawn, wait_for_vm};
 use axum::http::Method;
@@ -9,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use stackbinder::cloud::{META_HOME, META_OWNER};
 use stackbinder::cloud_init::BootData;
-use stackbinder::domain::{LaunchPath, VmId};
+use stackbinder::domain::{GithubId, LaunchPath, Login, VmId};
 use std::time::Duration;
 
 async fn with_storage(claim_timeout_seconds: u64) -> App {
@@ -234,4 +235,29 @@ async fn a_first_claim_without_room_for_the_storage_fails_in_words_and_frees_the
             .any(|c| c.path == format!("servers/{server}"))
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_claim_named_a_home_volume_deleted_outside_stackbinder() {
+    // Arrange: alice's storage is on record, but someone deleted the
+    // volume in the cloud; a ready pool VM.
+    let app = with_storage(30).await;
+    let alice = GithubId::for_demo(&Login::parse("alice").unwrap());
+    app.store()
+        .record_home_volume(alice, "deleted-outside", 10, Some("nova"))
+        .await
+        .unwrap();
+    app.fill(1).await;
+
+    // Act
+    app.web.launch().await;
+    let claimed = alices_vm(&app).await;
+    let (_, status, job) = app.answer_of(claimed.id).await;
+
+    // Assert: her VM's job names the new, empty volume the driver made,
+    // the disk it will find, not the one that is gone.
+    assert_eq!(status, StatusCode::OK, "{job}");
+    let home = app.store().home_volume(alice).await.unwrap().unwrap();
+    assert_ne!(home.volume_id, "deleted-outside");
+    assert_eq!(job["home_volume_id"], home.volume_id, "{job}");
 }
