@@ -43,6 +43,27 @@ pub(crate) async fn api(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `GET /api/v1/vm` with `token`, refused as too many: its Retry-After
+/// (seconds) and its body.
+pub(crate) async fn too_many(browser: &Browser, token: &str) -> (u64, Value) {
+    let response = browser
+        .client
+        .get(browser.url("/api/v1/vm"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    (retry, body)
+}
+
 #[tokio::test]
 async fn a_token_is_shown_once_and_stored_only_as_a_hash() {
     let app = spawn_app().await;
@@ -159,44 +180,17 @@ async fn unknown_api_tokens_were_not_rate_limited_per_address() {
     let token = make_token(&browser, "script", &["vm_read"]).await;
     let guesser = app.new_browser();
 
-    // Act: 30 wrong tokens are answered 401; the 31st locks the address.
-    for i in 0..30 {
-        let (status, _) = api(
-            &guesser,
-            reqwest::Method::GET,
-            "/api/v1/vm",
-            Some(&format!("guess-{i}")),
-        )
-        .await;
+    // Act: 31 wrong tokens are answered 401; the 31st locks the address.
+    for i in 0..=30 {
+        let guess = format!("guess-{i}");
+        let (status, _) = api(&guesser, reqwest::Method::GET, "/api/v1/vm", Some(&guess)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {i}");
     }
-    let (status, _) = api(
-        &guesser,
-        reqwest::Method::GET,
-        "/api/v1/vm",
-        Some("guess-30"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Assert: the address is locked out, right token or not, with a
     // Retry-After a client can follow.
-    let response = guesser
-        .client
-        .get(guesser.url("/api/v1/vm"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (retry, body) = too_many(&guesser, &token).await;
     assert!((1..=600).contains(&retry), "{retry}");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "rate_limited");
     assert!(
         body["message"].as_str().unwrap().contains("wrong tokens"),
         "{body}"

@@ -127,3 +127,12 @@ pub fn spec(config: &CloudConfig, login: &str) -> ServerSpec {
         availability_zone: None,
     }
 }
+
+/// The `<label>` of the profile `name` on the launch page.
+pub fn offer<'a>(page: &'a str, name: &str) -> &'a str {
+    let start = page
+        .find(&format!("value=\"{name}\""))
+        .unwrap_or_else(|| panic!("no profile {name} offered in {page}"));
+    let end = page[start..].find("</label>").expect("the offer ends") + start;
+    &page[start..end]
+}

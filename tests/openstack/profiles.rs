@@ -97,15 +97,6 @@ impl App {
     }
 }
 
-/// The `<label>` of the profile `name` on the launch page.
-fn offer<'a>(page: &'a str, name: &str) -> &'a str {
-    let start = page
-        .find(&format!("value=\"{name}\""))
-        .unwrap_or_else(|| panic!("no profile {name} offered in {page}"));
-    let end = page[start..].find("</label>").expect("the offer ends") + start;
-    &page[start..end]
-}
-
 #[tokio::test]
 async fn the_launch_page_offers_each_allowed_profile_with_the_room_its_size_has() {
     // Arrange: 250 GB of volume quota: two of 100 GB fit, four of 60 GB.

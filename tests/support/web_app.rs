@@ -150,28 +150,52 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let cloud = SimulatedCloud::new(options.timings.clone(), options.floating_ip_capacity)
         .with_jupyter_command(config.simulator.jupyter_command.clone());
 
-    let (address, provisioner, running) = start(
-        config.clone(),
-        Arc::new(cloud.clone()),
-        options.drive_in_background,
-        options.github_login,
-    )
-    .await;
-    // A restart must come back on the same port: the VMs call back to the
-    // URL they were given at launch.
-    config.server.bind = address;
-    let base = format!("http://{address}");
-    TestApp {
-        address,
-        browser: Browser::new(&base, &secret),
-        base,
+    let started = Started {
         cloud,
-        config,
-        drive_in_background: options.drive_in_background,
-        github_login: options.github_login,
-        provisioner,
-        running: Some(running),
-        _db_dir: Some(db_dir),
+        drive: options.drive_in_background,
+        github: options.github_login,
+        secret,
+        db_dir: Some(db_dir),
+    };
+    started.run(config, true).await
+}
+
+/// What a test application is started with, besides its configuration.
+struct Started {
+    cloud: SimulatedCloud,
+    drive: bool,
+    github: bool,
+    /// The registration secret its browser registers with.
+    secret: String,
+    db_dir: Option<TempDir>,
+}
+
+impl Started {
+    /// Start the application on `config`; with `lead`, wait until it
+    /// holds the driver lease.
+    async fn run(self, mut config: Config, lead: bool) -> TestApp {
+        let cloud: Arc<dyn Cloud> = Arc::new(self.cloud.clone());
+        let (address, provisioner, running) = if lead {
+            start(config.clone(), cloud, self.drive, self.github).await
+        } else {
+            start_replica(config.clone(), cloud, self.drive, self.github).await
+        };
+        // A restart must come back on the same port: the VMs call back to
+        // the URL they were given at launch.
+        config.server.bind = address;
+        let base = format!("http://{address}");
+        TestApp {
+            address,
+            browser: Browser::new(&base, &self.secret),
+            base,
+            cloud: self.cloud,
+            config,
+            drive_in_background: self.drive,
+            github_login: self.github,
+            provisioner,
+            running: Some(running),
+            _db_dir: self.db_dir,
+        }
     }
 }
 
@@ -285,27 +309,14 @@ impl TestApp {
     pub async fn another_replica(&self) -> TestApp {
         let mut config = self.config.clone();
         config.server.bind = "127.0.0.1:0".parse().expect("a socket address");
-        let (address, provisioner, running) = start_replica(
-            config.clone(),
-            Arc::new(self.cloud.clone()),
-            self.drive_in_background,
-            self.github_login,
-        )
-        .await;
-        config.server.bind = address;
-        let base = format!("http://{address}");
-        TestApp {
-            address,
-            browser: Browser::new(&base, self.registration_secret()),
-            base,
+        let started = Started {
             cloud: self.cloud.clone(),
-            config,
-            drive_in_background: self.drive_in_background,
-            github_login: self.github_login,
-            provisioner,
-            running: Some(running),
-            _db_dir: None,
-        }
+            drive: self.drive_in_background,
+            github: self.github_login,
+            secret: self.registration_secret().to_owned(),
+            db_dir: None,
+        };
+        started.run(config, false).await
     }
 
     /// Stop the application and start a new one on the same address, the

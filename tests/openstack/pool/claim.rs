@@ -139,13 +139,7 @@ async fn only_a_launch_of_the_default_profile_claims_a_pool_vm() {
     // Arrange: pool VMs are of the first profile, "standard".
     let app = spawn(|c| {
         c.pool.size = 1;
-        c.profiles = serde_json::from_value(serde_json::json!([
-            {"name": "standard", "description": "4 cores", "flavor": "m1.large",
-             "volume_size_gb": 100},
-            {"name": "big", "description": "a big disk", "flavor": "m1.medium",
-             "volume_size_gb": 60},
-        ]))
-        .unwrap();
+        c.profiles = super::standard_and_big();
     })
     .await;
     app.fill(1).await;

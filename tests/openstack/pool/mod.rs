@@ -163,6 +163,18 @@ impl App {
     }
 }
 
+/// Two launch profiles: the default, "standard" (m1.large, 100 GB), which
+/// the pool's VMs are made of, and "big" (m1.medium, 60 GB).
+pub(super) fn standard_and_big() -> stackbinder::config::Profiles {
+    serde_json::from_value(serde_json::json!([
+        {"name": "standard", "description": "4 cores", "flavor": "m1.large",
+         "volume_size_gb": 100},
+        {"name": "big", "description": "a big disk", "flavor": "m1.medium",
+         "volume_size_gb": 60},
+    ]))
+    .unwrap()
+}
+
 pub(super) fn is_pool_create(server: &Value) -> bool {
     server["metadata"].get(META_POOL).is_some()
 }

@@ -1,17 +1,9 @@
 //! The launch page's room with the pool on: a launch of the default
 //! profile may claim a ready pool VM, which needs no more quota.
 
-use super::spawn;
+use super::{spawn, standard_and_big};
 use crate::app::web_app::REPO;
-
-/// The `<label>` of the profile `name` on the launch page.
-fn offer<'a>(page: &'a str, name: &str) -> &'a str {
-    let start = page
-        .find(&format!("value=\"{name}\""))
-        .unwrap_or_else(|| panic!("no profile {name} offered in {page}"));
-    let end = page[start..].find("</label>").expect("the offer ends") + start;
-    &page[start..end]
-}
+use crate::helpers::offer;
 
 #[tokio::test]
 async fn the_room_on_the_launch_page_ignored_the_ready_pool_vms() {
@@ -19,13 +11,7 @@ async fn the_room_on_the_launch_page_ignored_the_ready_pool_vms() {
     // volume quota with 50 GB left: no new VM of either size fits.
     let app = spawn(|c| {
         c.pool.size = 2;
-        c.profiles = serde_json::from_value(serde_json::json!([
-            {"name": "standard", "description": "4 cores", "flavor": "m1.large",
-             "volume_size_gb": 100},
-            {"name": "big", "description": "a big disk", "flavor": "m1.medium",
-             "volume_size_gb": 60},
-        ]))
-        .unwrap();
+        c.profiles = standard_and_big();
     })
     .await;
     app.fill(2).await;
