@@ -13,7 +13,7 @@
 //! time minus that (negative when calls overlap: Nova's and Cinder's limits
 //! are read in parallel).
 
-#[path = "../tests/openstack/fake_openstack.rs"]
+#[path = "../tests/openstack/fake_openstack/mod.rs"]
 #[allow(dead_code)]
 mod fake_openstack;
 
