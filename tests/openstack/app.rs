@@ -61,18 +61,6 @@ async fn spawn(configure: impl FnOnce(&mut Config)) -> App {
     app
 }
 
-/// A Jupyter stand-in on 127.0.0.1: `/user/alice/api` answers 200.
-async fn jupyter() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().route(
-        "/user/alice/api",
-        axum::routing::get(|| async { "{\"version\": \"2.14.0\"}" }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
-}
-
 #[tokio::test]
 async fn launch_to_ready_and_delete_through_the_web_leaves_nothing_in_openstack() {
     // Arrange
@@ -85,7 +73,7 @@ async fn launch_to_ready_and_delete_through_the_web_leaves_nothing_in_openstack(
     let data = app.web.launch_data_of(&app.fake.user_data(0)).await;
     assert_eq!(data.repo, REPO);
     assert_eq!(data.vm_id.to_string(), creating["id"].as_str().unwrap());
-    let port = jupyter().await;
+    let (port, _) = jupyter_stand_in("alice").await;
     let report = json!({"vm": data.vm_id, "seq": 1, "phase": "ready", "port": port,
         "log": ["Jupyter Server 2.14.0 is running"]});
     let status = Client::new()

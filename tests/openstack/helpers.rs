@@ -136,3 +136,23 @@ pub fn offer<'a>(page: &'a str, name: &str) -> &'a str {
     let end = page[start..].find("</label>").expect("the offer ends") + start;
     &page[start..end]
 }
+
+/// A Jupyter stand-in on 127.0.0.1 under `/user/<login>/`; counts the
+/// probes of its `api`.
+pub async fn jupyter_stand_in(
+    login: &str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let probes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = probes.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        &format!("/user/{login}/api"),
+        axum::routing::get(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { "{\"version\": \"2.14.0\"}" }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, probes)
+}

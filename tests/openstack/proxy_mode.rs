@@ -13,7 +13,7 @@ use stackbinder::cloud::Cloud;
 use stackbinder::config::{Config, JupyterAccess};
 use std::num::NonZero;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::app::web_app;
@@ -161,24 +161,6 @@ async fn floating_ip_mode_checks_neither_the_route_nor_the_jupyter_port() {
     assert!(env.fake.find_calls(Method::GET, "subnets").is_empty());
 }
 
-/// A Jupyter stand-in on 127.0.0.1 under `/user/<login>/`; counts the
-/// probes of its `api`.
-async fn jupyter(login: &str) -> (u16, Arc<AtomicUsize>) {
-    let probes = Arc::new(AtomicUsize::new(0));
-    let counted = probes.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().route(
-        &format!("/user/{login}/api"),
-        axum::routing::get(move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async { "{\"version\": \"2.14.0\"}" }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, probes)
-}
-
 #[tokio::test]
 async fn a_proxied_launch_through_the_web_touches_no_floating_ip() {
     // Arrange: a pool is configured and has addresses, and still the
@@ -206,7 +188,7 @@ async fn a_proxied_launch_through_the_web_touches_no_floating_ip() {
         data.callback_url.as_str(),
         "http://127.0.0.1:1/api/vm/callback"
     );
-    let (port, probes) = jupyter("alice").await;
+    let (port, probes) = jupyter_stand_in("alice").await;
     let report = json!({"vm": data.vm_id, "seq": 1, "phase": "ready", "port": port, "log": []});
     let status = Client::new()
         .post(format!("{}/api/vm/callback", web.base))

@@ -28,6 +28,7 @@ mod claim;
 mod claimed;
 mod first_launch;
 mod life;
+mod ready;
 mod room;
 
 pub(super) struct App {
